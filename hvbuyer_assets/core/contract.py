@@ -1,0 +1,350 @@
+"""Raw-file contract: column lists and readers that turn a raw drop file into an all-string Arrow table.
+
+The readers never interpret values (that is cleaning's job). They only check that a file *can* be read and has
+every contract column, and raise :class:`ContractViolation` (naming the file and the problem) otherwise.
+Every contract column comes back as ``pa.string()`` (null where a row has no value), extra columns are dropped,
+and two lineage columns are added: ``source_file`` (the ``name`` given) and ``source_row`` (1-based data row).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import mmap
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+
+CUSTOMER_COLUMNS: tuple[str, ...] = ("customer_id", "age", "region", "signup_date", "loyalty_points")
+TRANSACTION_COLUMNS: tuple[str, ...] = (
+    "transaction_id",
+    "customer_id",
+    "amount",
+    "timestamp",
+    "payment_method",
+    "status",
+)
+TRANSACTION_STATUSES: tuple[str, ...] = ("completed", "pending", "refunded", "failed")
+
+Source = str | os.PathLike[str] | IO[bytes]
+
+_JSON_BLOCK_SIZE = 8 << 20  # bytes per pyarrow JSON block: lines longer than this cannot be parsed by pyarrow
+_SLOW_PATH_BATCH = 200_000  # records per Arrow batch on the stdlib-json path
+_MIXED_TYPE_ERROR = re.compile(r"changed from (?:number|boolean|string) to (?:number|boolean|string)")
+_WHITESPACE = b" \t\r\n"
+_BOM = codecs.BOM_UTF8
+
+
+class ContractViolation(Exception):
+    """A raw file breaks the contract. ``str(e) == f"{file}: {problem}"``."""
+
+    def __init__(self, file: str, problem: str) -> None:
+        super().__init__(f"{file}: {problem}")
+        self.file = file
+        self.problem = problem
+
+
+# ----------------------------------------------------------------------------------------------------
+# source handling
+
+
+class _Input:
+    """A raw source as either a local path (read lazily) or the bytes of a file object."""
+
+    def __init__(self, source: Source, name: str) -> None:
+        self.name = name
+        self.path: str | None = None
+        self._data: bytes | None = None
+        if isinstance(source, str | os.PathLike):
+            self.path = os.fspath(source)
+            try:
+                self.size = os.path.getsize(self.path)
+            except OSError as exc:
+                raise ContractViolation(name, f"cannot be read ({exc.strerror or exc})") from exc
+        else:
+            data = source.read()
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            self._data = bytes(data)
+            self.size = len(self._data)
+
+    def arrow_source(self) -> Any:
+        """Something pyarrow readers accept (a path or a zero-copy buffer reader)."""
+        return self.path if self.path is not None else pa.BufferReader(self._data)
+
+    def data(self) -> bytes:
+        """The whole content (read from disk on first use for paths)."""
+        if self._data is None:
+            self._data = Path(self.path).read_bytes()  # type: ignore[arg-type]
+        return self._data
+
+    def release(self) -> None:
+        """Forget bytes read from a path (they can be read again)."""
+        if self.path is not None:
+            self._data = None
+
+    def head(self, n: int = 65536) -> bytes:
+        if self._data is not None:
+            return self._data[:n]
+        with open(self.path, "rb") as fh:  # type: ignore[arg-type]
+            return fh.read(n)
+
+    def first_significant_byte(self) -> bytes:
+        """First byte that is neither whitespace nor a UTF-8 BOM (b"" if there is none)."""
+        if self._data is not None:
+            return _first_significant(self._data)
+        with open(self.path, "rb") as fh:  # type: ignore[arg-type]
+            first = True
+            while chunk := fh.read(1 << 16):
+                if first and chunk.startswith(_BOM):
+                    chunk = chunk[len(_BOM) :]
+                first = False
+                if found := _first_significant(chunk):
+                    return found
+        return b""
+
+    def contains(self, needle: bytes) -> bool:
+        """Whether the raw bytes contain ``needle`` (mmap search for paths: no full read)."""
+        if self._data is not None:
+            return needle in self._data
+        if self.size == 0:
+            return False
+        with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:  # type: ignore[arg-type]
+            return mm.find(needle) != -1
+
+
+def _first_significant(data: bytes) -> bytes:
+    stripped = data.removeprefix(_BOM).lstrip(_WHITESPACE)
+    return stripped[:1]
+
+
+def _finish(table: pa.Table, columns: tuple[str, ...], name: str) -> pa.Table:
+    """Order/cast the contract columns to string and append the lineage columns."""
+    n = table.num_rows
+    arrays = [table.column(c).cast(pa.string()) for c in columns]
+    arrays.append(pa.repeat(pa.scalar(name, pa.string()), n))
+    arrays.append(pa.array(np.arange(1, n + 1, dtype=np.int64)))
+    return pa.Table.from_arrays(arrays, names=[*columns, "source_file", "source_row"])
+
+
+def _missing_message(missing: list[str], found: list[str] | None = None) -> str:
+    msg = f"missing contract column(s): {', '.join(missing)}"
+    if found is not None:
+        shown = ", ".join(repr(c) for c in found[:12]) + (" ..." if len(found) > 12 else "")
+        msg += f" (header has: {shown or 'nothing'})"
+    return msg
+
+
+def raw_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Convert a reader table to pandas with ``string[pyarrow]`` string columns (no object dtype)."""
+    string_dtype = pd.StringDtype("pyarrow")
+
+    def mapper(t: pa.DataType) -> Any:
+        return string_dtype if t in (pa.string(), pa.large_string()) else None
+
+    return table.to_pandas(types_mapper=mapper, split_blocks=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# customers: CSV
+
+
+def read_customers_file(source: Source, name: str) -> pa.Table:
+    """Read a customers CSV (all values as strings). Header-only files are valid and give 0 rows."""
+    src = _Input(source, name)
+    if src.size == 0:
+        raise ContractViolation(name, "file is empty (0 bytes, no header)")
+    header = _csv_header(src.head(), name)
+    missing = [c for c in CUSTOMER_COLUMNS if c not in header]
+    if missing:
+        raise ContractViolation(name, _missing_message(missing, header))
+    table = _read_csv(src, use_threads=True)
+    return _finish(table, CUSTOMER_COLUMNS, name)
+
+
+def _csv_header(head: bytes, name: str) -> list[str]:
+    text = head.decode("utf-8-sig", errors="replace")
+    line = text.splitlines()[0] if text.strip() else ""
+    if not line.strip():
+        raise ContractViolation(name, "no header line (file is blank)")
+    try:
+        return [c.strip() for c in next(csv.reader([line]))]
+    except (csv.Error, StopIteration) as exc:
+        raise ContractViolation(name, f"unparseable CSV header: {exc}") from exc
+
+
+def _read_csv(src: _Input, use_threads: bool) -> pa.Table:
+    bad_rows: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad_rows.append(row)
+        return "error"
+
+    try:
+        return pacsv.read_csv(
+            src.arrow_source(),
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in CUSTOMER_COLUMNS},
+                include_columns=list(CUSTOMER_COLUMNS),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
+        if use_threads and bad_rows:  # re-read single-threaded: only then does pyarrow know the row number
+            return _read_csv(src, use_threads=False)
+        raise ContractViolation(src.name, _csv_problem(exc, bad_rows)) from exc
+
+
+def _csv_problem(exc: Exception, bad_rows: list[pacsv.InvalidRow]) -> str:
+    if bad_rows:
+        row = bad_rows[0]
+        where = f"line {row.number}" if row.number is not None else "a row"
+        text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
+        return (
+            f"unparseable CSV: {where} has {row.actual_columns} field(s), expected {row.expected_columns} "
+            f"({text!r})"
+        )
+    return f"unparseable CSV: {exc}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# transactions: JSON Lines or JSON array
+
+
+def read_transactions_file(source: Source, name: str) -> pa.Table:
+    """Read a transactions JSON Lines file or JSON array (all values as strings; numbers keep their text)."""
+    src = _Input(source, name)
+    if src.size == 0:
+        raise ContractViolation(name, "file is empty (0 bytes)")
+    first = src.first_significant_byte()
+    if not first:
+        raise ContractViolation(name, "file contains only whitespace (no JSON records)")
+    if first == b"[":
+        table, seen = _read_json_array(src)
+    elif first == b"{":
+        table, seen = _read_json_lines(src)
+    else:
+        raise ContractViolation(name, f"not JSON Lines or a JSON array (starts with {first!r})")
+    if table.num_rows > 0:
+        if seen is None:  # fast path: a column that is null everywhere may be absent from the file
+            seen = {c for c in TRANSACTION_COLUMNS if table.column(c).null_count < table.num_rows}
+            seen |= {c for c in TRANSACTION_COLUMNS if c not in seen and src.contains(json.dumps(c).encode())}
+        missing = [c for c in TRANSACTION_COLUMNS if c not in seen]
+        if missing:
+            raise ContractViolation(name, _missing_message(missing) + " (in every record)")
+    return _finish(table, TRANSACTION_COLUMNS, name)
+
+
+_SCHEMA = pa.schema([(c, pa.string()) for c in TRANSACTION_COLUMNS])
+
+
+def _pyarrow_json(source: Any) -> pa.Table:
+    return pajson.read_json(
+        source,
+        read_options=pajson.ReadOptions(block_size=_JSON_BLOCK_SIZE),
+        parse_options=pajson.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"),
+    )
+
+
+_KEYS = b"|".join(re.escape(json.dumps(c).encode()) for c in TRANSACTION_COLUMNS)
+_SCALAR_VALUE = re.compile(
+    rb"((?:" + _KEYS + rb")\s*:\s*)(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|true|false)(?=\s*[,}])"
+)
+
+
+def _read_json_lines(src: _Input) -> tuple[pa.Table, set[str] | None]:
+    """pyarrow fast path; quote numbers/booleans and re-parse on mixed types; stdlib json as a last resort."""
+    try:
+        return _pyarrow_json(src.arrow_source()), None
+    except pa.ArrowInvalid as exc:
+        mixed = _MIXED_TYPE_ERROR.search(str(exc)) is not None
+    if mixed:
+        quoted = _SCALAR_VALUE.sub(rb'\1"\2"', src.data())
+        src.release()  # keep one copy of a big file in memory, not two
+        try:
+            return _pyarrow_json(pa.BufferReader(quoted)), None
+        except pa.ArrowInvalid:
+            pass
+        finally:
+            del quoted
+    # Legal-but-odd content (nested values, lines longer than a block, a BOM) or a broken file: the stdlib parser
+    # either reads it or tells us the exact line that is broken.
+    return _json_lines_slow(src)
+
+
+def _json_lines_slow(src: _Input) -> tuple[pa.Table, set[str]]:
+    seen: set[str] = set()
+    batches: list[pa.RecordBatch] = []
+    records: list[dict[str, Any]] = []
+    for lineno, line in enumerate(io.BytesIO(src.data().removeprefix(_BOM)), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ContractViolation(src.name, f"line {lineno}: {_json_problem(exc, line)}") from exc
+        if not isinstance(obj, dict):
+            raise ContractViolation(src.name, f"line {lineno}: not a JSON object ({type(obj).__name__})")
+        records.append(obj)
+        if len(records) >= _SLOW_PATH_BATCH:
+            batches.append(_records_to_batch(records, seen))
+            records = []
+    batches.append(_records_to_batch(records, seen))
+    return pa.Table.from_batches(batches, schema=_SCHEMA), seen
+
+
+def _json_problem(exc: Exception, line: bytes) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid UTF-8"
+    truncated = " (truncated record?)" if not line.rstrip().endswith(b"}") else ""
+    return f"invalid JSON: {exc}{truncated}"
+
+
+def _read_json_array(src: _Input) -> tuple[pa.Table, set[str]]:
+    try:
+        doc = json.loads(src.data())
+    except json.JSONDecodeError as exc:
+        truncated = " (file truncated?)" if exc.pos >= len(src.data().rstrip()) else ""
+        raise ContractViolation(src.name, f"invalid JSON at line {exc.lineno}: {exc.msg}{truncated}") from exc
+    except UnicodeDecodeError as exc:
+        raise ContractViolation(src.name, f"invalid UTF-8 at byte {exc.start}") from exc
+    if not isinstance(doc, list):
+        raise ContractViolation(src.name, "JSON document is not an array of records")
+    for i, obj in enumerate(doc, start=1):
+        if not isinstance(obj, dict):
+            raise ContractViolation(
+                src.name, f"array element {i} is not a JSON object ({type(obj).__name__})"
+            )
+    seen: set[str] = set()
+    batches = [
+        _records_to_batch(doc[i : i + _SLOW_PATH_BATCH], seen) for i in range(0, len(doc), _SLOW_PATH_BATCH)
+    ]
+    return pa.Table.from_batches(batches or [_records_to_batch([], seen)], schema=_SCHEMA), seen
+
+
+def _records_to_batch(records: list[dict[str, Any]], seen: set[str]) -> pa.RecordBatch:
+    for rec in records:
+        seen.update(rec.keys())
+    columns = [
+        pa.array(_as_strings(rec.get(c) for rec in records), type=pa.string()) for c in TRANSACTION_COLUMNS
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=_SCHEMA)
+
+
+def _as_strings(values: Iterator[Any]) -> list[str | None]:
+    """JSON values as their text: strings unchanged, numbers/booleans/objects as JSON, null as None."""
+    return [v if isinstance(v, str) or v is None else json.dumps(v) for v in values]

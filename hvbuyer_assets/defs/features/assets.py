@@ -1,0 +1,71 @@
+"""Point-in-time features: customer features as of T (scoring) and the temporal training set."""
+
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from hvbuyer_assets.core import features, training
+from hvbuyer_assets.defs.features import checks
+from hvbuyer_assets.defs.resources import PredictionProblem, layer
+
+
+@dg.asset(
+    group_name="features",
+    metadata=layer("features"),
+    kinds={"pandas", "parquet"},
+    check_specs=[checks.FEATURES_NOT_AFTER_CUTOFF],
+    description="Every known customer's features as of T, the latest valid transaction time (not the clock).",
+)
+def customer_features(
+    clean_customers: pd.DataFrame, clean_transactions: pd.DataFrame, problem: PredictionProblem
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    as_of = features.latest_event_time(clean_transactions)
+    frame = features.build_features(
+        clean_transactions, clean_customers, as_of, large_amount=problem.large_purchase_threshold
+    )
+    with_history = int((frame["n_transactions"] > 0).sum())
+    yield dg.Output(
+        frame,
+        metadata={"as_of": as_of.isoformat(), "customers": len(frame), "customers_with_history": with_history},
+    )
+    yield checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)
+
+
+@dg.asset(
+    group_name="features",
+    metadata=layer("features"),
+    kinds={"pandas", "parquet"},
+    check_specs=[checks.TRAINING_FEATURES_NOT_AFTER_CUTOFF, checks.LABEL_PREVALENCE],
+    description="Features at cutoffs with labels from (cutoff, cutoff + H]: train rows at C - H (and earlier), "
+    "hold-out rows at C = T - H, so the hold-out is strictly later in time than anything trained on.",
+)
+def training_set(
+    clean_customers: pd.DataFrame, clean_transactions: pd.DataFrame, problem: PredictionProblem
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    as_of = features.latest_event_time(clean_transactions)
+    frame = training.build_training_set(
+        clean_transactions,
+        clean_customers,
+        as_of,
+        horizon_days=problem.horizon_days,
+        threshold=problem.large_purchase_threshold,
+        train_snapshots=problem.train_snapshots,
+        snapshot_step_days=problem.snapshot_step_days,
+    )
+    summary = frame.groupby("split", observed=True)["label"].agg(["size", "mean"])
+    yield dg.Output(
+        frame,
+        metadata={
+            "as_of": as_of.isoformat(),
+            "horizon_days": problem.horizon_days,
+            "threshold": problem.large_purchase_threshold,
+            "rows": dg.MetadataValue.json({s: int(r["size"]) for s, r in summary.iterrows()}),
+            "cutoffs": dg.MetadataValue.json(sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())),
+        },
+    )
+    yield checks.not_after_cutoff(
+        checks.TRAINING_FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], frame["cutoff"]
+    )
+    yield checks.label_prevalence(frame)

@@ -1,0 +1,119 @@
+"""Raw drops -> contract-checked raw tables -> clean tables + quarantine."""
+
+
+from collections.abc import Callable, Iterator
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from hvbuyer_assets.core import cleaning, contract
+from hvbuyer_assets.defs.raw import checks
+from hvbuyer_assets.defs.resources import RawFileInfo, RawStorageResource, layer
+
+CUSTOMER_PATTERNS = ("customers*.csv",)
+TRANSACTION_PATTERNS = ("transactions*.json", "transactions*.jsonl")
+
+
+def _read_drops(
+    storage: RawStorageResource,
+    patterns: tuple[str, ...],
+    reader: Callable[[object, str], pa.Table],
+) -> tuple[pd.DataFrame, list[RawFileInfo], list[str]]:
+    """Read every matching raw file; files that break the contract are listed, not read."""
+    files = storage.list_files(patterns)
+    frames, violations = [], []
+    for info in files:
+        try:
+            table = reader(storage.open(info.uri), info.name)
+        except contract.ContractViolation as exc:
+            violations.append(str(exc))
+            continue
+        frame = contract.raw_to_frame(table)
+        frame["arrived_at"] = info.modified
+        frames.append(frame)
+    if not files:
+        violations.append(f"{storage.uri}: no file matching {' or '.join(patterns)}")
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return raw, files, violations
+
+
+def _raw_output(
+    raw: pd.DataFrame, files: list[RawFileInfo], violations: list[str], check_name: str
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    yield dg.Output(
+        raw,
+        metadata={
+            "rows": len(raw),
+            "files": dg.MetadataValue.json([f.name for f in files]),
+            "contract_violations": len(violations),
+        },
+    )
+    yield checks.contract_result(check_name, violations)
+
+
+@dg.asset(
+    group_name="raw",
+    metadata=layer("interim"),
+    kinds={"pandas", "parquet"},
+    check_specs=[checks.CUSTOMERS_CONTRACT],
+    description="Every customers*.csv in the raw location, read with pyarrow and checked against the contract.",
+)
+def raw_customers(raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    raw, files, violations = _read_drops(raw_storage, CUSTOMER_PATTERNS, contract.read_customers_file)
+    yield from _raw_output(raw, files, violations, checks.CUSTOMERS_CONTRACT.name)
+
+
+@dg.asset(
+    group_name="raw",
+    metadata=layer("interim"),
+    kinds={"pandas", "parquet"},
+    check_specs=[checks.TRANSACTIONS_CONTRACT],
+    description="Every transactions*.json / *.jsonl in the raw location (JSON Lines or array), contract-checked.",
+)
+def raw_transactions(raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    raw, files, violations = _read_drops(raw_storage, TRANSACTION_PATTERNS, contract.read_transactions_file)
+    yield from _raw_output(raw, files, violations, checks.TRANSACTIONS_CONTRACT.name)
+
+
+@dg.multi_asset(
+    group_name="processed",
+    outs={
+        "clean_customers": dg.AssetOut(metadata=layer("processed"), kinds={"pandas", "parquet"}),
+        "quarantined_customers": dg.AssetOut(metadata=layer("quarantine"), kinds={"pandas", "parquet"}),
+    },
+    check_specs=checks.CUSTOMER_CHECKS,
+    description="Typed, normalised, de-duplicated customers (latest record wins) and their quarantine rows.",
+)
+def clean_customers(raw_customers: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    result = cleaning.clean_customers(raw_customers)
+    yield dg.Output(result.clean, output_name="clean_customers", metadata=_stats(result.stats))
+    yield dg.Output(result.quarantine, output_name="quarantined_customers", metadata=_reasons(result))
+    yield from checks.customer_results(result)
+
+
+@dg.multi_asset(
+    group_name="processed",
+    outs={
+        "clean_transactions": dg.AssetOut(metadata=layer("processed"), kinds={"pandas", "parquet"}),
+        "quarantined_transactions": dg.AssetOut(metadata=layer("quarantine"), kinds={"pandas", "parquet"}),
+    },
+    check_specs=checks.TRANSACTION_CHECKS,
+    description="Typed, UTC, de-duplicated usable transactions of known customers and their quarantine rows.",
+)
+def clean_transactions(
+    raw_transactions: pd.DataFrame, clean_customers: pd.DataFrame
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    result = cleaning.clean_transactions(raw_transactions, clean_customers["customer_id"])
+    yield dg.Output(result.clean, output_name="clean_transactions", metadata=_stats(result.stats))
+    yield dg.Output(result.quarantine, output_name="quarantined_transactions", metadata=_reasons(result))
+    yield from checks.transaction_results(result, clean_customers["customer_id"])
+
+
+def _stats(stats: dict[str, int]) -> dict[str, int]:
+    return {key: int(value) for key, value in stats.items()}
+
+
+def _reasons(result: cleaning.CleanResult) -> dict[str, object]:
+    counts = result.quarantine["reason"].astype(str).str.replace(r"\d[\d.,]*", "N", regex=True).value_counts()
+    return {"rows": len(result.quarantine), "reasons": dg.MetadataValue.json(counts.head(20).to_dict())}

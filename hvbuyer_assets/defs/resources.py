@@ -1,0 +1,212 @@
+"""Resources shared by every domain: layered storage IO manager, raw storage, MLflow, problem config."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import joblib
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
+from dagster_mlflow.resources import MlFlow
+from mlflow import MlflowClient
+from upath import UPath
+
+from hvbuyer_assets import registry
+from hvbuyer_assets.settings import Settings, load_settings
+
+LAYER_KEY = "hvbuyer/layer"
+
+
+def layer(name: str) -> dict[str, str]:
+    """Asset metadata that tells the IO manager which data layer (folder) an asset lives in."""
+    return {LAYER_KEY: name}
+
+
+def storage_options(uri: str, endpoint_url: str | None) -> dict[str, Any]:
+    """fsspec options for a URI: the S3 endpoint override (loopback test servers, MinIO...)."""
+    if uri.startswith("s3://") and endpoint_url:
+        return {"client_kwargs": {"endpoint_url": endpoint_url}}
+    return {}
+
+
+def _string_types(arrow_type: pa.DataType) -> pd.StringDtype | None:
+    # Strings come back as string[pyarrow]: a 20M-row id column as Python objects would cost ~1 GB more.
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow")
+    return None
+
+
+class LayeredStorageIOManager(dg.ConfigurableIOManager):
+    """Stores each asset as ``<base_uri>/<layer>/<asset>.<ext>`` on a UPath (a local folder or s3://).
+
+    DataFrames are parquet, dicts/lists JSON, anything else (fitted models) joblib. Local writes go to a
+    temporary file that is renamed into place, so a crash never leaves a half-written asset behind.
+    """
+
+    base_uri: str
+    s3_endpoint_url: str | None = None
+
+    def _root(self) -> UPath:
+        return UPath(self.base_uri, **storage_options(self.base_uri, self.s3_endpoint_url))
+
+    def _stem(self, key: dg.AssetKey, metadata: dict[str, Any] | None) -> UPath:
+        folder = (metadata or {}).get(LAYER_KEY, "interim")
+        return self._root() / folder / key.path[-1]
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        stem = self._stem(context.asset_key, context.definition_metadata)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(obj, pd.DataFrame):
+            path = stem.with_suffix(".parquet")
+            buffer = pa.BufferOutputStream()
+            pq.write_table(pa.Table.from_pandas(obj, preserve_index=_keeps_index(obj)), buffer)
+            payload = buffer.getvalue().to_pybytes()
+            context.add_output_metadata({"rows": len(obj), "path": dg.MetadataValue.path(str(path))})
+        elif isinstance(obj, dict | list):
+            path = stem.with_suffix(".json")
+            payload = json.dumps(obj, indent=2, default=str).encode()
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        else:
+            path = stem.with_suffix(".joblib")
+            sink = io.BytesIO()
+            joblib.dump(obj, sink)
+            payload = sink.getvalue()
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        _atomic_write(path, payload)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        upstream = context.upstream_output
+        stem = self._stem(context.asset_key, upstream.definition_metadata if upstream else None)
+        for suffix in (".parquet", ".json", ".joblib"):
+            path = stem.with_suffix(suffix)
+            if path.exists():
+                return read_stored(path)
+        raise FileNotFoundError(f"asset {context.asset_key.to_user_string()} has no stored value under {stem}")
+
+
+def read_stored(path: UPath) -> Any:
+    """Read a value written by :class:`LayeredStorageIOManager` (format from the suffix)."""
+    if path.suffix == ".parquet":
+        with path.open("rb") as handle:
+            return pq.read_table(handle).to_pandas(types_mapper=_string_types)
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    with path.open("rb") as handle:
+        return joblib.load(handle)
+
+
+def _keeps_index(frame: pd.DataFrame) -> bool:
+    return not isinstance(frame.index, pd.RangeIndex)
+
+
+def _atomic_write(path: UPath, payload: bytes) -> None:
+    if path.protocol in ("", "file", "local"):
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp.path, path.path)
+    else:  # object stores replace a key atomically on PUT
+        path.write_bytes(payload)
+
+
+@dataclass(frozen=True)
+class RawFileInfo:
+    """One file in the raw location, as the pipeline and sensors see it."""
+
+    name: str
+    uri: str
+    size: int
+    modified: pd.Timestamp
+
+
+class RawStorageResource(dg.ConfigurableResource):
+    """The raw drop location (``HVBUYER_RAW_URI``): a local folder or ``s3://bucket/prefix``. Read-only."""
+
+    uri: str
+    s3_endpoint_url: str | None = None
+
+    def root(self) -> UPath:
+        """The raw location as a UPath."""
+        return UPath(self.uri, **storage_options(self.uri, self.s3_endpoint_url))
+
+    def list_files(self, patterns: tuple[str, ...]) -> list[RawFileInfo]:
+        """Files matching any glob pattern, oldest arrival first (ties by name)."""
+        root = self.root()
+        if not root.exists():
+            return []
+        found: dict[str, RawFileInfo] = {}
+        for pattern in patterns:
+            for path in root.glob(pattern):
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                stat = path.stat()
+                modified = pd.Timestamp(stat.st_mtime, unit="s", tz="UTC")
+                found[str(path)] = RawFileInfo(path.name, str(path), int(stat.st_size), modified)
+        return sorted(found.values(), key=lambda f: (f.modified, f.name))
+
+    def open(self, uri: str) -> Any:
+        """Open one raw file for binary reading (local path string for the fast pyarrow path)."""
+        path = UPath(uri, **storage_options(uri, self.s3_endpoint_url))
+        if path.protocol in ("", "file", "local"):
+            return path.path
+        return path.open("rb")
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    """The MLflow model registry (``MLFLOW_TRACKING_URI``): resolve, load and promote versions of ``hvbuyer``."""
+
+    tracking_uri: str
+
+    def client(self) -> MlflowClient:
+        """An MLflow client bound to this registry."""
+        return registry.client(self.tracking_uri)
+
+    def load(self, version: str) -> Any:
+        """Load one registered version as a fitted sklearn pipeline."""
+        return registry.load_version(self.tracking_uri, version)
+
+
+class PredictionProblem(dg.ConfigurableResource):
+    """The prediction problem: horizon H and the large-purchase threshold (see CONTRACT.md)."""
+
+    horizon_days: int = 90
+    large_purchase_threshold: float = 300.0
+    train_snapshots: int = 1
+    snapshot_step_days: int = 30
+
+
+def mlflow_tracking_resource(settings: Settings) -> dg.ResourceDefinition:
+    """dagster-mlflow's ``mlflow_tracking`` (one MLflow run per Dagster run), configured for hvbuyer.
+
+    It first makes sure the experiment exists with its artifacts under ``HVBUYER_DATA_DIR/mlartifacts``.
+    """
+
+    def _tracking(init_context: dg.InitResourceContext) -> MlFlow:
+        registry.ensure_experiment(settings.mlflow_tracking_uri, f"{settings.data_dir}/mlartifacts")
+        return MlFlow(init_context)
+
+    definition = dg.ResourceDefinition(resource_fn=_tracking, config_schema=MLFLOW_CONFIG_SCHEMA)
+    return definition.configured(
+        {"experiment_name": registry.EXPERIMENT_NAME, "mlflow_tracking_uri": settings.mlflow_tracking_uri}
+    )
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+    """Resources for the current environment (embedded default: local files, SQLite MLflow)."""
+    settings = settings or load_settings()
+    return {
+        "io_manager": LayeredStorageIOManager(
+            base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url
+        ),
+        "raw_storage": RawStorageResource(uri=settings.raw_uri, s3_endpoint_url=settings.s3_endpoint_url),
+        "problem": PredictionProblem(),
+        "model_registry": ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri),
+        "mlflow": mlflow_tracking_resource(settings),
+    }

@@ -1,0 +1,127 @@
+"""The MLflow model registry as hvbuyer uses it: model ``hvbuyer``, served version = alias ``champion``.
+
+No Dagster import: the serving package resolves and loads the champion through this module too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import mlflow
+import pandas as pd
+import skops.io
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+MODEL_NAME = "hvbuyer"
+EXPERIMENT_NAME = "hvbuyer"
+CHAMPION_ALIAS = "champion"
+FINGERPRINT_TAG = "hvbuyer.training_fingerprint"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version in the registry and the run that produced it."""
+
+    version: str
+    run_id: str
+    reused: bool
+
+
+def client(tracking_uri: str) -> MlflowClient:
+    """An MLflow client for the tracking/registry URI."""
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ensure_experiment(tracking_uri: str, artifact_location: str) -> None:
+    """Create the ``hvbuyer`` experiment with its artifacts under the data dir (MLflow's default would be a
+    folder relative to whatever directory the process happens to run in)."""
+    mlflow_client = client(tracking_uri)
+    if mlflow_client.get_experiment_by_name(EXPERIMENT_NAME) is None:
+        try:
+            mlflow_client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_location)
+        except MlflowException:  # created concurrently by another process
+            if mlflow_client.get_experiment_by_name(EXPERIMENT_NAME) is None:
+                raise
+
+
+def trusted_types(model: Any) -> list[str]:
+    """The skops types a model we built ourselves needs to load again.
+
+    MLflow 3 stores sklearn models with skops, which refuses any type not listed as trusted; the list is
+    derived from the model itself so that a new estimator in the pipeline needs no hand-kept list.
+    """
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def find_version_by_fingerprint(mlflow_client: MlflowClient, fingerprint: str) -> ModelVersion | None:
+    """The registered version trained on exactly this data and configuration, if any (idempotent re-runs)."""
+    try:
+        versions = mlflow_client.search_model_versions(
+            f"name = '{MODEL_NAME}' and tags.`{FINGERPRINT_TAG}` = '{fingerprint}'"
+        )
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def log_model(model: Any, example: pd.DataFrame) -> str:
+    """Log a fitted pipeline (skops, signature + input example) in the active MLflow run; return its URI.
+
+    The pyfunc predicts probabilities so that ``mlflow models serve`` answers the same question as our API.
+    """
+    example = example.astype({c: "float64" for c in example.columns if c != "region"})
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example, model.predict_proba(example)),
+        input_example=example,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(model),
+        pyfunc_predict_fn="predict_proba",
+        # Pinned from this environment: MLflow's own inference of requirements re-loads the model in a
+        # subprocess and costs several seconds per registration.
+        pip_requirements=_requirements(),
+    )
+    return info.model_uri
+
+
+def _requirements() -> list[str]:
+    names = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def register(mlflow_client: MlflowClient, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+    """Create a new version of the registered model; return its version number."""
+    try:
+        mlflow_client.get_registered_model(MODEL_NAME)
+    except MlflowException:
+        mlflow_client.create_registered_model(
+            MODEL_NAME, description="P(large purchase within the horizon) per customer; served alias: champion."
+        )
+    version = mlflow_client.create_model_version(MODEL_NAME, model_uri, run_id=run_id, tags=tags)
+    return str(version.version)
+
+
+def champion(mlflow_client: MlflowClient) -> ModelVersion | None:
+    """The version holding the ``champion`` alias, or None before the first promotion."""
+    try:
+        return mlflow_client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+
+
+def load_version(tracking_uri: str, version: str) -> Any:
+    """Load one registered version as the fitted sklearn pipeline."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+
+
+def promote(mlflow_client: MlflowClient, version: str) -> None:
+    """Point the ``champion`` alias at a version (the API follows the alias)."""
+    mlflow_client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)

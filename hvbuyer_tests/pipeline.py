@@ -1,0 +1,84 @@
+"""Helpers for tests that run the real asset graph on a throwaway data dir (no Dagster state is shared)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import mlflow
+
+from hvbuyer_assets import datagen, registry
+from hvbuyer_assets.definitions import ALL_ASSETS
+from hvbuyer_assets.defs.resources import build_resources
+from hvbuyer_assets.settings import Settings
+
+SAMPLE_CUSTOMERS = 3000
+SAMPLE_SEED = 11
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A data dir with its own raw folder and SQLite MLflow registry."""
+
+    root: Path
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            data_dir=str(self.root),
+            raw_uri=str(self.root / "raw"),
+            mlflow_tracking_uri=f"sqlite:///{self.root}/mlflow.db",
+            s3_endpoint_url=None,
+        )
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    def client(self) -> mlflow.MlflowClient:
+        return registry.client(self.settings.mlflow_tracking_uri)
+
+    def champion_version(self) -> str | None:
+        version = registry.champion(self.client())
+        return None if version is None else str(version.version)
+
+    def materialize(self, run_config: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+        """Materialize every asset (and check) once, as ``dagster asset materialize --select '*'`` does."""
+        try:
+            return dg.materialize(
+                ALL_ASSETS,
+                resources=build_resources(self.settings),
+                run_config=run_config,
+                raise_on_error=False,
+            )
+        finally:
+            mlflow.end_run()  # materialize() attaches no dagster-mlflow hook
+
+    def copy_to(self, dest: Path) -> Workspace:
+        """A copy of this workspace (data, registry) that a test may break without affecting others."""
+        shutil.copytree(self.root, dest)
+        return Workspace(dest)
+
+
+def write_sample(raw: Path, customers: int = SAMPLE_CUSTOMERS, seed: int = SAMPLE_SEED) -> None:
+    """A deterministic generated drop."""
+    datagen.write_drop(raw, customers, seed=seed)
+
+
+def digest(paths: list[Path]) -> dict[str, str]:
+    """Content hashes of files, to prove something was (not) rewritten."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(paths)}
+
+
+def outputs(root: Path) -> list[Path]:
+    """The files that must survive a failed run unchanged: features, models, scores."""
+    return [p for layer in ("features", "models", "scores") for p in (root / layer).glob("*") if p.is_file()]
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """Every asset check evaluated in a run, by check name."""
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
