@@ -5,56 +5,64 @@ Usage::
     python -m hvbuyer_assets.datagen --customers 100000 --out data/raw
     python -m hvbuyer_assets.datagen --customers 100000 --out data/raw --as-of 2026-09-28 --days 90 --drop q3
     python -m hvbuyer_assets.datagen --customers 100000 --out data/raw --as-of 2026-09-28 --days 90 \\
-        --drift behaviour --drop drifted
+        --drift behaviour --drop q3drift   # instead of q3: same quarter, drifted
 
-Determinism: the same arguments give byte-identical files. Customers depend only on ``(seed, n_customers,
-drift)`` (``behaviour`` drift keeps the ``none`` customers), so a later drop (``--as-of`` later, ``--days 90``)
-with the same seed describes the same customers (ids ``C0000001``.., zero-padded to max(7, digits of N)) and
-brings NEW transactions with timestamps in ``(as_of - days, as_of]`` (``as_of`` = midnight UTC of that date).
-The transaction stream is seeded from ``(seed, as_of, days, drift)``; transaction ids embed the window end
-date (``T20260630-000000001``, with a ``D``/``B`` tag after the date for drifted drops), so windows ending
-on different dates never share an id.
+Determinism: the same arguments give byte-identical files. Customers depend only on
+``(seed, n_customers, drift)`` (``behaviour`` drift keeps the ``none`` customers), so a later drop
+(``--as-of`` later, ``--days 90``) with the same seed describes the same customers (ids ``C0000001``..,
+zero-padded to max(7, digits of N)) and brings NEW transactions with timestamps in
+``(as_of - days, as_of]`` (``as_of`` = midnight UTC of that date). The transaction stream is seeded from
+``(seed, as_of, days, drift)``; transaction ids embed the window end date (``T20260630-000000001``, with a
+``D``/``B`` tag after the date for drifted drops), so windows ending on different dates never share an id.
+Keep ``as_of`` at or before the day the drop lands: the pipeline sets aside transactions stamped after
+their file arrived (the CLI warns).
 
-The world (sizes are for ``drift="none"``):
+The world (figures for ``drift="none"``):
 
-- age = 18 + 67 * Beta(2, 4.5), integer: skewed to the young, mean ~38.6, range 18-85.
+- age = 18 + 68 * Beta(2, 4.5), integer in [18, 85]: skewed to the young, mean ~38.4.
 - region shares North 30%, South 24%, East 20%, West 16%, Central 10%.
-- signup dates over the 5 years before ``SIGNUP_ANCHOR`` (2026-06-30, fixed so customers do not depend on
-  ``as_of``); ~37% of them fall inside the default 730-day window, so part of the base has a short history.
-- a latent spend propensity ``z0`` = age effect (peak ~47 years) + region effect + N(0, 0.9); it drifts
-  slowly per customer: ``z(t) = z0 + amp * sin(2 pi (t - anchor) / period + phase)``, amp ~ U(0.2, 1.0),
-  period ~ U(2, 6) years, so recent behaviour says more about the next 90 days than old behaviour.
-- loyalty_points: lognormal in ``z0`` and tenure (heavy tail, median ~200, max in the 10^5s), 8% zero
-  (30% for customers younger than 3 months).
-- purchases: a Poisson process per customer with rate ``RATE_PER_YEAR * exp(0.55 z(t))`` (piecewise
-  constant on 15-day segments, only after signup), ~20 transactions per customer over 730 days on average;
-  amount = lognormal(log 48 + 0.40 z(t), 0.8), in cents, clipped to [1, 50 000] USD; statuses completed 85%,
-  pending 5%, refunded 6%, failed 4%; payment methods card 52%, paypal 20%, apple_pay 9%, bank_transfer 8%,
-  google_pay 6%, gift_card 5%.
-- label signal: on the last 90 days of a window ~15-20% of customers make a completed purchase >= $300; a
-  random forest with behaviour features reaches a hold-out ROC-AUC of ~0.80, demographics only ~0.65.
+- signup dates over the 5 years before ``SIGNUP_ANCHOR`` (2026-06-30, fixed so that customers do not depend
+  on ``as_of``); ~36% fall inside the default 730-day window, so part of the base has a short history.
+  With an ``--as-of`` before the anchor, customers who sign up later simply have no transactions yet.
+- a latent spend propensity ``z0`` = age effect (peak ~47 years) + region effect (West > Central > East >
+  North > South) + N(0, 0.9). It drifts slowly per customer: ``z(t) = z0 + amp * sin(2 pi (t - anchor) /
+  period + phase)`` with amp ~ U(0.2, 1.0), period ~ U(2, 6) years, so recent behaviour says more about the
+  next 90 days than old behaviour.
+- loyalty_points: lognormal in ``z0`` and tenure (heavy tail: median ~240, p99 ~4 000, max ~10^5 at 1M
+  customers); 8% zero (30% for customers of less than 3 months).
+- purchases: a Poisson process per customer with rate ``10/year * exp(0.55 z(t))`` (piecewise constant on
+  15-day segments, only after signup): ~20 transactions per customer over 730 days. Amount =
+  lognormal(log 55 + 0.40 z(t), 0.8), in cents, clipped to [1, 50 000] USD (~5.5% of purchases >= $300).
+  Statuses completed 85%, pending 5%, refunded 6%, failed 4%; payment methods card 52%, paypal 20%,
+  apple_pay 9%, bank_transfer 8%, google_pay 6%, gift_card 5% (independent of the amount).
+- label signal (completed purchase >= $300 in the last 90 days of the window, features at the start of those
+  90 days): prevalence ~10%; a random forest trained one horizon earlier reaches a hold-out ROC-AUC of
+  ~0.81 with behaviour features and ~0.66 with age/region/loyalty only (measured at N = 50 000).
 
 Drift:
 
-- ``demographics``: age = 18 + 67 * Beta(2.7, 3.6) (mean ~46.7, i.e. ~+8 years) and region shares
-  North 14%, South 18%, East 20%, West 28%, Central 20%; the spend model itself is unchanged, so
-  propensities (and the large-buyer rate) follow the new population.
-- ``behaviour``: same customers as ``none``; amounts x1.6 and purchase rates x0.75 (spend per customer
-  ~x1.2, share of purchases >= $300 roughly triples).
+- ``demographics``: age = 18 + 68 * Beta(2.7, 3.6) (mean ~46.7, i.e. +8 years) and region shares North 14%,
+  South 18%, East 20%, West 28%, Central 20%. The spend model is unchanged, so propensities follow the new
+  population (label prevalence ~12%).
+- ``behaviour``: same customers as ``none``; amounts x1.6 and purchase rates x0.75 (~15 transactions per
+  customer over 730 days, spend per customer ~x1.2, share of purchases >= $300 5.5% -> ~14%, label
+  prevalence ~18%).
 
-Mess (shares of rows; written exactly as :func:`generate` returns them):
+Mess (shares of rows; :func:`generate` returns exactly what is written):
 
-- customers.csv: age missing 1% / impossible (-3, 0, 7, 150, 250, 999) 0.5%; region with other case or
+- customers.csv: age missing 1% / impossible (-3, 0, 7, 150, 250, 999) 0.5%; region in other case or with
   spaces (" east", "WEST ", "north  ", "  Central") 1.5% / missing 0.8%; loyalty_points negative 0.5% /
-  missing 0.3%; signup_date missing 0.5%; duplicate ids appended at the end with an updated loyalty_points
-  or region 1%; rows without customer_id 0.1%. Empty fields are written as nothing between commas.
-- transactions.json: amount always a JSON string ("123.45"), "$1,234.50"/"$45.10" 1.5%, "1,234.50" for
-  30% of amounts >= 1000, " 12.5 " 0.3%, "" 0.2%, null 0.2%, "N/A" 0.1%, negative 0.1%; timestamps
-  "...Z" mostly, "+02:00" 1.5% / "-05:00" 1.5% (same instant), fractional seconds ".123Z" 0.6%,
-  unparseable ("not a date", "0000-00-00T00:00:00Z", "") 0.25%, null 0.25%; exact duplicate lines 1%;
-  transactions of unknown customers (ids above N) 0.4%; transaction_id null 0.15% / key omitted 0.1%;
-  customer_id null 0.15% / key omitted 0.1%; status "Completed"/" COMPLETED " 0.8%; payment_method
-  null 0.3% / upper case with spaces 0.5%. A bare ``pyarrow.json.read_json`` of the file succeeds.
+  missing 0.3%; signup_date missing 0.5%; 1% of ids repeated at the end of the file with an updated
+  loyalty_points (70%) or region (30%): the later row is the newer record; 0.1% extra rows without
+  customer_id. A missing value is an empty field (nothing between the commas); nothing is quoted.
+- transactions.json: amount always a JSON string: "123.45"; "$1,234.50" / "$45.10" 1.5%; "1,234.50" for
+  30% of the other amounts >= 1000; " 12.5 " 0.3%; "" 0.2%; null 0.2%; "N/A" 0.1%; negative "-12.50" 0.1%.
+  timestamp "2026-01-31T12:00:00Z" mostly; same instant as "...+02:00" 1.5% / "...-05:00" 1.5%;
+  fractional seconds "...:00.123Z" 0.6%; unparseable ("not a date", "0000-00-00T00:00:00Z", "") 0.25%;
+  null 0.25%. Exact duplicate lines (next to the original) 1%; transactions of unknown customers (ids above
+  N) 0.4%; transaction_id null 0.15% / key omitted 0.1%; customer_id null 0.15% / key omitted 0.1%;
+  status "Completed" / " COMPLETED " 0.8%; payment_method null 0.3% / " CARD " style 0.5%.
+  Lines are in time order. A bare ``pyarrow.json.read_json`` of the file succeeds.
 """
 
 from __future__ import annotations
@@ -115,7 +123,9 @@ _BAD_AGES = np.array([-3, 0, 7, 150, 250, 999])
 _BAD_TIMESTAMPS = ("not a date", "0000-00-00T00:00:00Z", "")
 
 # Shares of the transaction mess kinds (index 0 = clean, rest as listed in the module docstring).
-_AMOUNT_SHARES = {"dollar": 0.015, "padded": 0.003, "empty": 0.002, "null": 0.002, "na": 0.001, "negative": 0.001}
+_AMOUNT_SHARES = {
+    "dollar": 0.015, "padded": 0.003, "empty": 0.002, "null": 0.002, "na": 0.001, "negative": 0.001,
+}
 _TS_SHARES = {"plus2": 0.015, "minus5": 0.015, "frac": 0.006, "bad": 0.0025, "null": 0.0025}
 _ID_SHARES = {"null": 0.0015, "omitted": 0.001}
 _STATUS_MESS = {"title": 0.005, "upper": 0.003}
@@ -157,7 +167,9 @@ class _Events:
     rows: np.ndarray  # int64 indices into the arrays above, in file order
 
 
-def _check_args(n_customers: int, days: int, drift: str) -> None:
+def _check_args(n_customers: int, seed: int, days: int, drift: str) -> None:
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     if n_customers < 1:
         raise ValueError(f"n_customers must be >= 1, got {n_customers}")
     if days < 1:
@@ -205,7 +217,8 @@ def _customers(n_customers: int, seed: int, drift: str) -> _Customers:
     return _Customers(age, region, signup, loyalty, z0, amp, period, phase)
 
 
-def _propensity(c: _Customers, idx: np.ndarray | slice, t: np.ndarray) -> np.ndarray:
+def _propensity(c: _Customers, idx: np.ndarray | tuple[slice, None], t: np.ndarray) -> np.ndarray:
+    """Latent spend propensity z(t) of customers ``idx`` at epoch seconds ``t``."""
     anchor = SIGNUP_ANCHOR.value // 10**9
     return c.z0[idx] + c.amp[idx] * np.sin(2 * np.pi * (t - anchor) / c.period[idx] + c.phase[idx])
 
@@ -326,6 +339,8 @@ def _lookup(table: Sequence[str | None], codes: np.ndarray) -> pa.Array:
 
 def _dates(seconds: np.ndarray) -> pa.Array:
     """'YYYY-MM-DD' of epoch seconds, via a lookup table of the distinct days (fast for millions of rows)."""
+    if seconds.size == 0:
+        return pa.array([], pa.string())
     day = seconds // _DAY
     first = int(day.min())
     table = np.datetime_as_string(np.arange(first, int(day.max()) + 1).astype("datetime64[D]"))
@@ -372,7 +387,8 @@ def _render_transactions(ev: _Events, rows: np.ndarray, n_customers: int, id_pre
     amount = _put(amount, comma, _money(cents[comma], commas=True))
     amount = _put(amount, kind == 1, _join("$", _money(cents[kind == 1], commas=True)))
     padded = kind == 2
-    amount = _put(amount, padded, _join(" ", pc.utf8_rtrim(_money(cents[padded]), "0"), " "))
+    short = pc.utf8_rtrim(pc.utf8_rtrim(_money(cents[padded]), "0"), ".")  # "12.50" -> "12.5", "7.00" -> "7"
+    amount = _put(amount, padded, _join(" ", short, " "))
     amount = _put(amount, kind == 3, "")
     amount = _null_where(amount, kind == 4)
     amount = _put(amount, kind == 5, "N/A")
@@ -422,7 +438,8 @@ def _json_lines(columns: dict[str, pa.Array], omitted: dict[str, np.ndarray]) ->
 
 def _string_bytes(values: pa.Array) -> memoryview:
     """The concatenated UTF-8 bytes of a string array (no copy)."""
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=values.offset * 4)
+    raw_offsets = values.buffers()[1]
+    offsets = np.frombuffer(raw_offsets, dtype=np.int32, count=len(values) + 1, offset=values.offset * 4)
     return memoryview(values.buffers()[2])[offsets[0]:offsets[-1]]
 
 
@@ -493,8 +510,10 @@ def _customer_table(c: _Customers, seed: int, drift: str) -> pa.Table:
 
 def _world(n_customers: int, seed: int, as_of: str | pd.Timestamp, days: int, drift: str
            ) -> tuple[_Customers, _Events, str]:
-    _check_args(n_customers, days, drift)
+    _check_args(n_customers, seed, days, drift)
     end = _as_of_timestamp(as_of)
+    if end - pd.Timedelta(days=days) < pd.Timestamp("1971-01-01", tz="UTC"):
+        raise ValueError(f"the window ({days} days before {end:%Y-%m-%d}) must start after 1971")
     customers = _customers(n_customers, seed, drift)
     events = _simulate(customers, seed, end, days, drift)
     return customers, events, f"T{end:%Y%m%d}{_TID_TAG[drift]}-"
@@ -573,7 +592,9 @@ def write_drop(out_dir: str | os.PathLike[str], n_customers: int, *, seed: int =
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m hvbuyer_assets.datagen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m hvbuyer_assets.datagen", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument("--customers", type=int, required=True, help="number of customers N")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--seed", type=int, default=0)
@@ -585,6 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
+        if _as_of_timestamp(args.as_of) > pd.Timestamp.now(tz="UTC"):
+            print(f"datagen: warning: --as-of {args.as_of} is in the future; the pipeline will set aside "
+                  "transactions stamped after the files arrive", file=sys.stderr)
         c_path, t_path, n_c, n_t = _write_drop(args.out, args.customers, seed=args.seed, as_of=args.as_of,
                                                days=args.days, drift=args.drift, drop=args.drop,
                                                force=args.force)

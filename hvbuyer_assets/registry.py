@@ -101,7 +101,8 @@ def register(mlflow_client: MlflowClient, model_uri: str, run_id: str, tags: dic
         mlflow_client.get_registered_model(MODEL_NAME)
     except MlflowException:
         mlflow_client.create_registered_model(
-            MODEL_NAME, description="P(large purchase within the horizon) per customer; served alias: champion."
+            MODEL_NAME,
+            description="P(large purchase within the horizon) per customer; served alias: champion.",
         )
     version = mlflow_client.create_model_version(MODEL_NAME, model_uri, run_id=run_id, tags=tags)
     return str(version.version)

@@ -41,15 +41,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task.cancel()
 
 
-app = FastAPI(title="hvbuyer", version="0.1.0", lifespan=lifespan,
-              description="P(large purchase in the next 90 days) from the MLflow champion model.")
+app = FastAPI(
+    title="hvbuyer",
+    version="0.1.0",
+    lifespan=lifespan,
+    description="P(large purchase in the next 90 days) from the MLflow champion model.",
+)
 
 
 @app.get("/health", response_model=HealthResponse)
 def health() -> HealthResponse:
     """Service liveness and the champion version being served."""
     loaded = app.state.store.current
-    return HealthResponse(status="ok" if loaded else "no_model", model_version=loaded.version if loaded else None)
+    return HealthResponse(
+        status="ok" if loaded else "no_model", model_version=loaded.version if loaded else None
+    )
 
 
 @app.post("/predict", response_model=PredictResponse)

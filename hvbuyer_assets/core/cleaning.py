@@ -1,16 +1,18 @@
 """Cleaning of raw customers/transactions into typed frames plus a quarantine of rejected rows and values.
 
-Everything is vectorised with pyarrow compute on the Arrow buffers behind ``string[pyarrow]`` columns (no object
-dtype, no per-row Python). The quarantine is built only from the rows that failed a check.
+Everything is vectorised with pyarrow compute on the Arrow buffers behind ``string[pyarrow]`` columns
+(no object dtype, no per-row Python). The quarantine is built only from the rows that failed a check.
 
-Conventions (see the project spec): text is stripped, and empty text or a null token ("null", "None", "nan",
-"N/A") counts as missing; "latest" means the largest ``(arrived_at, source_file, source_row)``; a quarantine row
-has ``source_file, source_row, record_id, field, value, reason, action``.
+Conventions (see the project spec): text is stripped, and empty text or a null token ("null", "None",
+"nan", "N/A") counts as missing; "latest" means the largest ``(arrived_at, source_file, source_row)``;
+a quarantine row has ``source_file, source_row, record_id, field, value, reason, action``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,12 +142,14 @@ def _float_np(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def parse_timestamps(text: pa.ChunkedArray) -> pa.ChunkedArray:
     """Parse stripped ISO-8601 text to ``timestamp[ns, UTC]`` (null if unparseable).
 
-    Accepts ``Z``/``UTC``/``+hh:mm``/``+hhmm``/``+hh`` zones (no zone = UTC), ``T``/space separators, fractional
-    seconds, minutes-only times and bare dates. The common ``%Y-%m-%dT%H:%M:%S%z`` form is parsed in one fast
-    ``strptime`` pass; only what is still unparsed goes through the general regex route.
+    Accepts ``Z``/``UTC``/``+hh:mm``/``+hhmm``/``+hh`` zones (no zone = UTC), ``T``/space separators,
+    fractional seconds, minutes-only times and bare dates. The common ``%Y-%m-%dT%H:%M:%S%z`` form is
+    parsed in one fast ``strptime`` pass; only what is still unparsed goes through the general regex route.
     """
     fast = pc.strptime(text, _ISO_FAST, unit="ns", error_is_null=True)
-    remaining = pc.and_(pc.is_null(fast), pc.is_valid(text))
+    # strptime's %z silently ignores a bare "+hh" zone: "YYYY-MM-DDTHH:MM:SS+hh" (22 chars) takes the
+    # general route
+    remaining = pc.and_(pc.is_valid(text), pc.or_(pc.is_null(fast), pc.equal(pc.binary_length(text), 22)))
     if not pc.any(remaining).as_py():
         return fast
     fast = fast.combine_chunks() if isinstance(fast, pa.ChunkedArray) else fast
@@ -255,25 +259,35 @@ class _Rows:
         return np.asarray(pc.index_in(files, value_set=ranked).fill_null(-1).to_numpy(), dtype=np.int64)
 
 
-def _latest_wins(rows: _Rows, key: pa.ChunkedArray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Among rows ``candidates`` (positions), find those superseded by a later row with the same ``key``.
+def _codes(text: pa.ChunkedArray) -> np.ndarray:
+    """Integer code per row (equal strings share a code; null -> -1), via one Arrow hash pass."""
+    encoded = pc.dictionary_encode(text)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return np.empty(0, dtype=np.int32)
+    # a chunked dictionary_encode shares one memo table, so indices are comparable across chunks
+    return np.concatenate(
+        [np.asarray(pc.fill_null(c.indices, -1).to_numpy(), dtype=np.int32) for c in chunks]
+    )
 
-    Returns (duplicate positions, position of the kept row for each duplicate).
+
+def _latest_wins(rows: _Rows, codes: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Among rows ``candidates`` (positions), find those superseded by a later row with the same key code.
+
+    Returns (duplicate positions, position of the kept row for each duplicate). Only keys that occur more
+    than once are sorted, so the cost is one bincount when there are few duplicates.
     """
     empty = np.empty(0, dtype=np.int64)
-    if len(candidates) < 2:
+    cand_codes = codes[candidates]
+    present = cand_codes >= 0
+    if present.sum() < 2:
         return empty, empty
-    subset = key if len(candidates) == len(key) else key.take(pa.array(candidates))
-    encoded = pc.dictionary_encode(subset)
-    encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
-    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(), dtype=np.int64)
-    del subset
-    counts = np.bincount(codes[codes >= 0], minlength=len(encoded.dictionary))
-    multi = (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
+    counts = np.bincount(cand_codes[present])
+    multi = present & (counts[np.where(present, cand_codes, 0)] > 1)
     if not multi.any():
         return empty, empty
     pos = candidates[multi]
-    grp = codes[multi]
+    grp = cand_codes[multi]
     order = np.lexsort((rows.row[pos], rows.file_rank(pos), rows.arrived[pos], grp))
     pos, grp = pos[order], grp[order]
     is_last = np.append(grp[1:] != grp[:-1], True)
@@ -291,7 +305,7 @@ def _quarantine_part(
     reason: pa.Array | str,
     action: str,
 ) -> pa.Table:
-    """Quarantine rows for the raw positions ``idx``; ``record_id``/``value``/``reason`` are already aligned."""
+    """Quarantine rows for raw positions ``idx``; ``record_id``/``value``/``reason`` are already aligned."""
     n = len(idx)
     take = pa.array(idx, type=pa.int64())
     return pa.table(
@@ -378,7 +392,7 @@ def clean_customers(raw: pd.DataFrame) -> CleanResult:
             ROW_DROPPED,
         )
     )
-    dup_idx, kept_for_dup = _latest_wins(rows, cid, np.flatnonzero(~no_id))
+    dup_idx, kept_for_dup = _latest_wins(rows, _codes(cid), np.flatnonzero(~no_id))
     parts.append(_duplicate_part(rows, dup_idx, kept_for_dup, cid, "customer_id"))
     keep = ~no_id
     keep[dup_idx] = False
@@ -489,31 +503,46 @@ def clean_transactions(
     """Typed, valid, de-duplicated transactions; every dropped row goes to the quarantine with one reason.
 
     ``arrived_at`` (when the drop landed) defaults to ``raw["arrived_at"]``; if given it is either a Series
-    aligned with ``raw`` (same index) or a Series indexed by ``source_file``. Rows with a timestamp after their
-    arrival are dropped (no check where the arrival is unknown). Duplicate transaction_ids are resolved among
-    the rows that passed every check: the latest ``(arrived_at, source_file, source_row)`` wins.
+    aligned with ``raw`` (same index) or a Series indexed by ``source_file``. Rows with a timestamp after
+    their arrival are dropped (no check where the arrival is unknown). Duplicate transaction_ids are
+    resolved among the rows that passed every check: the latest (arrived_at, source_file, source_row) wins.
     Output: transaction_id, customer_id, amount (float64 > 0), timestamp (datetime64[ns, UTC]),
     payment_method (lower case, missing -> "unknown"), status (one of TRANSACTION_STATUSES).
     """
     rows = _Rows(raw, arrived_at)
-    fields = ("transaction_id", "customer_id", "amount", "timestamp", "status")
-    raw_cols = {c: _column(raw, c) for c in fields}
-    text = {c: _clean_text(raw_cols[c]) for c in fields}
-    tid, cid = text["transaction_id"], text["customer_id"]
-    amount, amount_bad = _parse_number(text["amount"], r"[$,\s]")
-    ts = parse_timestamps(text["timestamp"])
-    ts_ns = _ts_ns(ts)
-    status = pc.utf8_lower(text["status"])
-    known = pc.unique(_clean_text(_arrow(known_customer_ids)).cast(cid.type).combine_chunks())
+    raw_cols = {
+        c: _column(raw, c) for c in ("transaction_id", "customer_id", "amount", "timestamp", "status")
+    }
+    known = _arrow(known_customer_ids)
+    # Independent per-column work runs in threads: pyarrow kernels release the GIL (the hash passes dominate).
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        tid_job = pool.submit(_text_and_codes, raw_cols["transaction_id"])
+        cid_job = pool.submit(_text_and_known, raw_cols["customer_id"], known)
+        amount_job = pool.submit(_text_and_number, raw_cols["amount"], r"[$,\s]")
+        ts_job = pool.submit(_text_and_time, raw_cols["timestamp"])
+        status_job = pool.submit(_clean_text, raw_cols["status"])
+        payment_job = pool.submit(lambda: pc.utf8_lower(_clean_text(_column(raw, "payment_method"))))
+        (tid, tid_codes), (cid, cid_known) = tid_job.result(), cid_job.result()
+        amount_text, amount, amount_bad = amount_job.result()
+        ts_text, ts, ts_ns = ts_job.result()
+        status_text, payment = status_job.result(), payment_job.result()
+    status = pc.utf8_lower(status_text)
+    text = {
+        "transaction_id": tid,
+        "customer_id": cid,
+        "amount": amount_text,
+        "timestamp": ts_text,
+        "status": status_text,
+    }
 
     masks = {
-        "transaction_id_missing": lambda: _np_mask(pc.is_null(tid)),
+        "transaction_id_missing": lambda: tid_codes < 0,
         "customer_id_missing": lambda: _np_mask(pc.is_null(cid)),
-        "customer_unknown": lambda: ~_np_mask(pc.is_in(cid, value_set=known)),
-        "amount_missing": lambda: _np_mask(pc.is_null(text["amount"])),
+        "customer_unknown": lambda: ~cid_known,
+        "amount_missing": lambda: _np_mask(pc.is_null(amount_text)),
         "amount_unparseable": lambda: amount_bad,
         "amount_not_positive": lambda: amount <= 0,
-        "timestamp_missing": lambda: _np_mask(pc.is_null(text["timestamp"])),
+        "timestamp_missing": lambda: _np_mask(pc.is_null(ts_text)),
         "timestamp_unparseable": lambda: ts_ns == _NAT,
         "timestamp_after_arrival": lambda: (ts_ns > rows.arrived) & (rows.arrived != _NAT),
         "status_missing": lambda: _np_mask(pc.is_null(status)),
@@ -523,7 +552,7 @@ def clean_transactions(
     for code, (check, _) in enumerate(_TX_CHECKS, start=1):
         reason_code[masks[check]() & (reason_code == 0)] = code
     keep = reason_code == 0
-    dup_idx, kept_for_dup = _latest_wins(rows, tid, np.flatnonzero(keep))
+    dup_idx, kept_for_dup = _latest_wins(rows, tid_codes, np.flatnonzero(keep))
     keep[dup_idx] = False
     take = pa.array(np.flatnonzero(keep), type=pa.int64())
 
@@ -535,14 +564,13 @@ def clean_transactions(
     ]
     parts.append(_duplicate_part(rows, dup_idx, kept_for_dup, tid, "transaction_id"))
 
-    payment = pc.utf8_lower(_clean_text(_column(raw, "payment_method").take(take)))
     clean = _to_frame(
         {
             "transaction_id": tid.take(take),
             "customer_id": cid.take(take),
             "amount": pa.array(amount[keep]),
             "timestamp": ts.take(take),
-            "payment_method": pc.fill_null(payment, UNKNOWN_PAYMENT_METHOD),
+            "payment_method": pc.fill_null(payment.take(take), UNKNOWN_PAYMENT_METHOD),
             "status": status.take(take),
         }
     )
@@ -554,6 +582,32 @@ def clean_transactions(
         "values_nulled": 0,
     }
     return CleanResult(clean=clean, quarantine=_quarantine_frame(parts), stats=stats)
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _text_and_codes(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+    text = _clean_text(raw)
+    return text, _codes(text)
+
+
+def _text_and_known(raw: pa.ChunkedArray, known: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+    text = _clean_text(raw)
+    known_set = pc.unique(_clean_text(known).cast(text.type).combine_chunks())
+    return text, _np_mask(pc.is_in(text, value_set=known_set))
+
+
+def _text_and_number(raw: pa.ChunkedArray, drop_chars: str) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
+    text = _clean_text(raw)
+    return (text, *_parse_number(text, drop_chars))
+
+
+def _text_and_time(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray]:
+    text = _clean_text(raw)
+    ts = parse_timestamps(text)
+    return text, ts, _ts_ns(ts)
 
 
 def _tx_drop_part(

@@ -2,8 +2,9 @@
 
 The readers never interpret values (that is cleaning's job). They only check that a file *can* be read and has
 every contract column, and raise :class:`ContractViolation` (naming the file and the problem) otherwise.
-Every contract column comes back as ``pa.string()`` (null where a row has no value), extra columns are dropped,
-and two lineage columns are added: ``source_file`` (the ``name`` given) and ``source_row`` (1-based data row).
+Every contract column comes back as ``pa.string()`` (null where a row has no value), extra columns are
+dropped, and two lineage columns are added: ``source_file`` (the ``name`` given) and ``source_row``
+(1-based data row: CSV data row / JSON record number).
 """
 
 from __future__ import annotations
@@ -73,19 +74,17 @@ class _Input:
                 raise ContractViolation(name, f"cannot be read ({exc.strerror or exc})") from exc
         else:
             data = source.read()
-            if isinstance(data, str):
-                data = data.encode("utf-8")
-            self._data = bytes(data)
+            self._data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
             self.size = len(self._data)
 
     def arrow_source(self) -> Any:
         """Something pyarrow readers accept (a path or a zero-copy buffer reader)."""
-        return self.path if self.path is not None else pa.BufferReader(self._data)
+        return self.path if self._data is None else pa.BufferReader(self._data)
 
     def data(self) -> bytes:
         """The whole content (read from disk on first use for paths)."""
         if self._data is None:
-            self._data = Path(self.path).read_bytes()  # type: ignore[arg-type]
+            self._data = Path(str(self.path)).read_bytes()
         return self._data
 
     def release(self) -> None:
@@ -96,19 +95,15 @@ class _Input:
     def head(self, n: int = 65536) -> bytes:
         if self._data is not None:
             return self._data[:n]
-        with open(self.path, "rb") as fh:  # type: ignore[arg-type]
+        with open(str(self.path), "rb") as fh:
             return fh.read(n)
 
     def first_significant_byte(self) -> bytes:
-        """First byte that is neither whitespace nor a UTF-8 BOM (b"" if there is none)."""
+        """First byte that is neither whitespace nor a leading UTF-8 BOM (b"" if there is none)."""
         if self._data is not None:
             return _first_significant(self._data)
-        with open(self.path, "rb") as fh:  # type: ignore[arg-type]
-            first = True
+        with open(str(self.path), "rb") as fh:
             while chunk := fh.read(1 << 16):
-                if first and chunk.startswith(_BOM):
-                    chunk = chunk[len(_BOM) :]
-                first = False
                 if found := _first_significant(chunk):
                     return found
         return b""
@@ -119,7 +114,7 @@ class _Input:
             return needle in self._data
         if self.size == 0:
             return False
-        with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:  # type: ignore[arg-type]
+        with open(str(self.path), "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             return mm.find(needle) != -1
 
 
@@ -281,8 +276,8 @@ def _read_json_lines(src: _Input) -> tuple[pa.Table, set[str] | None]:
             pass
         finally:
             del quoted
-    # Legal-but-odd content (nested values, lines longer than a block, a BOM) or a broken file: the stdlib parser
-    # either reads it or tells us the exact line that is broken.
+    # Legal-but-odd content (nested values, lines longer than a block, a BOM) or a broken file: the stdlib
+    # parser either reads it or tells us the exact line that is broken.
     return _json_lines_slow(src)
 
 

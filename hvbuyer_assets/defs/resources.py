@@ -89,7 +89,9 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
             path = stem.with_suffix(suffix)
             if path.exists():
                 return read_stored(path)
-        raise FileNotFoundError(f"asset {context.asset_key.to_user_string()} has no stored value under {stem}")
+        raise FileNotFoundError(
+            f"asset {context.asset_key.to_user_string()} has no stored value under {stem}"
+        )
 
 
 def read_stored(path: UPath) -> Any:

@@ -20,15 +20,27 @@ REPO = Path(__file__).resolve().parents[2]
 def test_graph_builds_scores_and_promotes_a_champion(built: Workspace) -> None:
     scores = pd.read_parquet(built.root / "scores" / "customer_scores.parquet")
     clean = pd.read_parquet(built.root / "processed" / "clean_customers.parquet")
-    assert list(scores.columns[:4]) == ["customer_id", "large_purchase_probability", "model_version", "scored_at"]
+    assert list(scores.columns[:4]) == [
+        "customer_id",
+        "large_purchase_probability",
+        "model_version",
+        "scored_at",
+    ]
     assert set(scores["customer_id"]) == set(clean["customer_id"])  # every known customer is scored
     assert scores["large_purchase_probability"].between(0, 1).all()
     assert (scores["model_version"] == built.champion_version()).all()
     assert built.champion_version() == "1"
 
     summary = pd.read_parquet(built.root / "scores" / "segment_summary.parquet")
-    assert {"region", "age_band", "loyalty_tier", "customers", "mean_probability", "expected_large_buyers",
-            "rank"} <= set(summary.columns)
+    assert {
+        "region",
+        "age_band",
+        "loyalty_tier",
+        "customers",
+        "mean_probability",
+        "expected_large_buyers",
+        "rank",
+    } <= set(summary.columns)
     assert summary["customers"].sum() == len(scores)
     assert summary["expected_large_buyers"].is_monotonic_decreasing
     assert summary["rank"].tolist() == list(range(1, len(summary) + 1))
@@ -61,11 +73,24 @@ def test_scores_use_features_as_of_the_latest_transaction(built: Workspace) -> N
 def test_second_run_on_same_data_is_idempotent(workspace_copy: Workspace) -> None:
     before = json.loads((workspace_copy.root / "models" / "model_evaluation.json").read_text())
     raw_before = digest(list(workspace_copy.raw.iterdir()))
-    env = {**os.environ, "HVBUYER_DATA_DIR": str(workspace_copy.root), "DAGSTER_HOME": str(workspace_copy.root / "dh")}
+    env = {
+        **os.environ,
+        "HVBUYER_DATA_DIR": str(workspace_copy.root),
+        "DAGSTER_HOME": str(workspace_copy.root / "dh"),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     (workspace_copy.root / "dh").mkdir()
-    cli = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions",
-           "--select", "*"]
+    cli = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "hvbuyer_assets.definitions",
+        "--select",
+        "*",
+    ]
     done = subprocess.run(cli, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 

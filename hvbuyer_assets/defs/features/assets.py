@@ -1,6 +1,5 @@
 """Point-in-time features: customer features as of T (scoring) and the temporal training set."""
 
-
 from collections.abc import Iterator
 
 import dagster as dg
@@ -28,7 +27,11 @@ def customer_features(
     with_history = int((frame["n_transactions"] > 0).sum())
     yield dg.Output(
         frame,
-        metadata={"as_of": as_of.isoformat(), "customers": len(frame), "customers_with_history": with_history},
+        metadata={
+            "as_of": as_of.isoformat(),
+            "customers": len(frame),
+            "customers_with_history": with_history,
+        },
     )
     yield checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)
 
@@ -62,7 +65,9 @@ def training_set(
             "horizon_days": problem.horizon_days,
             "threshold": problem.large_purchase_threshold,
             "rows": dg.MetadataValue.json({s: int(r["size"]) for s, r in summary.iterrows()}),
-            "cutoffs": dg.MetadataValue.json(sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())),
+            "cutoffs": dg.MetadataValue.json(
+                sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())
+            ),
         },
     )
     yield checks.not_after_cutoff(

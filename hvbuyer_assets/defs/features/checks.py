@@ -30,7 +30,9 @@ LABEL_PREVALENCE = dg.AssetCheckSpec(
 )
 
 
-def not_after_cutoff(check_name: str, last_event_at: pd.Series, cutoff: pd.Series | pd.Timestamp) -> dg.AssetCheckResult:
+def not_after_cutoff(
+    check_name: str, last_event_at: pd.Series, cutoff: pd.Series | pd.Timestamp
+) -> dg.AssetCheckResult:
     """Pass when every row's latest used event is at or before its cutoff."""
     late = (last_event_at > cutoff).fillna(False)
     return dg.AssetCheckResult(

@@ -1,6 +1,5 @@
 """Train -> evaluate on the temporal hold-out -> register in MLflow -> promote to ``champion`` if better."""
 
-
 import base64
 import hashlib
 import json
@@ -93,11 +92,16 @@ def model_evaluation(
     baselines = {}
     rf_params = trained_model.named_steps["classifier"].get_params()
     params = model.ModelParams(
-        **{k: rf_params[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_samples", "random_state")}
+        **{
+            k: rf_params[k]
+            for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_samples", "random_state")
+        }
     )
     for kind in BASELINES:
         fitted = model.train_model(training_set, params, kind=kind)
-        baselines[kind] = evaluation.evaluate(holdout["label"].to_numpy(), model.predict_proba(fitted, holdout))
+        baselines[kind] = evaluation.evaluate(
+            holdout["label"].to_numpy(), model.predict_proba(fitted, holdout)
+        )
     metrics = evaluation.scalar_metrics(report)
     value = {
         "metrics": metrics,
@@ -120,7 +124,9 @@ def model_evaluation(
             "lift_plot": _png("lift", evaluation.plot_lift(report["lift"])),
         },
     )
-    yield checks.quality_floor(metrics, value["baselines"]["demographics_only"]["roc_auc"], config.quality_floor_roc_auc)
+    yield checks.quality_floor(
+        metrics, value["baselines"]["demographics_only"]["roc_auc"], config.quality_floor_roc_auc
+    )
 
 
 def training_fingerprint(training_set: pd.DataFrame, fitted: Pipeline) -> str:
@@ -128,12 +134,16 @@ def training_fingerprint(training_set: pd.DataFrame, fitted: Pipeline) -> str:
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(training_set, index=False).to_numpy().tobytes())
     digest.update(json.dumps(list(features.FEATURE_COLUMNS)).encode())
-    digest.update(json.dumps(fitted.named_steps["classifier"].get_params(), sort_keys=True, default=str).encode())
+    digest.update(
+        json.dumps(fitted.named_steps["classifier"].get_params(), sort_keys=True, default=str).encode()
+    )
     return digest.hexdigest()[:32]
 
 
 def _log_evaluation(value: dict[str, Any], fitted: Pipeline) -> None:
-    mlflow.log_params({k: v for k, v in fitted.named_steps["classifier"].get_params().items() if v is not None})
+    mlflow.log_params(
+        {k: v for k, v in fitted.named_steps["classifier"].get_params().items() if v is not None}
+    )
     mlflow.log_metrics({f"holdout_{k}": float(v) for k, v in value["metrics"].items()})
     for kind, metrics in value["baselines"].items():
         mlflow.log_metrics({f"{kind}_{k}": float(v) for k, v in metrics.items()})
@@ -186,8 +196,13 @@ def registered_model(
     finally:
         mlflow.end_run()  # materialize() and the CLI attach no dagster-mlflow hook: close the run here
     context.add_output_metadata({"version": version, "reused": reused, "mlflow_run_id": run_id})
-    return {"version": version, "reused": reused, "fingerprint": fingerprint, "run_id": run_id,
-            "metrics": model_evaluation["metrics"]}
+    return {
+        "version": version,
+        "reused": reused,
+        "fingerprint": fingerprint,
+        "run_id": run_id,
+        "metrics": model_evaluation["metrics"],
+    }
 
 
 @dg.asset(
@@ -224,7 +239,10 @@ def champion_model(
                 )
                 champion_metrics = evaluation.scalar_metrics(report)
             except Exception as exc:  # a champion that cannot score today's features cannot keep serving
-                promote, reason = True, f"champion v{current.version} cannot score the current features ({exc})"
+                promote, reason = (
+                    True,
+                    f"champion v{current.version} cannot score the current features ({exc})",
+                )
             else:
                 promote = evaluation.is_better(candidate_metrics, champion_metrics, config.min_improvement)
                 verb = "beats" if promote else "does not beat"
@@ -236,9 +254,16 @@ def champion_model(
             registry.promote(client, candidate)
         decision = "promoted" if promote else "kept"
         champion_version = candidate if promote else str(current.version)
-        client.set_model_version_tag(registry.MODEL_NAME, candidate, "hvbuyer.promotion", f"{decision}: {reason}")
-        mlflow.set_tags({"hvbuyer.promotion.decision": decision, "hvbuyer.promotion.reason": reason,
-                         "hvbuyer.champion_version": champion_version})
+        client.set_model_version_tag(
+            registry.MODEL_NAME, candidate, "hvbuyer.promotion", f"{decision}: {reason}"
+        )
+        mlflow.set_tags(
+            {
+                "hvbuyer.promotion.decision": decision,
+                "hvbuyer.promotion.reason": reason,
+                "hvbuyer.champion_version": champion_version,
+            }
+        )
     finally:
         mlflow.end_run()
     context.log.info(f"champion {decision}: {reason}")
@@ -252,6 +277,7 @@ def champion_model(
         "champion_metrics": champion_metrics,
         "decided_at": pd.Timestamp.now(tz="UTC").isoformat(),
     }
-    context.add_output_metadata({"champion_version": champion_version, "decision": decision, "reason": reason})
+    context.add_output_metadata(
+        {"champion_version": champion_version, "decision": decision, "reason": reason}
+    )
     return value
-

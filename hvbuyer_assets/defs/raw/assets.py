@@ -1,6 +1,5 @@
 """Raw drops -> contract-checked raw tables -> clean tables + quarantine."""
 
-
 from collections.abc import Callable, Iterator
 
 import dagster as dg

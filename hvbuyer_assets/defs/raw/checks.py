@@ -81,7 +81,10 @@ def _unique(check_name: str, ids: pd.Series) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=check_name,
         passed=duplicated.empty,
-        metadata={"duplicates": len(duplicated), "examples": dg.MetadataValue.json(duplicated.head(5).tolist())},
+        metadata={
+            "duplicates": len(duplicated),
+            "examples": dg.MetadataValue.json(duplicated.head(5).tolist()),
+        },
     )
 
 
@@ -118,7 +121,9 @@ def customer_results(result: cleaning.CleanResult) -> Iterator[dg.AssetCheckResu
     yield _share("customer_quarantine_share", result.stats)
 
 
-def transaction_results(result: cleaning.CleanResult, customer_ids: pd.Series) -> Iterator[dg.AssetCheckResult]:
+def transaction_results(
+    result: cleaning.CleanResult, customer_ids: pd.Series
+) -> Iterator[dg.AssetCheckResult]:
     """Results of TRANSACTION_CHECKS for a cleaning result."""
     clean = result.clean
     yield _unique("transaction_ids_unique", clean["transaction_id"])

@@ -1,6 +1,5 @@
 """Batch scores of every known customer with the champion, and the ranked customer-group summary."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -24,7 +23,9 @@ def customer_scores(
         {
             "customer_id": customer_features.index.astype(pd.StringDtype("pyarrow")),
             "large_purchase_probability": model.predict_proba(champion, customer_features),
-            "model_version": pd.Series(version, index=customer_features.index, dtype=pd.StringDtype("pyarrow")),
+            "model_version": pd.Series(
+                version, index=customer_features.index, dtype=pd.StringDtype("pyarrow")
+            ),
             "scored_at": pd.Timestamp.now(tz="UTC"),
             "features_as_of": customer_features["feature_as_of"].to_numpy(),
         }
@@ -49,6 +50,9 @@ def segment_summary(
     joined = customer_scores.join(demographics, on="customer_id")
     summary = segments.segment_summary(joined)
     context.add_output_metadata(
-        {"segments": len(summary), "top_segments": dg.MetadataValue.md(summary.head(10).to_markdown(index=False))}
+        {
+            "segments": len(summary),
+            "top_segments": dg.MetadataValue.md(summary.head(10).to_markdown(index=False)),
+        }
     )
     return summary

@@ -1,0 +1,41 @@
+"""Champion/challenger: a candidate replaces the champion only if it beats it on the same hold-out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from hvbuyer_assets import registry
+from hvbuyer_tests.pipeline import Workspace
+
+WEAK = {"ops": {"trained_model": {"config": {"n_estimators": 3, "max_depth": 2, "min_samples_leaf": 200}}}}
+
+
+def _decision(workspace: Workspace) -> dict:
+    return json.loads((workspace.root / "models" / "champion_model.json").read_text())
+
+
+def test_better_candidate_is_promoted_and_worse_one_kept(built: Workspace, tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path / "data")
+    shutil.copytree(built.raw, workspace.raw)
+
+    assert workspace.materialize(WEAK).success
+    assert workspace.champion_version() == "1"
+    weak_roc = _decision(workspace)["candidate_metrics"]["roc_auc"]
+
+    assert workspace.materialize().success  # default forest: better on the same hold-out
+    decision = _decision(workspace)
+    assert decision["decision"] == "promoted" and workspace.champion_version() == "2"
+    assert (
+        decision["champion_metrics"]["roc_auc"] == weak_roc
+    )  # the old champion re-scored on today's hold-out
+    assert decision["candidate_metrics"]["roc_auc"] > weak_roc
+
+    assert workspace.materialize(WEAK).success  # the weak model again: same fingerprint, v1 reused, kept out
+    decision = _decision(workspace)
+    assert decision["decision"] == "kept" and decision["candidate_version"] == "1"
+    assert workspace.champion_version() == "2"
+    tag = workspace.client().get_model_version(registry.MODEL_NAME, "1").tags["hvbuyer.promotion"]
+    assert tag.startswith("kept") and "does not beat" in tag
+    assert len(workspace.client().search_model_versions(f"name = '{registry.MODEL_NAME}'")) == 2

@@ -1,0 +1,133 @@
+"""`make bench-pipeline`: the whole asset graph on 1M customers / ~20M transactions.
+
+Prints per-stage wall time and peak RSS (sampled every 50 ms inside the one process that runs the graph), the
+whole-graph figures, and the time of a bare ``pyarrow.json.read_json`` of the same transactions file, measured
+in a separate process, as the anchor of the clean-stage ratio. Targets on the 2-core reference box: whole graph
+<= 20 min, peak RSS <= 8 GiB, clean stage <= 3x the bare parse.
+
+    python scripts/bench_pipeline.py [--customers 1000000] [--workdir .bench/pipeline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+GIB = 1024**3
+ANCHOR = """
+import json, resource, sys, time
+import pyarrow.json
+t = time.perf_counter()
+table = pyarrow.json.read_json(sys.argv[1])
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": table.num_rows,
+                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+class RssSampler(threading.Thread):
+    """Records (monotonic time, RSS) of this process every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.samples, self._stop_event = interval, [], threading.Event()
+        self._process = psutil.Process()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append((time.time(), self._process.memory_info().rss))
+            time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def peak(self, start: float, end: float) -> int:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return max(inside) if inside else 0
+
+
+def ensure_data(raw: Path, customers: int) -> None:
+    if (raw / "transactions.json").exists():
+        print(f"using existing drop in {raw}")
+        return
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "hvbuyer_assets.datagen", "--customers", str(customers), "--out", str(raw)]
+    subprocess.run(cmd, check=True)
+    print(f"generated the drop in {time.perf_counter() - started:.1f} s")
+
+
+def anchor(transactions: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", ANCHOR, str(transactions)], check=True, capture_output=True)
+    return json.loads(out.stdout)
+
+
+def run_graph(data_dir: Path) -> tuple[dict[str, tuple[float, int]], float, bool]:
+    import dagster as dg
+    import mlflow
+
+    from hvbuyer_assets.definitions import ALL_ASSETS
+    from hvbuyer_assets.defs.resources import build_resources
+    from hvbuyer_assets.settings import Settings
+
+    settings = Settings(str(data_dir), str(data_dir / "raw"), f"sqlite:///{data_dir}/mlflow.db", None)
+    instance = dg.DagsterInstance.ephemeral()
+    sampler = RssSampler()
+    sampler.start()
+    started = time.perf_counter()
+    result = dg.materialize(ALL_ASSETS, resources=build_resources(settings), instance=instance, raise_on_error=False)
+    total = time.perf_counter() - started
+    mlflow.end_run()
+    sampler.stop()
+    starts, stages = {}, {}
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            begin = starts[event.step_key]
+            stages[event.step_key] = (entry.timestamp - begin, sampler.peak(begin, entry.timestamp))
+    return stages, total, result.success
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=Path(".bench/pipeline"))
+    args = parser.parse_args()
+
+    raw = args.workdir / f"raw-{args.customers}"
+    ensure_data(raw, args.customers)
+    data_dir = args.workdir / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    (data_dir / "raw").symlink_to(raw.resolve())
+
+    parse = anchor(raw / "transactions.json")
+    stages, total, ok = run_graph(data_dir.resolve())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    print(f"\n{'stage':<22}{'wall s':>10}{'peak RSS GiB':>14}")
+    for name, (seconds, rss) in stages.items():
+        print(f"{name:<22}{seconds:>10.1f}{rss / GIB:>14.2f}")
+    clean = stages.get("clean_transactions", (float("nan"), 0))[0]
+    print(f"\nbare pyarrow.json.read_json: {parse['seconds']:.1f} s for {parse['rows']:,} rows "
+          f"(peak RSS {parse['peak_rss'] / GIB:.2f} GiB)")
+    print(f"clean_transactions / bare parse: {clean / parse['seconds']:.2f}x   (target <= 3x)")
+    print(f"whole graph: {total / 60:.1f} min (target <= 20), peak RSS {peak / GIB:.2f} GiB (target <= 8)"
+          f", run {'succeeded' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
