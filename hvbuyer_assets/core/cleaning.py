@@ -38,9 +38,7 @@ _ISO_GENERAL = (
     r"(?:[Tt ](?P<time>\d{1,2}:\d{2}(?::\d{2})?)(?:[.,](?P<frac>\d{1,9})\d*)?)?"
     r"\s*(?P<zone>[Zz]|UTC|[+-]\d{2}(?::?\d{2})?)?$"
 )
-_REASON_VALUE_CHARS = (
-    80  # values are cut to this length inside reason sentences (the value column is complete)
-)
+_REASON_VALUE_CHARS = 80  # values are cut to this length inside reason sentences (the value column is complete)
 _STRING = pd.StringDtype("pyarrow")
 _NAT = np.iinfo(np.int64).min
 _TS = pa.timestamp("ns", tz="UTC")
@@ -118,25 +116,29 @@ def _parse_number(text: pa.ChunkedArray, drop_chars: str | None) -> tuple[np.nda
     """
     n = len(text)
     plain = _np_mask(pc.match_substring_regex(text, _NUMBER))
-    present = _np_mask(pc.is_valid(text))
-    out = np.full(n, np.nan)
     if plain.all():
-        out[:] = _float_np(pc.cast(text, pa.float64()))
-        return out, np.zeros(n, dtype=bool)
-    plain_idx = np.flatnonzero(plain)
-    out[plain_idx] = _float_np(pc.cast(text.take(pa.array(plain_idx)), pa.float64()))
-    bad = present & ~plain
-    if drop_chars and bad.any():
-        other_idx = np.flatnonzero(bad)
-        fixed = pc.replace_substring_regex(text.take(pa.array(other_idx)), drop_chars, "")
-        ok = _np_mask(pc.match_substring_regex(fixed, _NUMBER))
-        out[other_idx[ok]] = _float_np(pc.cast(pc.filter(fixed, pa.array(ok)), pa.float64()))
-        bad[other_idx[ok]] = False
+        out = _float_np(pc.cast(text, pa.float64()))
+        bad = np.zeros(n, dtype=bool)
+    else:
+        out = np.full(n, np.nan)
+        plain_idx = np.flatnonzero(plain)
+        out[plain_idx] = _float_np(pc.cast(text.take(pa.array(plain_idx)), pa.float64()))
+        bad = _np_mask(pc.is_valid(text)) & ~plain
+        if drop_chars and bad.any():
+            other_idx = np.flatnonzero(bad)
+            fixed = pc.replace_substring_regex(text.take(pa.array(other_idx)), drop_chars, "")
+            ok = _np_mask(pc.match_substring_regex(fixed, _NUMBER))
+            out[other_idx[ok]] = _float_np(pc.cast(pc.filter(fixed, pa.array(ok)), pa.float64()))
+            bad[other_idx[ok]] = False
+    overflow = np.isinf(out)  # "1e400" or 400 digits: not a usable number
+    if overflow.any():
+        out[overflow] = np.nan
+        bad |= overflow
     return out, bad
 
 
 def _float_np(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(values, np.nan).to_numpy(), dtype=np.float64)
+    return np.array(pc.fill_null(values, np.nan).to_numpy(), dtype=np.float64)  # writable copy
 
 
 def parse_timestamps(text: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -165,9 +167,7 @@ def _parse_general(text: pa.ChunkedArray) -> pa.Array:
     time = pc.if_else(
         pc.equal(pc.binary_length(time), 0),
         "00:00:00",
-        pc.if_else(
-            pc.less_equal(pc.binary_length(time), 5), pc.binary_join_element_wise(time, ":00", ""), time
-        ),
+        pc.if_else(pc.less_equal(pc.binary_length(time), 5), pc.binary_join_element_wise(time, ":00", ""), time),
     )
     time = pc.utf8_lpad(time, 8, "0")  # "3:04:05" -> "03:04:05"
     zone = pc.if_else(pc.is_in(zone, value_set=pa.array(["", "Z", "z", "UTC"])), "+0000", zone)
@@ -208,9 +208,7 @@ def normalise_region(values: pd.Series) -> pd.Series:
     text = _clean_text(_arrow(values))
     text = pc.utf8_title(pc.replace_substring_regex(text, r"\s+", " "))
     text = pc.fill_null(text, UNKNOWN_REGION)
-    return pd.Series(
-        pd.arrays.ArrowStringArray(text.cast(pa.large_string())), index=values.index, name=values.name
-    )
+    return pd.Series(pd.arrays.ArrowStringArray(text.cast(pa.large_string())), index=values.index, name=values.name)
 
 
 def normalise_region_value(value: str | None) -> str:
@@ -245,10 +243,10 @@ class _Rows:
             return _ns(raw["arrived_at"])
         if len(arrived_at) == self.n and arrived_at.index.equals(raw.index):
             return _ns(arrived_at)
-        # otherwise: arrival per source_file (index = file name)
-        per_file = pd.Series(_ns(arrived_at), index=arrived_at.index.astype(str))
-        files = pd.Series(pd.arrays.ArrowStringArray(self.file.cast(pa.large_string())))
-        return files.map(per_file).fillna(_NAT).to_numpy(dtype=np.int64)
+        # otherwise: arrival per source_file (index = file name); files not in the index have no arrival
+        names = pa.array([str(f) for f in arrived_at.index], type=pa.string())
+        where = pc.fill_null(pc.index_in(self.file.cast(pa.string()), value_set=names), len(names))
+        return np.append(_ns(arrived_at), _NAT)[np.asarray(where.to_numpy(), dtype=np.int64)]
 
     def file_rank(self, idx: np.ndarray) -> np.ndarray:
         """Sort rank of source_file for the rows ``idx`` (few distinct files: cheap)."""
@@ -266,9 +264,7 @@ def _codes(text: pa.ChunkedArray) -> np.ndarray:
     if not chunks:
         return np.empty(0, dtype=np.int32)
     # a chunked dictionary_encode shares one memo table, so indices are comparable across chunks
-    return np.concatenate(
-        [np.asarray(pc.fill_null(c.indices, -1).to_numpy(), dtype=np.int32) for c in chunks]
-    )
+    return np.concatenate([np.asarray(pc.fill_null(c.indices, -1).to_numpy(), dtype=np.int32) for c in chunks])
 
 
 def _latest_wins(rows: _Rows, codes: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -315,9 +311,7 @@ def _quarantine_part(
             "record_id": record_id.cast(pa.string()),
             "field": pa.repeat(pa.scalar(field, pa.string()), n),
             "value": value.cast(pa.string()) if value is not None else pa.nulls(n, pa.string()),
-            "reason": pa.repeat(pa.scalar(reason), n)
-            if isinstance(reason, str)
-            else reason.cast(pa.string()),
+            "reason": pa.repeat(pa.scalar(reason), n) if isinstance(reason, str) else reason.cast(pa.string()),
             "action": pa.repeat(pa.scalar(action), n),
         },
         schema=_QUARANTINE_SCHEMA,
@@ -510,9 +504,7 @@ def clean_transactions(
     payment_method (lower case, missing -> "unknown"), status (one of TRANSACTION_STATUSES).
     """
     rows = _Rows(raw, arrived_at)
-    raw_cols = {
-        c: _column(raw, c) for c in ("transaction_id", "customer_id", "amount", "timestamp", "status")
-    }
+    raw_cols = {c: _column(raw, c) for c in ("transaction_id", "customer_id", "amount", "timestamp", "status")}
     known = _arrow(known_customer_ids)
     # Independent per-column work runs in threads: pyarrow kernels release the GIL (the hash passes dominate).
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
@@ -557,9 +549,7 @@ def clean_transactions(
     take = pa.array(np.flatnonzero(keep), type=pa.int64())
 
     parts = [
-        _tx_drop_part(
-            rows, np.flatnonzero(reason_code == code), check, field, tid, raw_cols[field], text[field]
-        )
+        _tx_drop_part(rows, np.flatnonzero(reason_code == code), check, field, tid, raw_cols[field], text[field])
         for code, (check, field) in enumerate(_TX_CHECKS, start=1)
     ]
     parts.append(_duplicate_part(rows, dup_idx, kept_for_dup, tid, "transaction_id"))

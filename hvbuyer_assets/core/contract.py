@@ -23,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
@@ -41,7 +42,6 @@ Source = str | os.PathLike[str] | IO[bytes]
 
 _JSON_BLOCK_SIZE = 8 << 20  # bytes per pyarrow JSON block: lines longer than this cannot be parsed by pyarrow
 _SLOW_PATH_BATCH = 200_000  # records per Arrow batch on the stdlib-json path
-_MIXED_TYPE_ERROR = re.compile(r"changed from (?:number|boolean|string) to (?:number|boolean|string)")
 _WHITESPACE = b" \t\r\n"
 _BOM = codecs.BOM_UTF8
 
@@ -53,6 +53,9 @@ class ContractViolation(Exception):
         super().__init__(f"{file}: {problem}")
         self.file = file
         self.problem = problem
+
+    def __reduce__(self) -> tuple[type[ContractViolation], tuple[str, str]]:  # picklable across processes
+        return (type(self), (self.file, self.problem))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -87,10 +90,9 @@ class _Input:
             self._data = Path(str(self.path)).read_bytes()
         return self._data
 
-    def release(self) -> None:
-        """Forget bytes read from a path (they can be read again)."""
-        if self.path is not None:
-            self._data = None
+    def open(self) -> IO[bytes]:
+        """A fresh binary stream over the content."""
+        return io.BytesIO(self._data) if self._data is not None else open(str(self.path), "rb")  # noqa: SIM115
 
     def head(self, n: int = 65536) -> bytes:
         if self._data is not None:
@@ -173,7 +175,7 @@ def _csv_header(head: bytes, name: str) -> list[str]:
     if not line.strip():
         raise ContractViolation(name, "no header line (file is blank)")
     try:
-        return [c.strip() for c in next(csv.reader([line]))]
+        return next(csv.reader([line]))
     except (csv.Error, StopIteration) as exc:
         raise ContractViolation(name, f"unparseable CSV header: {exc}") from exc
 
@@ -209,10 +211,7 @@ def _csv_problem(exc: Exception, bad_rows: list[pacsv.InvalidRow]) -> str:
         row = bad_rows[0]
         where = f"line {row.number}" if row.number is not None else "a row"
         text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
-        return (
-            f"unparseable CSV: {where} has {row.actual_columns} field(s), expected {row.expected_columns} "
-            f"({text!r})"
-        )
+        return f"unparseable CSV: {where} has {row.actual_columns} field(s), expected {row.expected_columns} ({text!r})"
     return f"unparseable CSV: {exc}"
 
 
@@ -229,18 +228,17 @@ def read_transactions_file(source: Source, name: str) -> pa.Table:
     if not first:
         raise ContractViolation(name, "file contains only whitespace (no JSON records)")
     if first == b"[":
-        table, seen = _read_json_array(src)
+        table = _read_json_array(src)
     elif first == b"{":
-        table, seen = _read_json_lines(src)
+        table = _read_json_lines(src)
     else:
         raise ContractViolation(name, f"not JSON Lines or a JSON array (starts with {first!r})")
     if table.num_rows > 0:
-        if seen is None:  # fast path: a column that is null everywhere may be absent from the file
-            seen = {c for c in TRANSACTION_COLUMNS if table.column(c).null_count < table.num_rows}
-            seen |= {c for c in TRANSACTION_COLUMNS if c not in seen and src.contains(json.dumps(c).encode())}
-        missing = [c for c in TRANSACTION_COLUMNS if c not in seen]
+        # a column that is null in every row may be absent from the file: look for its key in the raw bytes
+        all_null = [c for c in TRANSACTION_COLUMNS if table.column(c).null_count == table.num_rows]
+        missing = [c for c in all_null if not src.contains(json.dumps(c).encode())]
         if missing:
-            raise ContractViolation(name, _missing_message(missing) + " (in every record)")
+            raise ContractViolation(name, _missing_message(missing) + " (no record has the key)")
     return _finish(table, TRANSACTION_COLUMNS, name)
 
 
@@ -255,51 +253,82 @@ def _pyarrow_json(source: Any) -> pa.Table:
     )
 
 
-_KEYS = b"|".join(re.escape(json.dumps(c).encode()) for c in TRANSACTION_COLUMNS)
-_SCALAR_VALUE = re.compile(
-    rb"((?:" + _KEYS + rb")\s*:\s*)(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|true|false)(?=\s*[,}])"
-)
+# A contract key followed by a bare JSON number/boolean; RE2 (no look-ahead), so the delimiter is group 3.
+_KEYS = "|".join(re.escape(json.dumps(c)) for c in TRANSACTION_COLUMNS)
+_SCALAR_VALUE = rf"((?:{_KEYS})\s*:\s*)(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|true|false)(\s*[,}}])"
+_REWRITE_CHUNK = 64 << 20  # bytes of JSON Lines rewritten and parsed at a time on the mixed-type path
 
 
-def _read_json_lines(src: _Input) -> tuple[pa.Table, set[str] | None]:
-    """pyarrow fast path; quote numbers/booleans and re-parse on mixed types; stdlib json as a last resort."""
+def _read_json_lines(src: _Input) -> pa.Table:
+    """pyarrow over the whole file (fast path); if that fails, chunk by chunk: numbers/booleans of contract
+    keys quoted and re-parsed by pyarrow, and only a chunk that still fails goes through stdlib json, which
+    either reads it (nested values, a BOM, ...) or names the broken line."""
     try:
-        return _pyarrow_json(src.arrow_source()), None
-    except pa.ArrowInvalid as exc:
-        mixed = _MIXED_TYPE_ERROR.search(str(exc)) is not None
-    if mixed:
-        quoted = _SCALAR_VALUE.sub(rb'\1"\2"', src.data())
-        src.release()  # keep one copy of a big file in memory, not two
+        return _pyarrow_json(src.arrow_source())
+    except pa.ArrowInvalid:
+        pass
+    tables: list[pa.Table] = []
+    lines_before = 0
+    for chunk in _line_chunks(src):
         try:
-            return _pyarrow_json(pa.BufferReader(quoted)), None
+            tables.append(_quoted_json(chunk))
         except pa.ArrowInvalid:
-            pass
-        finally:
-            del quoted
-    # Legal-but-odd content (nested values, lines longer than a block, a BOM) or a broken file: the stdlib
-    # parser either reads it or tells us the exact line that is broken.
-    return _json_lines_slow(src)
+            tables.append(_json_lines_stdlib(chunk, lines_before, src.name))
+        lines_before += chunk.count(b"\n")
+    return pa.concat_tables(tables) if tables else _SCHEMA.empty_table()
 
 
-def _json_lines_slow(src: _Input) -> tuple[pa.Table, set[str]]:
-    seen: set[str] = set()
+def _line_chunks(src: _Input) -> Iterator[bytes]:
+    """The content in pieces of about ``_REWRITE_CHUNK`` bytes, each ending at a line end (except the last)."""
+    with src.open() as fh:
+        rest = b""
+        while block := fh.read(_REWRITE_CHUNK):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                rest = block
+                continue
+            rest = block[cut:]
+            yield block[:cut]
+        if rest:
+            yield rest
+
+
+def _quoted_json(chunk: bytes) -> pa.Table:
+    """Parse JSON Lines after turning bare numbers/booleans of contract keys into strings (original text kept).
+
+    The rewrite runs in Arrow (RE2) on the lines viewed as a binary array: no per-line Python.
+    """
+    nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))
+    ends = nl + 1 if nl.size and nl[-1] == len(chunk) - 1 else np.append(nl + 1, len(chunk))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    lines = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(chunk)]
+    )
+    quoted = pc.replace_substring_regex(lines, _SCALAR_VALUE, r'\1"\2"\3')
+    used = int(np.frombuffer(quoted.buffers()[1], dtype=np.int64)[quoted.offset + len(quoted)])
+    return _pyarrow_json(pa.BufferReader(quoted.buffers()[2].slice(0, used)))
+
+
+def _json_lines_stdlib(chunk: bytes, lines_before: int, name: str) -> pa.Table:
     batches: list[pa.RecordBatch] = []
     records: list[dict[str, Any]] = []
-    for lineno, line in enumerate(io.BytesIO(src.data().removeprefix(_BOM)), start=1):
+    for lineno, raw_line in enumerate(io.BytesIO(chunk), start=lines_before + 1):
+        line = raw_line.removeprefix(_BOM) if lineno == 1 else raw_line
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ContractViolation(src.name, f"line {lineno}: {_json_problem(exc, line)}") from exc
+            raise ContractViolation(name, f"line {lineno}: {_json_problem(exc, line)}") from exc
         if not isinstance(obj, dict):
-            raise ContractViolation(src.name, f"line {lineno}: not a JSON object ({type(obj).__name__})")
+            raise ContractViolation(name, f"line {lineno}: not a JSON object ({type(obj).__name__})")
         records.append(obj)
         if len(records) >= _SLOW_PATH_BATCH:
-            batches.append(_records_to_batch(records, seen))
+            batches.append(_records_to_batch(records))
             records = []
-    batches.append(_records_to_batch(records, seen))
-    return pa.Table.from_batches(batches, schema=_SCHEMA), seen
+    batches.append(_records_to_batch(records))
+    return pa.Table.from_batches(batches, schema=_SCHEMA)
 
 
 def _json_problem(exc: Exception, line: bytes) -> str:
@@ -309,7 +338,7 @@ def _json_problem(exc: Exception, line: bytes) -> str:
     return f"invalid JSON: {exc}{truncated}"
 
 
-def _read_json_array(src: _Input) -> tuple[pa.Table, set[str]]:
+def _read_json_array(src: _Input) -> pa.Table:
     try:
         doc = json.loads(src.data())
     except json.JSONDecodeError as exc:
@@ -321,22 +350,13 @@ def _read_json_array(src: _Input) -> tuple[pa.Table, set[str]]:
         raise ContractViolation(src.name, "JSON document is not an array of records")
     for i, obj in enumerate(doc, start=1):
         if not isinstance(obj, dict):
-            raise ContractViolation(
-                src.name, f"array element {i} is not a JSON object ({type(obj).__name__})"
-            )
-    seen: set[str] = set()
-    batches = [
-        _records_to_batch(doc[i : i + _SLOW_PATH_BATCH], seen) for i in range(0, len(doc), _SLOW_PATH_BATCH)
-    ]
-    return pa.Table.from_batches(batches or [_records_to_batch([], seen)], schema=_SCHEMA), seen
+            raise ContractViolation(src.name, f"array element {i} is not a JSON object ({type(obj).__name__})")
+    batches = [_records_to_batch(doc[i : i + _SLOW_PATH_BATCH]) for i in range(0, len(doc), _SLOW_PATH_BATCH)]
+    return pa.Table.from_batches(batches, schema=_SCHEMA)
 
 
-def _records_to_batch(records: list[dict[str, Any]], seen: set[str]) -> pa.RecordBatch:
-    for rec in records:
-        seen.update(rec.keys())
-    columns = [
-        pa.array(_as_strings(rec.get(c) for rec in records), type=pa.string()) for c in TRANSACTION_COLUMNS
-    ]
+def _records_to_batch(records: list[dict[str, Any]]) -> pa.RecordBatch:
+    columns = [pa.array(_as_strings(rec.get(c) for rec in records), type=pa.string()) for c in TRANSACTION_COLUMNS]
     return pa.RecordBatch.from_arrays(columns, schema=_SCHEMA)
 
 

@@ -43,9 +43,7 @@ def calibration_table(y_true: Any, proba: Any, n_bins: int = N_BINS) -> pd.DataF
     bins = np.empty(y.size, dtype=np.int64)
     bins[order] = np.arange(y.size) * n_bins // y.size + 1
     frame = pd.DataFrame({"bin": bins, "y": y, "p": p})
-    table = frame.groupby("bin").agg(
-        n=("y", "size"), mean_predicted=("p", "mean"), observed_rate=("y", "mean")
-    )
+    table = frame.groupby("bin").agg(n=("y", "size"), mean_predicted=("p", "mean"), observed_rate=("y", "mean"))
     return table.reset_index()
 
 

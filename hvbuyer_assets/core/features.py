@@ -35,6 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hvbuyer_assets.core.cleaning import AGE_MAX, AGE_MIN, normalise_region
+
 STRING = pd.StringDtype("pyarrow")
 DAY_NS = 86_400 * 10**9
 NAT_NS = np.iinfo(np.int64).min  # the int64 value of NaT
@@ -195,8 +197,6 @@ def _behaviour(enc: EncodedTransactions, as_of_ns: int, large_amount: float) -> 
 
 
 def _region(values: pd.Series) -> pd.Series:
-    from hvbuyer_assets.core.cleaning import normalise_region
-
     return normalise_region(values.astype(STRING)).astype(STRING)
 
 
@@ -249,8 +249,9 @@ def serving_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """API request rows -> a ``FEATURE_COLUMNS`` frame built with the same rules as ``build_features``.
 
     Omitted (or null) behaviour fields mean "no known history" (``NO_HISTORY``); omitted demographics are NaN;
-    region is normalised ("Unknown" when missing). Unknown keys are ignored; non-numeric values raise
-    ValueError.
+    region is normalised ("Unknown" when missing). The cleaning rules for customer records apply (age outside
+    [AGE_MIN, AGE_MAX] or negative loyalty_points -> NaN; tenure_days floored at 0). Unknown keys are ignored;
+    non-numeric values raise ValueError.
     """
     raw = pd.DataFrame.from_records(list(records))
     n = len(raw)
@@ -260,6 +261,11 @@ def serving_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         if name in NO_HISTORY:
             values = np.where(np.isnan(values), NO_HISTORY[name], values)
         columns[name] = values
+    with np.errstate(invalid="ignore"):
+        age = columns["age"]
+        columns["age"] = np.where((age < AGE_MIN) | (age > AGE_MAX), np.nan, age)
+        columns["loyalty_points"] = np.where(columns["loyalty_points"] < 0, np.nan, columns["loyalty_points"])
+        columns["tenure_days"] = np.where(columns["tenure_days"] < 0, 0.0, columns["tenure_days"])
     region = raw["region"] if "region" in raw else pd.Series([None] * n)
     columns["region"] = _region(region.astype(object).where(region.notna(), None)).array
     return pd.DataFrame(columns, index=pd.RangeIndex(n))[list(FEATURE_COLUMNS)]

@@ -22,17 +22,10 @@ def label_window(cutoff: Any, horizon_days: int) -> tuple[pd.Timestamp, pd.Times
     return start, start + pd.Timedelta(days=horizon_days)
 
 
-def labels_from_encoded(
-    enc: EncodedTransactions, cutoff: Any, horizon_days: int, threshold: float
-) -> np.ndarray:
+def labels_from_encoded(enc: EncodedTransactions, cutoff: Any, horizon_days: int, threshold: float) -> np.ndarray:
     """int8 array aligned with ``enc.customer_ids`` (see ``build_labels``)."""
     start, end = label_window(cutoff, horizon_days)
-    hit = (
-        (enc.status == STATUS_COMPLETED)
-        & (enc.amount >= threshold)
-        & (enc.ts > start.value)
-        & (enc.ts <= end.value)
-    )
+    hit = (enc.status == STATUS_COMPLETED) & (enc.amount >= threshold) & (enc.ts > start.value) & (enc.ts <= end.value)
     return (np.bincount(enc.code[hit], minlength=enc.n_customers) > 0).astype(np.int8)
 
 

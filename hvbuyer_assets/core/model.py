@@ -123,9 +123,7 @@ def train_model(
     train = training_set[training_set["split"] == "train"] if "split" in training_set else training_set
     labels = train["label"].to_numpy()
     if len(np.unique(labels)) < 2:
-        raise ValueError(
-            f"training rows need both classes; got {len(train)} rows with labels {np.unique(labels)}"
-        )
+        raise ValueError(f"training rows need both classes; got {len(train)} rows with labels {np.unique(labels)}")
     pipeline = build_pipeline(params, kind)
     pipeline.fit(model_input(train, kind), labels)
     return pipeline
@@ -140,9 +138,7 @@ def onnx_inputs(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, np.n
     """ONNX feed: one (n, 1) array per input column; float32 for numerics, str objects for categoricals."""
     prepared = _prepare(frame, columns)
     return {
-        name: prepared[name]
-        .to_numpy(dtype=object if name in FEATURE_CATEGORICAL else "float32")
-        .reshape(-1, 1)
+        name: prepared[name].to_numpy(dtype=object if name in FEATURE_CATEGORICAL else "float32").reshape(-1, 1)
         for name in columns
     }
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,21 +67,18 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
         stem.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, pd.DataFrame):
             path = stem.with_suffix(".parquet")
-            buffer = pa.BufferOutputStream()
-            pq.write_table(pa.Table.from_pandas(obj, preserve_index=_keeps_index(obj)), buffer)
-            payload = buffer.getvalue().to_pybytes()
+            table = pa.Table.from_pandas(obj, preserve_index=_keeps_index(obj))
+            _atomic_write(path, lambda sink: pq.write_table(table, sink))
             context.add_output_metadata({"rows": len(obj), "path": dg.MetadataValue.path(str(path))})
         elif isinstance(obj, dict | list):
             path = stem.with_suffix(".json")
             payload = json.dumps(obj, indent=2, default=str).encode()
+            _atomic_write(path, lambda sink: sink.write(payload))
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
         else:
             path = stem.with_suffix(".joblib")
-            sink = io.BytesIO()
-            joblib.dump(obj, sink)
-            payload = sink.getvalue()
+            _atomic_write(path, lambda sink: joblib.dump(obj, sink))
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
-        _atomic_write(path, payload)
 
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
@@ -109,13 +107,20 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
     return not isinstance(frame.index, pd.RangeIndex)
 
 
-def _atomic_write(path: UPath, payload: bytes) -> None:
+def _atomic_write(path: UPath, write: Callable[[Any], object]) -> None:
+    """Stream a value into ``path`` (no second in-memory copy of a large parquet file); locally through a
+    temporary file renamed into place, so readers never see a half-written asset."""
     if path.protocol in ("", "file", "local"):
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(payload)
-        os.replace(tmp.path, path.path)
-    else:  # object stores replace a key atomically on PUT
-        path.write_bytes(payload)
+        try:
+            with tmp.open("wb") as sink:
+                write(sink)
+            os.replace(tmp.path, path.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:  # object stores replace a key atomically when the upload completes
+        with path.open("wb") as sink:
+            write(sink)
 
 
 @dataclass(frozen=True)
@@ -153,12 +158,16 @@ class RawStorageResource(dg.ConfigurableResource):
                 found[str(path)] = RawFileInfo(path.name, str(path), int(stat.st_size), modified)
         return sorted(found.values(), key=lambda f: (f.modified, f.name))
 
-    def open(self, uri: str) -> Any:
-        """Open one raw file for binary reading (local path string for the fast pyarrow path)."""
+    @contextlib.contextmanager
+    def open(self, uri: str) -> Iterator[Any]:
+        """One raw file for binary reading: a local path (pyarrow's fast multi-threaded path) or an open
+        object-store file, closed on exit."""
         path = UPath(uri, **storage_options(uri, self.s3_endpoint_url))
         if path.protocol in ("", "file", "local"):
-            return path.path
-        return path.open("rb")
+            yield path.path
+            return
+        with path.open("rb") as handle:
+            yield handle
 
 
 class ModelRegistryResource(dg.ConfigurableResource):

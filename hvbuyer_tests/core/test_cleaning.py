@@ -154,6 +154,8 @@ def test_timestamp_fractional_seconds_and_date_only() -> None:
         ({"customer_id": "C404"}, "customer_id", "customer_id 'C404' is not a known customer"),
         ({"amount": None}, "amount", "amount is missing"),
         ({"amount": "12abc"}, "amount", "amount '12abc' is not a number"),
+        ({"amount": "1e400"}, "amount", "amount '1e400' is not a number"),
+        ({"amount": "1.2.3"}, "amount", "amount '1.2.3' is not a number"),
         ({"amount": "-5"}, "amount", "amount -5 is not positive"),
         ({"amount": "0"}, "amount", "amount 0 is not positive"),
         ({"timestamp": None}, "timestamp", "timestamp is missing"),
@@ -171,9 +173,7 @@ def test_timestamp_fractional_seconds_and_date_only() -> None:
         ),
     ],
 )
-def test_each_drop_reason_is_quarantined_and_good_rows_survive(
-    override: dict, field: str, reason: str
-) -> None:
+def test_each_drop_reason_is_quarantined_and_good_rows_survive(override: dict, field: str, reason: str) -> None:
     result = _clean_tx(_tx(transaction_id="GOOD"), _tx(**{"transaction_id": "BAD", **override}))
     assert result.clean["transaction_id"].tolist() == ["GOOD"]
     q = result.quarantine
@@ -193,15 +193,19 @@ def test_timestamp_exactly_at_arrival_is_kept() -> None:
 
 
 def test_duplicate_transaction_ids_across_drops_keep_the_latest() -> None:
-    raw = _frame(
+    old = _frame(
         [
             _tx(transaction_id="T1", amount="10", source_file="b_old", source_row=1, arrived_at="2024-05-01"),
-            _tx(transaction_id="T1", amount="30", source_file="a_new", source_row=7, arrived_at="2024-05-20"),
             _tx(transaction_id="T1", amount="20", source_file="b_old", source_row=2, arrived_at="2024-05-01"),
             _tx(transaction_id="T2", amount="5", source_file="b_old", source_row=3, arrived_at="2024-05-01"),
         ],
         TX_COLUMNS,
     )
+    new = _frame(
+        [_tx(transaction_id="T1", amount="30", source_file="a_new", source_row=7, arrived_at="2024-05-20")],
+        TX_COLUMNS,
+    )
+    raw = pd.concat([new, old], ignore_index=True)  # as the shell concatenates drops: multi-chunk columns
     result = clean_transactions(raw, KNOWN)
     clean = result.clean.set_index("transaction_id")
     assert clean.loc["T1", "amount"] == 30.0  # latest arrival wins although its file name sorts first
@@ -227,10 +231,11 @@ def test_invalid_later_copy_does_not_replace_a_valid_earlier_one() -> None:
 
 def test_arrived_at_argument_by_source_file() -> None:
     raw = _frame([_tx(source_file="late"), _tx(transaction_id="T2", source_file="early")], TX_COLUMNS)
+    raw = pd.concat([raw, _frame([_tx(transaction_id="T3", source_file="unlisted")], TX_COLUMNS)], ignore_index=True)
     raw = raw.drop(columns="arrived_at")
     arrivals = pd.Series(pd.to_datetime(["2024-02-01", "2023-12-01"], utc=True), index=["late", "early"])
     result = clean_transactions(raw, KNOWN, arrivals)
-    assert result.clean["transaction_id"].tolist() == ["T1"]
+    assert result.clean["transaction_id"].tolist() == ["T1", "T3"]  # no arrival known for T3: no check
     assert "after the drop arrived (2023-12-01T00:00:00Z)" in result.quarantine["reason"].iloc[0]
 
 
@@ -255,9 +260,7 @@ def test_empty_transactions() -> None:
 
 
 def test_clean_customers_types() -> None:
-    result = clean_customers(
-        _frame([_cust(loyalty_points="1,200"), _cust(customer_id="C2", age=None)], CUST_COLUMNS)
-    )
+    result = clean_customers(_frame([_cust(loyalty_points="1,200"), _cust(customer_id="C2", age=None)], CUST_COLUMNS))
     clean = result.clean
     assert list(clean.columns) == list(CUST_COLUMNS)
     assert clean["customer_id"].dtype == S and clean["region"].dtype == S

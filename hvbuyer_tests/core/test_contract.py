@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from hvbuyer_assets.core import contract
 from hvbuyer_assets.core.contract import (
     CUSTOMER_COLUMNS,
     TRANSACTION_COLUMNS,
@@ -42,8 +44,7 @@ def _jsonl(*rows: dict[str, object]) -> bytes:
 def test_customers_csv_is_all_strings_with_lineage_and_extras_dropped(tmp_path: Path) -> None:
     path = tmp_path / "customers_1.csv"
     path.write_text(
-        f"{CUSTOMER_COLUMNS[0]},extra,{','.join(CUSTOMER_COLUMNS[1:])}\n"
-        "C1,x,30,east,,007\nC2,y,,,2020-01-01,\n"
+        f"{CUSTOMER_COLUMNS[0]},extra,{','.join(CUSTOMER_COLUMNS[1:])}\nC1,x,30,east,,007\nC2,y,,,2020-01-01,\n"
     )
     table = read_customers_file(path, "customers_1.csv")
     assert table.column_names == [*CUSTOMER_COLUMNS, "source_file", "source_row"]
@@ -52,6 +53,15 @@ def test_customers_csv_is_all_strings_with_lineage_and_extras_dropped(tmp_path: 
     assert table.column("age").to_pylist() == ["30", None]
     assert table.column("source_file").to_pylist() == ["customers_1.csv"] * 2
     assert table.column("source_row").to_pylist() == [1, 2]
+
+
+def test_contract_violation_message_and_pickling() -> None:
+    err = pickle.loads(pickle.dumps(ContractViolation("drop.csv", "missing contract column(s): age")))
+    assert (err.file, err.problem, str(err)) == (
+        "drop.csv",
+        "missing contract column(s): age",
+        "drop.csv: missing contract column(s): age",
+    )
 
 
 def test_customers_header_only_file_is_valid_and_empty() -> None:
@@ -131,9 +141,7 @@ def test_transactions_nested_value_is_read_not_rejected() -> None:
 
 def test_transactions_json_array(tmp_path: Path) -> None:
     path = tmp_path / "transactions_2.json"
-    path.write_text(
-        "  \n" + json.dumps([_tx(amount=99.5), _tx(transaction_id="T2", customer_id=7, amount=None)])
-    )
+    path.write_text("  \n" + json.dumps([_tx(amount=99.5), _tx(transaction_id="T2", customer_id=7, amount=None)]))
     table = read_transactions_file(path, "transactions_2.json")
     assert table.column("transaction_id").to_pylist() == ["T1", "T2"]
     assert table.column("amount").to_pylist() == ["99.5", None]
@@ -192,3 +200,21 @@ def test_raw_to_frame_uses_pyarrow_strings() -> None:
         assert frame[col].dtype == pd.StringDtype("pyarrow"), col
     assert frame["source_row"].dtype == "int64"
     assert frame["status"].isna().tolist() == [False, True]
+
+
+def test_fallback_reads_chunk_by_chunk_and_reports_global_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(contract, "_REWRITE_CHUNK", 300)  # many chunks for a small file
+    rows = [_tx(transaction_id=f"T{i}", amount=i + 0.5 if i % 2 else f"${i},000") for i in range(40)]
+    table = read_transactions_file(io.BytesIO(_jsonl(*rows)), "many.jsonl")
+    assert table.column("amount").to_pylist() == [
+        r["amount"] if i % 2 == 0 else str(r["amount"]) for i, r in enumerate(rows)
+    ]
+    assert table.column("source_row").to_pylist() == list(range(1, 41))
+    broken = _jsonl(*rows[:36]) + b'{"transaction_id": "T36", "amount": 1.5,\n' + _jsonl(*rows[37:])
+    with pytest.raises(ContractViolation, match=r"^many\.jsonl: line 37: invalid JSON"):
+        read_transactions_file(io.BytesIO(broken), "many.jsonl")
+
+
+def test_utf8_bom_jsonl_is_read() -> None:
+    table = read_transactions_file(io.BytesIO(b"\xef\xbb\xbf" + _jsonl(_tx(), _tx(transaction_id="T2"))), "b.jsonl")
+    assert table.column("transaction_id").to_pylist() == ["T1", "T2"]

@@ -224,6 +224,14 @@ def test_serving_frame_uses_given_behaviour_fields_and_defaults_the_rest():
     assert frame["region"].dtype == pd.StringDtype("pyarrow")
 
 
+def test_serving_frame_applies_the_customer_cleaning_rules():
+    frame = serving_frame([{"age": 250, "loyalty_points": -3, "tenure_days": -2}, {"age": 13, "loyalty_points": 0}])
+    assert np.isnan(frame.loc[0, "age"]) and np.isnan(frame.loc[0, "loyalty_points"])
+    assert frame.loc[0, "tenure_days"] == 0.0
+    assert frame.loc[1, "age"] == 13.0 and frame.loc[1, "loyalty_points"] == 0.0
+    assert len(serving_frame([])) == 0 and list(serving_frame([]).columns) == list(FEATURE_COLUMNS)
+
+
 def test_serving_frame_rejects_non_numeric_values():
     with pytest.raises(ValueError):
         serving_frame([{"age": "old", "region": "East"}])

@@ -24,7 +24,8 @@ def _read_drops(
     frames, violations = [], []
     for info in files:
         try:
-            table = reader(storage.open(info.uri), info.name)
+            with storage.open(info.uri) as source:
+                table = reader(source, info.name)
         except contract.ContractViolation as exc:
             violations.append(str(exc))
             continue

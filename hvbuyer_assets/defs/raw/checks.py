@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hvbuyer_assets.core import cleaning, contract
 
@@ -76,14 +78,39 @@ def contract_result(check_name: str, violations: list[str]) -> dg.AssetCheckResu
     )
 
 
+def _arrow(values: pd.Series) -> pa.ChunkedArray:
+    # Checks run on 20M-row columns: pyarrow kernels on the string[pyarrow] buffers are ~10x faster than the
+    # pandas equivalents (which materialise Python objects).
+    return pa.chunked_array([pa.array(values)])
+
+
+def _in(values: pd.Series, allowed: pd.Series | tuple[str, ...]) -> np.ndarray:
+    value_set = pa.array(list(allowed), type=pa.string()) if isinstance(allowed, tuple) else pa.array(allowed)
+    mask = pc.is_in(_arrow(values).cast(pa.string()), value_set=value_set.cast(pa.string()))
+    return mask.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def duplicated_values(values: pd.Series) -> pa.ChunkedArray:
+    """Values present more than once (each extra copy listed once); sort-based, faster than hashing here."""
+    arr = _arrow(values)
+    ordered = arr.take(pc.sort_indices(arr))
+    if len(ordered) < 2:
+        return ordered.slice(0, 0)
+    same = pc.fill_null(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)), False)
+    return ordered.slice(1).filter(same)
+
+
 def _unique(check_name: str, ids: pd.Series) -> dg.AssetCheckResult:
-    duplicated = ids[ids.duplicated()]
+    duplicated = duplicated_values(ids)
+    missing = int(ids.isna().sum())
     return dg.AssetCheckResult(
         check_name=check_name,
-        passed=duplicated.empty,
+        passed=len(duplicated) == 0 and missing == 0,
+        description=f"{len(duplicated)} duplicate and {missing} missing ids",
         metadata={
             "duplicates": len(duplicated),
-            "examples": dg.MetadataValue.json(duplicated.head(5).tolist()),
+            "missing": missing,
+            "examples": dg.MetadataValue.json(duplicated.slice(0, 5).to_pylist()),
         },
     )
 
@@ -131,9 +158,9 @@ def transaction_results(
     bad = (
         ~(np.isfinite(amount) & (amount > 0))
         | clean["timestamp"].isna().to_numpy()
-        | ~clean["status"].isin(contract.TRANSACTION_STATUSES).to_numpy()
+        | ~_in(clean["status"], contract.TRANSACTION_STATUSES)
     )
     yield _bad_count("transaction_values_valid", pd.Series(bad), "transactions with invalid values")
-    orphans = ~clean["customer_id"].isin(customer_ids)
-    yield _bad_count("transactions_reference_known_customers", orphans, "transactions of unknown customers")
+    orphans = ~_in(clean["customer_id"], customer_ids)
+    yield _bad_count("transactions_reference_known_customers", pd.Series(orphans), "transactions of unknown customers")
     yield _share("transaction_quarantine_share", result.stats)
