@@ -88,7 +88,9 @@ def run_graph(data_dir: Path) -> tuple[dict[str, tuple[float, int]], float, bool
     mlflow.end_run()
     sampler.stop()
     starts, stages = {}, {}
-    for entry in instance.all_logs(result.run_id):
+    logs = instance.all_logs(result.run_id)
+    print(f"{len(logs)} events")
+    for entry in logs:
         event = entry.dagster_event
         if event is None or not event.step_key:
             continue

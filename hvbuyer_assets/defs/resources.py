@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from upath import UPath
 
 from hvbuyer_assets import registry
+from hvbuyer_assets.memory import release_memory
 from hvbuyer_assets.settings import Settings, load_settings
 
 LAYER_KEY = "hvbuyer/layer"
@@ -79,8 +80,10 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
             path = stem.with_suffix(".joblib")
             _atomic_write(path, lambda sink: joblib.dump(obj, sink))
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        release_memory()
 
     def load_input(self, context: dg.InputContext) -> Any:
+        release_memory()  # the previous step's frames are garbage by now
         upstream = context.upstream_output
         stem = self._stem(context.asset_key, upstream.definition_metadata if upstream else None)
         for suffix in (".parquet", ".json", ".joblib"):
