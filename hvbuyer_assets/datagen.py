@@ -124,7 +124,12 @@ _BAD_TIMESTAMPS = ("not a date", "0000-00-00T00:00:00Z", "")
 
 # Shares of the transaction mess kinds (index 0 = clean, rest as listed in the module docstring).
 _AMOUNT_SHARES = {
-    "dollar": 0.015, "padded": 0.003, "empty": 0.002, "null": 0.002, "na": 0.001, "negative": 0.001,
+    "dollar": 0.015,
+    "padded": 0.003,
+    "empty": 0.002,
+    "null": 0.002,
+    "na": 0.001,
+    "negative": 0.001,
 }
 _TS_SHARES = {"plus2": 0.015, "minus5": 0.015, "frac": 0.006, "bad": 0.0025, "null": 0.0025}
 _ID_SHARES = {"null": 0.0015, "omitted": 0.001}
@@ -276,8 +281,13 @@ def _simulate(c: _Customers, seed: int, as_of: pd.Timestamp, days: int, drift: s
     u_amount = amount_mult * np.exp(AMOUNT_LOG_MEAN + mess.normal(0, AMOUNT_SIGMA * 1.2, n_unknown))
     u_cents = np.round(u_amount * 100).clip(100, 5_000_000).astype(np.int32)
     parts.append(
-        (u_cust, u_t, u_cents, _categorical(mess, STATUS_SHARES, n_unknown),
-         _categorical(mess, PAYMENT_SHARES, n_unknown))
+        (
+            u_cust,
+            u_t,
+            u_cents,
+            _categorical(mess, STATUS_SHARES, n_unknown),
+            _categorical(mess, PAYMENT_SHARES, n_unknown),
+        )
     )
     cust, t, cents, status, method = (np.concatenate([p[i] for p in parts]) for i in range(5))
     del parts
@@ -373,8 +383,9 @@ def _hash_share(idx: np.ndarray, share: float) -> np.ndarray:
     return (idx.astype(np.uint64) * np.uint64(2654435761) % np.uint64(10_000)) < int(share * 10_000)
 
 
-def _render_transactions(ev: _Events, rows: np.ndarray, n_customers: int, id_prefix: str
-                         ) -> tuple[dict[str, pa.Array], dict[str, np.ndarray]]:
+def _render_transactions(
+    ev: _Events, rows: np.ndarray, n_customers: int, id_prefix: str
+) -> tuple[dict[str, pa.Array], dict[str, np.ndarray]]:
     """String columns for the given file rows, plus masks of rows whose id key is omitted from the JSON."""
     i = ev.rows[rows]
     width = max(7, len(str(n_customers)))
@@ -440,7 +451,7 @@ def _string_bytes(values: pa.Array) -> memoryview:
     """The concatenated UTF-8 bytes of a string array (no copy)."""
     raw_offsets = values.buffers()[1]
     offsets = np.frombuffer(raw_offsets, dtype=np.int32, count=len(values) + 1, offset=values.offset * 4)
-    return memoryview(values.buffers()[2])[offsets[0]:offsets[-1]]
+    return memoryview(values.buffers()[2])[offsets[0] : offsets[-1]]
 
 
 def _write_lines(fh: BinaryIO, events: _Events, n_customers: int, prefix: str) -> None:
@@ -486,15 +497,20 @@ def _customer_table(c: _Customers, seed: int, drift: str) -> pa.Table:
     points[neg] = -(1 + rng.integers(0, 2000, int(neg.sum())))
     loyalty = _null_where(_str(points), loyalty_kind == 2)
 
-    base = pa.table({"customer_id": ids, "age": age, "region": region, "signup_date": signup,
-                     "loyalty_points": loyalty})
+    base = pa.table(
+        {"customer_id": ids, "age": age, "region": region, "signup_date": signup, "loyalty_points": loyalty}
+    )
     dup = np.flatnonzero(rng.random(n) < 0.01)
     updated = base.take(pa.array(dup))
     new_points = rng.random(dup.size) < 0.7
     updated = updated.set_column(
-        4, "loyalty_points",
-        pc.if_else(pa.array(new_points), _str(c.loyalty[dup] + rng.integers(10, 2000, dup.size)),
-                   updated["loyalty_points"].combine_chunks()),
+        4,
+        "loyalty_points",
+        pc.if_else(
+            pa.array(new_points),
+            _str(c.loyalty[dup] + rng.integers(10, 2000, dup.size)),
+            updated["loyalty_points"].combine_chunks(),
+        ),
     )
     moved = _lookup(REGIONS, (c.region[dup].astype(np.int64) + rng.integers(1, 5, dup.size)) % 5)
     updated = updated.set_column(
@@ -508,8 +524,9 @@ def _customer_table(c: _Customers, seed: int, drift: str) -> pa.Table:
 # ---------------------------------------------------------------------------------------------- public API
 
 
-def _world(n_customers: int, seed: int, as_of: str | pd.Timestamp, days: int, drift: str
-           ) -> tuple[_Customers, _Events, str]:
+def _world(
+    n_customers: int, seed: int, as_of: str | pd.Timestamp, days: int, drift: str
+) -> tuple[_Customers, _Events, str]:
     _check_args(n_customers, seed, days, drift)
     end = _as_of_timestamp(as_of)
     if end - pd.Timedelta(days=days) < pd.Timestamp("1971-01-01", tz="UTC"):
@@ -524,8 +541,14 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.string(): string, pa.large_string(): string}.get)
 
 
-def generate(n_customers: int, *, seed: int = 0, as_of: str | pd.Timestamp = DEFAULT_AS_OF,
-             days: int = DEFAULT_DAYS, drift: str = "none") -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate(
+    n_customers: int,
+    *,
+    seed: int = 0,
+    as_of: str | pd.Timestamp = DEFAULT_AS_OF,
+    days: int = DEFAULT_DAYS,
+    drift: str = "none",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Messy (customers, transactions) frames exactly as :func:`write_drop` writes them.
 
     All columns are ``string[pyarrow]``; a JSON key that the file omits appears as ``<NA>`` here.
@@ -533,8 +556,9 @@ def generate(n_customers: int, *, seed: int = 0, as_of: str | pd.Timestamp = DEF
     """
     customers, events, prefix = _world(n_customers, seed, as_of, days, drift)
     chunks = [
-        pa.table(_render_transactions(events, np.arange(a, min(a + ROW_CHUNK, events.rows.size)),
-                                      n_customers, prefix)[0])
+        pa.table(
+            _render_transactions(events, np.arange(a, min(a + ROW_CHUNK, events.rows.size)), n_customers, prefix)[0]
+        )
         for a in range(0, events.rows.size, ROW_CHUNK)
     ]
     schema = pa.schema([(name, pa.string()) for name in TRANSACTION_COLUMNS])
@@ -551,8 +575,17 @@ def drop_paths(out_dir: str | os.PathLike[str], drop: str | None = None) -> tupl
     return out / f"customers{suffix}.csv", out / f"transactions{suffix}.json"
 
 
-def _write_drop(out_dir: str | os.PathLike[str], n_customers: int, *, seed: int, as_of: str | pd.Timestamp,
-                days: int, drift: str, drop: str | None, force: bool) -> tuple[Path, Path, int, int]:
+def _write_drop(
+    out_dir: str | os.PathLike[str],
+    n_customers: int,
+    *,
+    seed: int,
+    as_of: str | pd.Timestamp,
+    days: int,
+    drift: str,
+    drop: str | None,
+    force: bool,
+) -> tuple[Path, Path, int, int]:
     customers_path, transactions_path = drop_paths(out_dir, drop)
     existing = [str(p) for p in (customers_path, transactions_path) if p.exists()]
     if existing and not force:
@@ -578,15 +611,24 @@ def _write_drop(out_dir: str | os.PathLike[str], n_customers: int, *, seed: int,
     return customers_path, transactions_path, table.num_rows, int(events.rows.size)
 
 
-def write_drop(out_dir: str | os.PathLike[str], n_customers: int, *, seed: int = 0,
-               as_of: str | pd.Timestamp = DEFAULT_AS_OF, days: int = DEFAULT_DAYS, drift: str = "none",
-               drop: str | None = None, force: bool = False) -> tuple[Path, Path]:
+def write_drop(
+    out_dir: str | os.PathLike[str],
+    n_customers: int,
+    *,
+    seed: int = 0,
+    as_of: str | pd.Timestamp = DEFAULT_AS_OF,
+    days: int = DEFAULT_DAYS,
+    drift: str = "none",
+    drop: str | None = None,
+    force: bool = False,
+) -> tuple[Path, Path]:
     """Write one drop (customers CSV + transactions JSON Lines) into ``out_dir``; returns both paths.
 
     Raises FileExistsError if a target exists and ``force`` is false (nothing is written then).
     """
-    c_path, t_path, _, _ = _write_drop(out_dir, n_customers, seed=seed, as_of=as_of, days=days, drift=drift,
-                                       drop=drop, force=force)
+    c_path, t_path, _, _ = _write_drop(
+        out_dir, n_customers, seed=seed, as_of=as_of, days=days, drift=drift, drop=drop, force=force
+    )
     return c_path, t_path
 
 
@@ -607,17 +649,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if _as_of_timestamp(args.as_of) > pd.Timestamp.now(tz="UTC"):
-            print(f"datagen: warning: --as-of {args.as_of} is in the future; the pipeline will set aside "
-                  "transactions stamped after the files arrive", file=sys.stderr)
-        c_path, t_path, n_c, n_t = _write_drop(args.out, args.customers, seed=args.seed, as_of=args.as_of,
-                                               days=args.days, drift=args.drift, drop=args.drop,
-                                               force=args.force)
+            print(
+                f"datagen: warning: --as-of {args.as_of} is in the future; the pipeline will set aside "
+                "transactions stamped after the files arrive",
+                file=sys.stderr,
+            )
+        c_path, t_path, n_c, n_t = _write_drop(
+            args.out,
+            args.customers,
+            seed=args.seed,
+            as_of=args.as_of,
+            days=args.days,
+            drift=args.drift,
+            drop=args.drop,
+            force=args.force,
+        )
     except (FileExistsError, ValueError) as exc:
         print(f"datagen: error: {exc}", file=sys.stderr)
         return 2
-    print(f"datagen: wrote {n_c:,} customer rows to {c_path} and {n_t:,} transaction rows to {t_path} "
-          f"(seed={args.seed}, as_of={args.as_of}, days={args.days}, drift={args.drift}) "
-          f"in {time.perf_counter() - started:.1f} s")
+    print(
+        f"datagen: wrote {n_c:,} customer rows to {c_path} and {n_t:,} transaction rows to {t_path} "
+        f"(seed={args.seed}, as_of={args.as_of}, days={args.days}, drift={args.drift}) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

@@ -104,6 +104,9 @@ def register(mlflow_client: MlflowClient, model_uri: str, run_id: str, tags: dic
             MODEL_NAME,
             description="P(large purchase within the horizon) per customer; served alias: champion.",
         )
+    # MLflow resolves a ``models:/<model_id>`` source through the *global* tracking URI (a TODO in MLflow's
+    # sqlalchemy store), so point it at this client's store first or the lookup may hit another registry.
+    mlflow.set_tracking_uri(mlflow_client.tracking_uri)
     version = mlflow_client.create_model_version(MODEL_NAME, model_uri, run_id=run_id, tags=tags)
     return str(version.version)
 

@@ -53,9 +53,7 @@ app = FastAPI(
 def health() -> HealthResponse:
     """Service liveness and the champion version being served."""
     loaded = app.state.store.current
-    return HealthResponse(
-        status="ok" if loaded else "no_model", model_version=loaded.version if loaded else None
-    )
+    return HealthResponse(status="ok" if loaded else "no_model", model_version=loaded.version if loaded else None)
 
 
 @app.post("/predict", response_model=PredictResponse)

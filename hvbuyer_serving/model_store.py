@@ -46,9 +46,7 @@ class ChampionStore:
             if version is None or (self.current and self.current.version == str(version.version)):
                 return False
             try:
-                candidate = LoadedModel(
-                    str(version.version), registry.load_version(self.tracking_uri, version.version)
-                )
+                candidate = LoadedModel(str(version.version), registry.load_version(self.tracking_uri, version.version))
                 _verify(candidate)
             except Exception as exc:  # keep serving the old model; say why in logs and /health
                 self.last_error = f"version {version.version} rejected: {exc}"

@@ -10,10 +10,12 @@ from typing import Any
 
 import dagster as dg
 import mlflow
+import pandas as pd
+from upath import UPath
 
 from hvbuyer_assets import datagen, registry
 from hvbuyer_assets.definitions import ALL_ASSETS
-from hvbuyer_assets.defs.resources import build_resources
+from hvbuyer_assets.defs.resources import build_resources, read_stored
 from hvbuyer_assets.settings import Settings
 
 SAMPLE_CUSTOMERS = 3000
@@ -62,6 +64,12 @@ class Workspace:
         """A copy of this workspace (data, registry) that a test may break without affecting others."""
         shutil.copytree(self.root, dest)
         return Workspace(dest)
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """A stored parquet asset. Not ``pd.read_parquet(path)``: pandas 2 hands pyarrow a Python file object,
+    and an Arrow worker releasing it during interpreter shutdown can abort the test process (apache/arrow#34314)."""
+    return read_stored(UPath(str(path)))
 
 
 def write_sample(raw: Path, customers: int = SAMPLE_CUSTOMERS, seed: int = SAMPLE_SEED) -> None:

@@ -123,11 +123,15 @@ def main() -> int:
     for name, (seconds, rss) in stages.items():
         print(f"{name:<22}{seconds:>10.1f}{rss / GIB:>14.2f}")
     clean = stages.get("clean_transactions", (float("nan"), 0))[0]
-    print(f"\nbare pyarrow.json.read_json: {parse['seconds']:.1f} s for {parse['rows']:,} rows "
-          f"(peak RSS {parse['peak_rss'] / GIB:.2f} GiB)")
+    print(
+        f"\nbare pyarrow.json.read_json: {parse['seconds']:.1f} s for {parse['rows']:,} rows "
+        f"(peak RSS {parse['peak_rss'] / GIB:.2f} GiB)"
+    )
     print(f"clean_transactions / bare parse: {clean / parse['seconds']:.2f}x   (target <= 3x)")
-    print(f"whole graph: {total / 60:.1f} min (target <= 20), peak RSS {peak / GIB:.2f} GiB (target <= 8)"
-          f", run {'succeeded' if ok else 'FAILED'}")
+    print(
+        f"whole graph: {total / 60:.1f} min (target <= 20), peak RSS {peak / GIB:.2f} GiB (target <= 8)"
+        f", run {'succeeded' if ok else 'FAILED'}"
+    )
     return 0 if ok else 1
 
 

@@ -2,6 +2,9 @@
 
 Everything is vectorised with pyarrow compute on the Arrow buffers behind ``string[pyarrow]`` columns
 (no object dtype, no per-row Python). The quarantine is built only from the rows that failed a check.
+Transactions are checked ``TX_CHUNK_ROWS`` rows at a time, so the working memory beyond the input and the
+output is one chunk's temporaries plus 8 bytes per surviving row (the duplicate-id hashes). ``source_file``
+may be a categorical (see :func:`contract.raw_to_frame`); the quarantine always holds it as text.
 
 Conventions (see the project spec): text is stripped, and empty text or a null token ("null", "None",
 "nan", "N/A") counts as missing; "latest" means the largest ``(arrived_at, source_file, source_row)``;
@@ -20,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hvbuyer_assets.core.contract import TRANSACTION_STATUSES
+from hvbuyer_assets.core.contract import TRANSACTION_COLUMNS, TRANSACTION_STATUSES
 
 AGE_MIN = 13
 AGE_MAX = 110
@@ -221,20 +224,25 @@ def normalise_region_value(value: str | None) -> str:
 
 
 class _Rows:
-    """Lineage of the raw rows: file, row, arrival (ns) and the order used for "latest wins"."""
+    """Lineage of the raw rows: file (a code per row into a few names), row, arrival (ns) and the order used
+    for "latest wins". A categorical ``source_file`` is used as is (no per-row strings)."""
 
     def __init__(self, raw: pd.DataFrame, arrived_at: pd.Series | None = None) -> None:
         n = len(raw)
         self.n = n
-        if "source_file" in raw.columns:
-            self.file = _arrow(raw["source_file"])
-        else:
-            self.file = pa.chunked_array([pa.repeat(pa.scalar("", pa.string()), n)])
-        if "source_row" in raw.columns:
-            self.row = raw["source_row"].to_numpy(dtype=np.int64, na_value=0)
-        else:
+        self.file_codes, self.file_names = _file_codes(raw, n)
+        if "source_row" not in raw.columns:
             self.row = np.arange(1, n + 1, dtype=np.int64)
+        elif raw["source_row"].dtype == np.int64:
+            self.row = raw["source_row"].to_numpy()  # a view, no copy
+        else:
+            self.row = raw["source_row"].to_numpy(dtype=np.int64, na_value=0)
         self.arrived = self._arrival(raw, arrived_at)
+        # rank of each file name in sort order; a missing file (code -1: the extra last slot) sorts last
+        order = np.asarray(pc.array_sort_indices(self.file_names).to_numpy(), dtype=np.int64)
+        self._rank = np.empty(len(order) + 1, dtype=np.int64)
+        self._rank[order] = np.arange(len(order))
+        self._rank[-1] = len(order)
 
     def _arrival(self, raw: pd.DataFrame, arrived_at: pd.Series | None) -> np.ndarray:
         if arrived_at is None:
@@ -245,19 +253,36 @@ class _Rows:
             return _ns(arrived_at)
         # otherwise: arrival per source_file (index = file name); files not in the index have no arrival
         names = pa.array([str(f) for f in arrived_at.index], type=pa.string())
-        where = pc.fill_null(pc.index_in(self.file.cast(pa.string()), value_set=names), len(names))
-        return np.append(_ns(arrived_at), _NAT)[np.asarray(where.to_numpy(), dtype=np.int64)]
+        where = pc.fill_null(pc.index_in(self.file_names, value_set=names), len(names))
+        per_file = np.append(_ns(arrived_at), _NAT)[np.asarray(where.to_numpy(), dtype=np.int64)]
+        return np.append(per_file, _NAT)[self.file_codes]  # code -1 (no file) -> the appended NaT
+
+    def file(self, idx: np.ndarray) -> pa.Array:
+        """source_file of the rows ``idx`` (null where missing)."""
+        codes = self.file_codes[idx]
+        return self.file_names.take(pa.array(codes, mask=codes < 0))
 
     def file_rank(self, idx: np.ndarray) -> np.ndarray:
-        """Sort rank of source_file for the rows ``idx`` (few distinct files: cheap)."""
-        files = self.file.take(pa.array(idx))
-        uniques = pc.unique(files)
-        order = pc.array_sort_indices(uniques)
-        ranked = uniques.take(order)
-        return np.asarray(pc.index_in(files, value_set=ranked).fill_null(-1).to_numpy(), dtype=np.int64)
+        """Sort rank of source_file for the rows ``idx``."""
+        return self._rank[self.file_codes[idx]]
 
 
-def _codes(text: pa.ChunkedArray) -> np.ndarray:
+def _file_codes(raw: pd.DataFrame, n: int) -> tuple[np.ndarray, pa.Array]:
+    """``source_file`` as (code per row, -1 where missing; the distinct names as a string array)."""
+    if "source_file" not in raw.columns:
+        return np.zeros(n, dtype=np.int8), pa.array([""], type=pa.string())
+    files = raw["source_file"]
+    if isinstance(files.dtype, pd.CategoricalDtype):
+        names = pa.array([str(c) for c in files.cat.categories], type=pa.string())
+        return files.cat.codes.to_numpy(), names
+    encoded = pc.dictionary_encode(_arrow(files)).unify_dictionaries()
+    if not encoded.num_chunks:
+        return np.empty(0, dtype=np.int32), pa.array([], type=pa.string())
+    codes = [np.asarray(pc.fill_null(c.indices, -1).to_numpy(), dtype=np.int32) for c in encoded.chunks]
+    return np.concatenate(codes), encoded.chunk(0).dictionary.cast(pa.string())
+
+
+def _codes(text: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Integer code per row (equal strings share a code; null -> -1), via one Arrow hash pass."""
     encoded = pc.dictionary_encode(text)
     chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
@@ -267,29 +292,28 @@ def _codes(text: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate([np.asarray(pc.fill_null(c.indices, -1).to_numpy(), dtype=np.int32) for c in chunks])
 
 
-def _latest_wins(rows: _Rows, codes: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Among rows ``candidates`` (positions), find those superseded by a later row with the same key code.
+def _latest_wins(rows: _Rows, pos: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Among the raw rows ``pos`` with key codes ``codes`` (aligned; -1 = no key), find those superseded by a
+    later row with the same key.
 
-    Returns (duplicate positions, position of the kept row for each duplicate). Only keys that occur more
-    than once are sorted, so the cost is one bincount when there are few duplicates.
+    Returns (indices into ``pos`` of the superseded rows, index into ``pos`` of the kept row for each). Only
+    keys that occur more than once are sorted, so the cost is one bincount when there are few duplicates.
     """
     empty = np.empty(0, dtype=np.int64)
-    cand_codes = codes[candidates]
-    present = cand_codes >= 0
+    present = codes >= 0
     if present.sum() < 2:
         return empty, empty
-    counts = np.bincount(cand_codes[present])
-    multi = present & (counts[np.where(present, cand_codes, 0)] > 1)
-    if not multi.any():
+    counts = np.bincount(codes[present])
+    multi = np.flatnonzero(present & (counts[np.where(present, codes, 0)] > 1))
+    if not len(multi):
         return empty, empty
-    pos = candidates[multi]
-    grp = cand_codes[multi]
-    order = np.lexsort((rows.row[pos], rows.file_rank(pos), rows.arrived[pos], grp))
-    pos, grp = pos[order], grp[order]
+    grp, at = codes[multi], pos[multi]
+    order = np.lexsort((rows.row[at], rows.file_rank(at), rows.arrived[at], grp))
+    multi, grp = multi[order], grp[order]
     is_last = np.append(grp[1:] != grp[:-1], True)
     group_of = np.concatenate(([0], np.cumsum(is_last[:-1])))
-    kept = pos[np.flatnonzero(is_last)][group_of]
-    return pos[~is_last], kept[~is_last]
+    kept = multi[np.flatnonzero(is_last)][group_of]
+    return multi[~is_last], kept[~is_last]
 
 
 def _quarantine_part(
@@ -303,10 +327,9 @@ def _quarantine_part(
 ) -> pa.Table:
     """Quarantine rows for raw positions ``idx``; ``record_id``/``value``/``reason`` are already aligned."""
     n = len(idx)
-    take = pa.array(idx, type=pa.int64())
     return pa.table(
         {
-            "source_file": rows.file.take(take).cast(pa.string()),
+            "source_file": rows.file(idx),
             "source_row": pa.array(rows.row[idx], type=pa.int64()),
             "record_id": record_id.cast(pa.string()),
             "field": pa.repeat(pa.scalar(field, pa.string()), n),
@@ -386,8 +409,10 @@ def clean_customers(raw: pd.DataFrame) -> CleanResult:
             ROW_DROPPED,
         )
     )
-    dup_idx, kept_for_dup = _latest_wins(rows, _codes(cid), np.flatnonzero(~no_id))
-    parts.append(_duplicate_part(rows, dup_idx, kept_for_dup, cid, "customer_id"))
+    with_id = np.flatnonzero(~no_id)
+    dup, kept_of_dup = _latest_wins(rows, with_id, _codes(cid)[with_id])
+    dup_idx, kept_for_dup = with_id[dup], with_id[kept_of_dup]
+    parts.append(_duplicate_part(rows, dup_idx, kept_for_dup, _take(cid, dup_idx), "customer_id"))
     keep = ~no_id
     keep[dup_idx] = False
     kept = np.flatnonzero(keep)
@@ -455,25 +480,30 @@ def _series(arr: pa.ChunkedArray) -> pd.Series:
 
 
 def _duplicate_part(
-    rows: _Rows, dup_idx: np.ndarray, kept_for_dup: np.ndarray, key: pa.ChunkedArray, name: str
+    rows: _Rows, dup_idx: np.ndarray, kept_for_dup: np.ndarray, ids: pa.ChunkedArray | pa.Array, name: str
 ) -> pa.Table:
+    """Quarantine rows (action duplicate_dropped) for the superseded raw rows ``dup_idx``; ``ids`` are their
+    keys and ``kept_for_dup`` the raw row kept instead of each."""
     if not len(dup_idx):
         return _QUARANTINE_SCHEMA.empty_table()
     reason = _sentence(
         f"{name} ",
-        _take(key, dup_idx),
+        ids,
         " is repeated; the later record (",
-        _take(rows.file, kept_for_dup),
+        rows.file(kept_for_dup),
         " row ",
         pa.array(rows.row[kept_for_dup]).cast(pa.string()),
         ") was kept",
     )
-    ids = _take(key, dup_idx)
     return _quarantine_part(rows, dup_idx, ids, name, ids, reason, DUPLICATE_DROPPED)
 
 
 # ----------------------------------------------------------------------------------------------------
 # transactions
+
+TX_CHUNK_ROWS = 1 << 20
+"""Raw rows validated at a time by :func:`clean_transactions`: only one chunk's stripped text copies and
+numpy temporaries exist at once, so the working memory does not grow with the input."""
 
 # Drop reasons in priority order (a row is quarantined once, with the first that applies) and their field.
 _TX_CHECKS: tuple[tuple[str, str], ...] = (
@@ -489,6 +519,47 @@ _TX_CHECKS: tuple[tuple[str, str], ...] = (
     ("status_missing", "status"),
     ("status_unknown", "status"),
 )
+_TX_TEXT_COLUMNS = ("transaction_id", "customer_id", "payment_method", "status")
+
+
+@dataclass
+class _TxSurvivors:
+    """The rows of one chunk that passed every check, typed as in the output, plus what de-duplication
+    needs: their raw positions (``start + local``) and a 64-bit hash of each transaction_id."""
+
+    start: int
+    local: np.ndarray  # int32 positions within the chunk
+    transaction_id: pa.ChunkedArray
+    customer_id: pa.ChunkedArray
+    amount: np.ndarray  # float64
+    timestamp: np.ndarray  # int64 ns since the epoch (UTC)
+    payment_method: pa.ChunkedArray
+    status: pa.ChunkedArray
+    hashes: np.ndarray  # uint64, see _string_hashes (emptied once duplicates are resolved)
+
+    def __len__(self) -> int:
+        return len(self.local)
+
+    @property
+    def pos(self) -> np.ndarray:
+        return self.start + self.local.astype(np.int64)
+
+    def without(self, drop: np.ndarray) -> _TxSurvivors:
+        """These survivors except those at ``drop`` (indices into this chunk's survivors)."""
+        keep = np.ones(len(self), dtype=bool)
+        keep[drop] = False
+        mask = pa.array(keep)
+        return _TxSurvivors(
+            start=self.start,
+            local=self.local[keep],
+            transaction_id=self.transaction_id.filter(mask),
+            customer_id=self.customer_id.filter(mask),
+            amount=self.amount[keep],
+            timestamp=self.timestamp[keep],
+            payment_method=self.payment_method.filter(mask),
+            status=self.status.filter(mask),
+            hashes=self.hashes[keep] if len(self.hashes) == len(self) else self.hashes,
+        )
 
 
 def clean_transactions(
@@ -502,23 +573,61 @@ def clean_transactions(
     resolved among the rows that passed every check: the latest (arrived_at, source_file, source_row) wins.
     Output: transaction_id, customer_id, amount (float64 > 0), timestamp (datetime64[ns, UTC]),
     payment_method (lower case, missing -> "unknown"), status (one of TRANSACTION_STATUSES).
+
+    Rows are checked ``TX_CHUNK_ROWS`` at a time, keeping only each chunk's typed survivors and quarantine
+    rows; duplicates are then resolved over all survivors (exactly, via a hash pre-filter).
     """
     rows = _Rows(raw, arrived_at)
-    raw_cols = {c: _column(raw, c) for c in ("transaction_id", "customer_id", "amount", "timestamp", "status")}
-    known = _arrow(known_customer_ids)
+    columns = {c: _column(raw, c) for c in TRANSACTION_COLUMNS}
+    known = pc.unique(_clean_text(_arrow(known_customer_ids)).combine_chunks())
+    dropped: list[list[pa.Table]] = [[] for _ in _TX_CHECKS]  # per check, then per chunk: the original order
+    survivors: list[_TxSurvivors] = []
+    step = max(1, int(TX_CHUNK_ROWS))
     # Independent per-column work runs in threads: pyarrow kernels release the GIL (the hash passes dominate).
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        tid_job = pool.submit(_text_and_codes, raw_cols["transaction_id"])
-        cid_job = pool.submit(_text_and_known, raw_cols["customer_id"], known)
-        amount_job = pool.submit(_text_and_number, raw_cols["amount"], r"[$,\s]")
-        ts_job = pool.submit(_text_and_time, raw_cols["timestamp"])
-        status_job = pool.submit(_clean_text, raw_cols["status"])
-        payment_job = pool.submit(lambda: pc.utf8_lower(_clean_text(_column(raw, "payment_method"))))
-        (tid, tid_codes), (cid, cid_known) = tid_job.result(), cid_job.result()
-        amount_text, amount, amount_bad = amount_job.result()
-        ts_text, ts, ts_ns = ts_job.result()
-        status_text, payment = status_job.result(), payment_job.result()
-    status = pc.utf8_lower(status_text)
+        for start in range(0, rows.n, step):
+            chunk = {c: arr.slice(start, step) for c, arr in columns.items()}
+            survivors.append(_clean_tx_chunk(pool, rows, start, chunk, known, dropped))
+    duplicates, survivors = _drop_duplicate_ids(rows, survivors)
+    drop_parts = [part for per_check in dropped for part in per_check]
+    clean = _tx_frame(survivors)
+    stats = {
+        "rows_read": rows.n,
+        "rows_clean": len(clean),
+        "rows_dropped": sum(part.num_rows for part in drop_parts),
+        "duplicates": duplicates.num_rows,
+        "values_nulled": 0,
+    }
+    return CleanResult(clean=clean, quarantine=_quarantine_frame([*drop_parts, duplicates]), stats=stats)
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _clean_tx_chunk(
+    pool: ThreadPoolExecutor,
+    rows: _Rows,
+    start: int,
+    raw_cols: dict[str, pa.ChunkedArray],
+    known: pa.Array,
+    dropped: list[list[pa.Table]],
+) -> _TxSurvivors:
+    """Check the raw rows ``start, start + 1, ...`` (``raw_cols`` is their slice of every column).
+
+    Returns the typed survivors; the quarantine rows go to ``dropped[i]`` for the i-th of ``_TX_CHECKS``.
+    """
+    tid_job = pool.submit(_text_and_hashes, raw_cols["transaction_id"])
+    cid_job = pool.submit(_text_and_known, raw_cols["customer_id"], known)
+    amount_job = pool.submit(_text_and_number, raw_cols["amount"], r"[$,\s]")
+    ts_job = pool.submit(_text_and_time, raw_cols["timestamp"])
+    status_job = pool.submit(_text_and_lower, raw_cols["status"])
+    payment_job = pool.submit(_text_and_lower, raw_cols["payment_method"])
+    (tid, tid_hashes), (cid, cid_known) = tid_job.result(), cid_job.result()
+    amount_text, amount, amount_bad = amount_job.result()
+    ts_text, ts_ns = ts_job.result()
+    (status_text, status), (_, payment) = status_job.result(), payment_job.result()
+    arrived = rows.arrived[start : start + len(tid)]
     text = {
         "transaction_id": tid,
         "customer_id": cid,
@@ -528,7 +637,7 @@ def clean_transactions(
     }
 
     masks = {
-        "transaction_id_missing": lambda: tid_codes < 0,
+        "transaction_id_missing": lambda: _np_mask(pc.is_null(tid)),
         "customer_id_missing": lambda: _np_mask(pc.is_null(cid)),
         "customer_unknown": lambda: ~cid_known,
         "amount_missing": lambda: _np_mask(pc.is_null(amount_text)),
@@ -536,57 +645,41 @@ def clean_transactions(
         "amount_not_positive": lambda: amount <= 0,
         "timestamp_missing": lambda: _np_mask(pc.is_null(ts_text)),
         "timestamp_unparseable": lambda: ts_ns == _NAT,
-        "timestamp_after_arrival": lambda: (ts_ns > rows.arrived) & (rows.arrived != _NAT),
+        "timestamp_after_arrival": lambda: (ts_ns > arrived) & (arrived != _NAT),
         "status_missing": lambda: _np_mask(pc.is_null(status)),
         "status_unknown": lambda: ~_np_mask(pc.is_in(status, value_set=pa.array(TRANSACTION_STATUSES))),
     }
-    reason_code = np.zeros(rows.n, dtype=np.int8)
+    reason_code = np.zeros(len(tid), dtype=np.int8)
     for code, (check, _) in enumerate(_TX_CHECKS, start=1):
         reason_code[masks[check]() & (reason_code == 0)] = code
-    keep = reason_code == 0
-    dup_idx, kept_for_dup = _latest_wins(rows, tid_codes, np.flatnonzero(keep))
-    keep[dup_idx] = False
-    take = pa.array(np.flatnonzero(keep), type=pa.int64())
+    for code, (check, name) in enumerate(_TX_CHECKS, start=1):
+        local = np.flatnonzero(reason_code == code)
+        dropped[code - 1].append(_tx_drop_part(rows, start, local, check, name, tid, raw_cols, text))
 
-    parts = [
-        _tx_drop_part(rows, np.flatnonzero(reason_code == code), check, field, tid, raw_cols[field], text[field])
-        for code, (check, field) in enumerate(_TX_CHECKS, start=1)
-    ]
-    parts.append(_duplicate_part(rows, dup_idx, kept_for_dup, tid, "transaction_id"))
-
-    clean = _to_frame(
-        {
-            "transaction_id": tid.take(take),
-            "customer_id": cid.take(take),
-            "amount": pa.array(amount[keep]),
-            "timestamp": ts.take(take),
-            "payment_method": pc.fill_null(payment.take(take), UNKNOWN_PAYMENT_METHOD),
-            "status": status.take(take),
-        }
+    keep = np.flatnonzero(reason_code == 0)
+    take = pa.array(keep, type=pa.int64())
+    return _TxSurvivors(
+        start=start,
+        local=keep.astype(np.int32),
+        transaction_id=tid.take(take),
+        customer_id=cid.take(take),
+        amount=amount[keep],
+        timestamp=ts_ns[keep],
+        payment_method=pc.fill_null(payment.take(take), UNKNOWN_PAYMENT_METHOD),
+        status=status.take(take),
+        hashes=tid_hashes[keep],
     )
-    stats = {
-        "rows_read": rows.n,
-        "rows_clean": len(clean),
-        "rows_dropped": int(np.count_nonzero(reason_code)),
-        "duplicates": len(dup_idx),
-        "values_nulled": 0,
-    }
-    return CleanResult(clean=clean, quarantine=_quarantine_frame(parts), stats=stats)
 
 
-def _workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def _text_and_codes(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+def _text_and_hashes(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
     text = _clean_text(raw)
-    return text, _codes(text)
+    return text, _string_hashes(text)
 
 
-def _text_and_known(raw: pa.ChunkedArray, known: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+def _text_and_known(raw: pa.ChunkedArray, known: pa.Array) -> tuple[pa.ChunkedArray, np.ndarray]:
     text = _clean_text(raw)
-    known_set = pc.unique(_clean_text(known).cast(text.type).combine_chunks())
-    return text, _np_mask(pc.is_in(text, value_set=known_set))
+    value_set = known if known.type == text.type else known.cast(text.type)
+    return text, _np_mask(pc.is_in(text, value_set=value_set))
 
 
 def _text_and_number(raw: pa.ChunkedArray, drop_chars: str) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
@@ -594,25 +687,32 @@ def _text_and_number(raw: pa.ChunkedArray, drop_chars: str) -> tuple[pa.ChunkedA
     return (text, *_parse_number(text, drop_chars))
 
 
-def _text_and_time(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray]:
+def _text_and_time(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
     text = _clean_text(raw)
-    ts = parse_timestamps(text)
-    return text, ts, _ts_ns(ts)
+    return text, _ts_ns(parse_timestamps(text))
+
+
+def _text_and_lower(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    text = _clean_text(raw)
+    return text, pc.utf8_lower(text)
 
 
 def _tx_drop_part(
     rows: _Rows,
-    idx: np.ndarray,
+    start: int,
+    local: np.ndarray,
     check: str,
     field: str,
     tid: pa.ChunkedArray,
-    raw_value: pa.ChunkedArray,
-    text: pa.ChunkedArray,
+    raw_cols: dict[str, pa.ChunkedArray],
+    text: dict[str, pa.ChunkedArray],
 ) -> pa.Table:
-    """Quarantine rows (action row_dropped) for one drop reason; ``text`` is the stripped value."""
-    if not len(idx):
+    """Quarantine rows (action row_dropped) for one drop reason; ``local`` indexes the chunk starting at raw
+    row ``start`` (``tid``, ``raw_cols`` and the stripped ``text`` are that chunk's)."""
+    if not len(local):
         return _QUARANTINE_SCHEMA.empty_table()
-    value = _take(text, idx)
+    idx = start + local
+    value = _take(text[field], local)
     if check.endswith("_missing"):
         reason: pa.Array | str = f"{field} is missing"
     elif check == "timestamp_after_arrival":
@@ -627,4 +727,118 @@ def _tx_drop_part(
             "status_unknown": ("status '", f"' is not one of {', '.join(TRANSACTION_STATUSES)}"),
         }[check]
         reason = _sentence(before, value, after)
-    return _quarantine_part(rows, idx, _take(tid, idx), field, _take(raw_value, idx), reason, ROW_DROPPED)
+    raw_value = _take(raw_cols[field], local)
+    return _quarantine_part(rows, idx, _take(tid, local), field, raw_value, reason, ROW_DROPPED)
+
+
+def _drop_duplicate_ids(rows: _Rows, survivors: list[_TxSurvivors]) -> tuple[pa.Table, list[_TxSurvivors]]:
+    """Resolve repeated transaction_ids over all chunks' survivors: the latest row wins.
+
+    Only survivors whose id hash occurs more than once are compared (exactly, by their text), so the cost
+    is a sort of 8-byte hashes rather than a hash table of every id. Returns the quarantine rows of the
+    superseded copies and the survivors without them.
+    """
+    candidates = _repeated_hashes([s.hashes for s in survivors])
+    for i in range(len(survivors)):
+        survivors[i].hashes = np.empty(0, dtype=np.uint64)  # no longer needed
+    if not sum(len(c) for c in candidates):
+        return _QUARANTINE_SCHEMA.empty_table(), survivors
+    owner = np.concatenate([np.full(len(c), i, dtype=np.int64) for i, c in enumerate(candidates)])
+    local = np.concatenate(candidates)
+    pos = np.concatenate([s.pos[c] for s, c in zip(survivors, candidates, strict=True)])
+    ids = pa.chunked_array(
+        [
+            piece.cast(pa.large_string())
+            for s, c in zip(survivors, candidates, strict=True)
+            for piece in _take(s.transaction_id, c).chunks
+        ],
+        type=pa.large_string(),
+    )
+    dup, kept = _latest_wins(rows, pos, _codes(ids))
+    part = _duplicate_part(rows, pos[dup], pos[kept], _take(ids, dup), "transaction_id")
+    for i in np.unique(owner[dup]):
+        survivors[i] = survivors[i].without(local[dup[owner[dup] == i]])
+    return part, survivors
+
+
+_HASH_FILTER_BITS = 24  # a bool per value of the top hash bits (16 MiB) rules out most non-repeated hashes
+
+
+def _repeated_hashes(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """For each array of hashes, the positions of the values that occur more than once over all arrays."""
+    if not parts:
+        return []
+    everything = np.concatenate(parts)
+    everything.sort()
+    repeated = np.unique(everything[1:][everything[1:] == everything[:-1]])
+    del everything
+    if not len(repeated):
+        return [np.empty(0, dtype=np.int64) for _ in parts]
+    shift = np.uint64(64 - _HASH_FILTER_BITS)
+    maybe_repeated = np.zeros(1 << _HASH_FILTER_BITS, dtype=bool)
+    maybe_repeated[repeated >> shift] = True
+    out = []
+    for hashes in parts:
+        maybe = np.flatnonzero(maybe_repeated[hashes >> shift])
+        found = np.minimum(np.searchsorted(repeated, hashes[maybe]), len(repeated) - 1)
+        out.append(maybe[repeated[found] == hashes[maybe]])
+    return out
+
+
+_HASH_BYTES = 64  # leading bytes hashed per string: longer strings equal in them only cost an exact compare
+_BYTE_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], dtype=np.uint64)
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _string_hashes(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A 64-bit hash per string (equal strings hash equal; null and "" hash to 0), vectorised in numpy."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if not chunks:
+        return np.empty(0, dtype=np.uint64)
+    return np.concatenate([_hash_chunk(c.cast(pa.large_string())) for c in chunks])
+
+
+def _hash_chunk(arr: pa.Array) -> np.ndarray:
+    n = len(arr)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    padded = np.zeros((hi - lo + 15) // 8 * 8, dtype=np.uint8)  # room for an 8-byte read at every byte
+    if hi > lo:
+        padded[: hi - lo] = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[lo:hi]
+    # the little-endian 8-byte word starting at each byte
+    words = np.lib.stride_tricks.as_strided(padded.view("<u8"), shape=(len(padded) - 7,), strides=(1,))
+    starts = offsets[:-1] - lo
+    lengths = np.diff(offsets)
+    mul, mix1, mix2 = _MIX
+    h = lengths.astype(np.uint64) * mul
+    for k in range(0, min(int(lengths.max()), _HASH_BYTES), 8):
+        rest = lengths - k
+        word = words[np.minimum(starts + k, len(words) - 1)] & _BYTE_MASKS[np.clip(rest, 0, 8)]
+        mixed = (h ^ word) * mul
+        mixed ^= mixed >> np.uint64(29)
+        h = np.where(rest > 0, mixed, h)  # a string's hash never depends on longer neighbours
+    h ^= h >> np.uint64(30)
+    h *= mix1
+    h ^= h >> np.uint64(27)
+    h *= mix2
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def _tx_frame(survivors: list[_TxSurvivors]) -> pd.DataFrame:
+    """The clean frame from the chunks' survivors (in raw order), one contiguous array per column as if
+    cleaned in one piece (consumers such as sort/take on a column then work without a hidden concatenation).
+    ``survivors`` is emptied, so each column's chunk pieces are freed once the column is joined."""
+    amount = np.concatenate([s.amount for s in survivors]) if survivors else np.empty(0, dtype=np.float64)
+    timestamp = np.concatenate([s.timestamp for s in survivors]) if survivors else np.empty(0, dtype=np.int64)
+    text = {c: [piece for s in survivors for piece in getattr(s, c).chunks] for c in _TX_TEXT_COLUMNS}
+    survivors.clear()
+    columns: dict[str, pa.Array] = {"amount": pa.array(amount), "timestamp": pa.array(timestamp).view(_TS)}
+    for c in _TX_TEXT_COLUMNS:
+        # return the pieces joined so far to the OS first: the pool would otherwise keep them beside the new
+        # column, and the peak would grow by the whole output instead of by one column
+        pa.default_memory_pool().release_unused()
+        columns[c] = pa.chunked_array(text.pop(c), type=pa.large_string()).combine_chunks()
+    return _to_frame({c: columns[c] for c in TRANSACTION_COLUMNS})

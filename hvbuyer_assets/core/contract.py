@@ -16,7 +16,7 @@ import json
 import mmap
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -142,14 +142,32 @@ def _missing_message(missing: list[str], found: list[str] | None = None) -> str:
     return msg
 
 
-def raw_to_frame(table: pa.Table) -> pd.DataFrame:
-    """Convert a reader table to pandas with ``string[pyarrow]`` string columns (no object dtype)."""
+def raw_to_frame(table: pa.Table, source_files: Sequence[str] | None = None) -> pd.DataFrame:
+    """Convert a reader table to pandas with ``string[pyarrow]`` string columns (no object dtype).
+
+    With ``source_files`` (every file name the combined raw frame can hold, in a fixed order), ``source_file``
+    becomes a pandas categorical with exactly those categories instead of a string column: 1 byte per row
+    instead of ~25 (0.5 GB on 20M rows), and frames of different files built with the same list stay
+    categorical through ``pd.concat``. A name missing from ``source_files`` raises ``ValueError``.
+    """
     string_dtype = pd.StringDtype("pyarrow")
 
     def mapper(t: pa.DataType) -> Any:
         return string_dtype if t in (pa.string(), pa.large_string()) else None
 
-    return table.to_pandas(types_mapper=mapper, split_blocks=True)
+    if source_files is None or "source_file" not in table.column_names:
+        return table.to_pandas(types_mapper=mapper, split_blocks=True)
+    dtype = pd.CategoricalDtype(list(dict.fromkeys(source_files)))
+    names = table.column("source_file")
+    where = pc.index_in(names, value_set=pa.array(dtype.categories.tolist(), type=pa.string()))
+    codes = np.asarray(pc.fill_null(where, -1).to_numpy(), dtype=np.int32)
+    if (codes < 0).any():
+        unknown = pc.filter(names, pc.is_null(where)).slice(0, 1).to_pylist()
+        raise ValueError(f"source_file {unknown[0]!r} is not one of the source_files given")
+    at = table.column_names.index("source_file")
+    frame = table.drop_columns(["source_file"]).to_pandas(types_mapper=mapper, split_blocks=True)
+    frame.insert(at, "source_file", pd.Categorical.from_codes(codes, dtype=dtype))
+    return frame
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import uuid
@@ -14,6 +15,7 @@ import dagster as dg
 import joblib
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
@@ -69,16 +71,19 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             path = stem.with_suffix(".parquet")
             table = pa.Table.from_pandas(obj, preserve_index=_keeps_index(obj))
-            _atomic_write(path, lambda sink: pq.write_table(table, sink))
+            fs, where = arrow_location(path, self.s3_endpoint_url)
+            _atomic_write(path, lambda target: pq.write_table(table, target if fs is None else where, filesystem=fs))
             context.add_output_metadata({"rows": len(obj), "path": dg.MetadataValue.path(str(path))})
         elif isinstance(obj, dict | list):
             path = stem.with_suffix(".json")
             payload = json.dumps(obj, indent=2, default=str).encode()
-            _atomic_write(path, lambda sink: sink.write(payload))
+            _atomic_write(path, lambda target: _write_bytes(path, target, payload))
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
         else:
             path = stem.with_suffix(".joblib")
-            _atomic_write(path, lambda sink: joblib.dump(obj, sink))
+            sink = io.BytesIO()
+            joblib.dump(obj, sink)
+            _atomic_write(path, lambda target: _write_bytes(path, target, sink.getvalue()))
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
         release_memory()
 
@@ -89,17 +94,30 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
         for suffix in (".parquet", ".json", ".joblib"):
             path = stem.with_suffix(suffix)
             if path.exists():
-                return read_stored(path)
-        raise FileNotFoundError(
-            f"asset {context.asset_key.to_user_string()} has no stored value under {stem}"
-        )
+                return read_stored(path, self.s3_endpoint_url)
+        raise FileNotFoundError(f"asset {context.asset_key.to_user_string()} has no stored value under {stem}")
 
 
-def read_stored(path: UPath) -> Any:
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def arrow_location(path: UPath, endpoint_url: str | None = None) -> tuple[pafs.FileSystem | None, str]:
+    """Where pyarrow itself reads or writes ``path``: a plain local path (filesystem None) or a native Arrow
+    filesystem. Never a Python file object: Arrow worker threads that release one while the interpreter
+    shuts down abort the process ("terminate called without an active exception", apache/arrow#34314)."""
+    if _is_local(path):
+        return None, path.path
+    if path.protocol in ("s3", "s3a"):
+        return pafs.S3FileSystem(endpoint_override=endpoint_url), path.path
+    return pafs.PyFileSystem(pafs.FSSpecHandler(path.fs)), path.path
+
+
+def read_stored(path: UPath, endpoint_url: str | None = None) -> Any:
     """Read a value written by :class:`LayeredStorageIOManager` (format from the suffix)."""
     if path.suffix == ".parquet":
-        with path.open("rb") as handle:
-            return pq.read_table(handle).to_pandas(types_mapper=_string_types)
+        fs, where = arrow_location(path, endpoint_url)
+        return pq.read_table(where, filesystem=fs).to_pandas(types_mapper=_string_types)
     if path.suffix == ".json":
         return json.loads(path.read_text())
     with path.open("rb") as handle:
@@ -110,20 +128,26 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
     return not isinstance(frame.index, pd.RangeIndex)
 
 
-def _atomic_write(path: UPath, write: Callable[[Any], object]) -> None:
-    """Stream a value into ``path`` (no second in-memory copy of a large parquet file); locally through a
-    temporary file renamed into place, so readers never see a half-written asset."""
-    if path.protocol in ("", "file", "local"):
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with tmp.open("wb") as sink:
-                write(sink)
-            os.replace(tmp.path, path.path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    else:  # object stores replace a key atomically when the upload completes
-        with path.open("wb") as sink:
-            write(sink)
+def _write_bytes(path: UPath, target: str, payload: bytes) -> None:
+    if _is_local(path):
+        with open(target, "wb") as sink:
+            sink.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def _atomic_write(path: UPath, write: Callable[[str], object]) -> None:
+    """Call ``write(target)``: locally ``target`` is a temporary file renamed into place afterwards, so readers
+    never see a half-written asset; object stores replace a key atomically when the upload completes."""
+    if not _is_local(path):
+        write(path.path)
+        return
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp.path)
+        os.replace(tmp.path, path.path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -216,9 +240,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     """Resources for the current environment (embedded default: local files, SQLite MLflow)."""
     settings = settings or load_settings()
     return {
-        "io_manager": LayeredStorageIOManager(
-            base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url
-        ),
+        "io_manager": LayeredStorageIOManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
         "raw_storage": RawStorageResource(uri=settings.raw_uri, s3_endpoint_url=settings.s3_endpoint_url),
         "problem": PredictionProblem(),
         "model_registry": ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri),

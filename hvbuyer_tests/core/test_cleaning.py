@@ -7,8 +7,10 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from hvbuyer_assets.core import cleaning
 from hvbuyer_assets.core.cleaning import (
     QUARANTINE_COLUMNS,
     clean_customers,
@@ -388,3 +390,124 @@ def test_customer_regions_are_normalised_in_clean_output() -> None:
         CUST_COLUMNS,
     )
     assert clean_customers(raw).clean["region"].tolist() == ["East", "East", "Unknown"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# chunked transaction cleaning, duplicate resolution and categorical lineage
+
+
+def _messy_raw() -> pd.DataFrame:
+    """Two drops (the one whose name sorts first arrived last) with every drop reason, untidy text and
+    transaction_ids repeated across the whole frame, so duplicates span any chunking."""
+    bad = [
+        {"transaction_id": None},
+        {"customer_id": "C404"},
+        {"amount": "oops"},
+        {"amount": "-1"},
+        {"timestamp": "2030-01-01T00:00:00Z"},
+        {"status": "Shipped"},
+        {"customer_id": " "},
+    ]
+    rows = []
+    for i in range(40):
+        late = i % 3 == 0
+        row = _tx(
+            transaction_id=f" T{i % 9} " if i % 4 == 0 else f"T{i % 9}",
+            customer_id="C1" if i % 2 else "C2",
+            amount=f"${i + 1},000.5" if i % 5 == 0 else str(i + 1),
+            payment_method=None if i % 6 == 0 else " CARD ",
+            status=" Completed " if i % 2 else "refunded",
+            source_file="a_late" if late else "b_early",
+            source_row=i + 1,
+            arrived_at="2024-06-02" if late else "2024-06-01",
+        )
+        if i % 5 == 2:
+            row.update(bad[(i // 5) % len(bad)])
+        rows.append(row)
+    return _frame(rows, TX_COLUMNS)
+
+
+def _assert_same_result(left: cleaning.CleanResult, right: cleaning.CleanResult) -> None:
+    pd.testing.assert_frame_equal(left.clean, right.clean)
+    pd.testing.assert_frame_equal(left.quarantine, right.quarantine)
+    assert left.stats == right.stats
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 7, 16])
+def test_chunked_cleaning_equals_single_chunk(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> None:
+    raw = _messy_raw()
+    whole = clean_transactions(raw, KNOWN)
+    assert len(raw) < cleaning.TX_CHUNK_ROWS  # the reference ran as one chunk
+    monkeypatch.setattr(cleaning, "TX_CHUNK_ROWS", chunk_rows)
+    _assert_same_result(clean_transactions(raw, KNOWN), whole)
+    # the reference itself is right: one row per id, the latest valid copy (a_late arrived later)
+    clean = whole.clean
+    assert sorted(clean["transaction_id"]) == [f"T{i}" for i in range(9)]
+    assert whole.stats["duplicates"] == 40 - whole.stats["rows_dropped"] - 9
+    valid = raw.drop(index=whole.quarantine.query("action == 'row_dropped'")["source_row"] - 1)
+    valid = valid.assign(tid=valid["transaction_id"].str.strip(), late=valid["source_file"] == "a_late")
+    latest = valid.sort_values(["late", "source_row"]).groupby("tid").tail(1).sort_index()
+    assert clean["transaction_id"].tolist() == latest["tid"].tolist()
+    dup = whole.quarantine[whole.quarantine["action"] == "duplicate_dropped"]
+    assert len(dup) == whole.stats["duplicates"]
+    assert set(dup["source_row"]).isdisjoint(latest["source_row"])
+
+
+def test_duplicate_resolution_is_exact_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _messy_raw()
+    expected = clean_transactions(raw, KNOWN)
+    monkeypatch.setattr(cleaning, "_string_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+    monkeypatch.setattr(cleaning, "TX_CHUNK_ROWS", 5)
+    _assert_same_result(clean_transactions(raw, KNOWN), expected)
+
+
+def test_long_ids_equal_in_their_hashed_head_are_still_told_apart() -> None:
+    head = "X" * 100  # longer than the hashed prefix: these ids share a hash and are compared exactly
+    result = _clean_tx(
+        _tx(transaction_id=head + "a", amount="1"),
+        _tx(transaction_id=head + "b", amount="2"),
+        _tx(transaction_id=head + "a", amount="3"),
+    )
+    assert result.clean[["transaction_id", "amount"]].values.tolist() == [[head + "b", 2.0], [head + "a", 3.0]]
+    assert result.quarantine["source_row"].tolist() == [1]
+    assert result.stats["duplicates"] == 1
+
+
+def test_string_hashes_depend_only_on_the_value() -> None:
+    values = ["T1", "", "T1 ", "abcdefgh", "abcdefghi", "é", "x" * 70, "T1", "abcdefgh", None]
+    whole = cleaning._string_hashes(pa.array(values, type=pa.string()))
+    assert whole[0] == whole[7] and whole[3] == whole[8]
+    assert len(set(whole[:7].tolist())) == 7
+    pieces = pa.chunked_array([pa.array(values[:4], pa.large_string()), pa.array(values[4:], pa.large_string())])
+    assert cleaning._string_hashes(pieces).tolist() == whole.tolist()
+    assert cleaning._string_hashes(pa.array(values).slice(3, 5)).tolist() == whole[3:8].tolist()
+
+
+def test_categorical_source_file_gives_the_same_result_as_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _messy_raw()
+    categorical = raw.assign(source_file=raw["source_file"].astype(pd.CategoricalDtype(["b_early", "a_late", "x"])))
+    expected = clean_transactions(raw, KNOWN)
+    monkeypatch.setattr(cleaning, "TX_CHUNK_ROWS", 4)
+    result = clean_transactions(categorical, KNOWN)
+    _assert_same_result(result, expected)
+    assert result.quarantine["source_file"].dtype == S
+    by_file = pd.Series(pd.to_datetime(["2024-06-02", "2024-06-01"], utc=True), index=["a_late", "b_early"])
+    _assert_same_result(
+        clean_transactions(categorical.drop(columns="arrived_at"), KNOWN, by_file),
+        clean_transactions(raw.drop(columns="arrived_at"), KNOWN, by_file),
+    )
+
+
+def test_clean_customers_with_categorical_source_file() -> None:
+    raw = _frame(
+        [
+            _cust(age="20", source_file="customers_2", source_row=1),
+            _cust(age="21", source_file="customers_2", source_row=2),
+            _cust(age="22", source_file="customers_1", source_row=9),
+            _cust(customer_id=None, source_file="customers_1", source_row=10),
+        ],
+        CUST_COLUMNS,
+    )
+    categorical = raw.assign(source_file=raw["source_file"].astype("category"))
+    _assert_same_result(clean_customers(categorical), clean_customers(raw))
+    assert clean_customers(categorical).clean["age"].tolist() == [21.0]

@@ -218,3 +218,23 @@ def test_fallback_reads_chunk_by_chunk_and_reports_global_line(monkeypatch: pyte
 def test_utf8_bom_jsonl_is_read() -> None:
     table = read_transactions_file(io.BytesIO(b"\xef\xbb\xbf" + _jsonl(_tx(), _tx(transaction_id="T2"))), "b.jsonl")
     assert table.column("transaction_id").to_pylist() == ["T1", "T2"]
+
+
+def test_raw_to_frame_with_source_files_gives_a_categorical_that_survives_concat() -> None:
+    names = ["b.jsonl", "a.jsonl", "unread.jsonl"]
+    first = raw_to_frame(read_transactions_file(io.BytesIO(_jsonl(_tx(), _tx())), "b.jsonl"), source_files=names)
+    second = raw_to_frame(read_transactions_file(io.BytesIO(_jsonl(_tx())), "a.jsonl"), source_files=names)
+    assert first.columns.tolist() == [*TRANSACTION_COLUMNS, "source_file", "source_row"]
+    raw = pd.concat([first, second], ignore_index=True)
+    assert isinstance(raw["source_file"].dtype, pd.CategoricalDtype)
+    assert raw["source_file"].cat.categories.tolist() == names
+    assert raw["source_file"].cat.codes.dtype == "int8"  # 1 byte per row
+    assert raw["source_file"].astype(str).tolist() == ["b.jsonl", "b.jsonl", "a.jsonl"]
+    assert raw["source_row"].tolist() == [1, 2, 1]
+    assert raw["transaction_id"].dtype == pd.StringDtype("pyarrow")
+
+
+def test_raw_to_frame_rejects_a_file_not_in_source_files() -> None:
+    table = read_transactions_file(io.BytesIO(_jsonl(_tx())), "t.jsonl")
+    with pytest.raises(ValueError, match="'t.jsonl' is not one of"):
+        raw_to_frame(table, source_files=["other.jsonl"])

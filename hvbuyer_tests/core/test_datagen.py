@@ -79,8 +79,9 @@ def test_files_follow_the_contract(drop: tuple[Path, Path]) -> None:
     assert table.column_names == TRANSACTION_COLUMNS and table.num_rows == len(lines)
     statuses = {row["status"].strip().lower() for row in rows}
     assert statuses == set(datagen.STATUSES)
-    csv = pacsv.read_csv(customers_path, convert_options=pacsv.ConvertOptions(
-        column_types={c: "string" for c in CUSTOMER_COLUMNS}))
+    csv = pacsv.read_csv(
+        customers_path, convert_options=pacsv.ConvertOptions(column_types={c: "string" for c in CUSTOMER_COLUMNS})
+    )
     assert csv.column_names == CUSTOMER_COLUMNS
     assert csv.num_rows > N  # duplicates and id-less rows come on top of the N customers
 
@@ -217,9 +218,7 @@ def test_history_predicts_future_large_purchases() -> None:
     """The planted signal: past spend ranks customers by their chance of a >= $300 purchase in 90 days."""
     _, tx = datagen.generate(4000, seed=11)
     tx = tx.dropna(subset=["customer_id"]).drop_duplicates()
-    tx = tx.assign(
-        amount=_amounts(tx.amount), ts=_timestamps(tx.timestamp), status=tx.status.str.strip().str.lower()
-    )
+    tx = tx.assign(amount=_amounts(tx.amount), ts=_timestamps(tx.timestamp), status=tx.status.str.strip().str.lower())
     tx = tx[(tx.status == "completed") & (tx.amount > 0) & tx.ts.notna()]
     cutoff = pd.Timestamp(datagen.DEFAULT_AS_OF, tz="UTC") - pd.Timedelta(days=90)
     past = tx[tx.ts <= cutoff].groupby("customer_id").amount.sum()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hvbuyer_tests.pipeline import Workspace, check_results
+from hvbuyer_tests.pipeline import Workspace, check_results, read_frame
 
 AS_OF = pd.Timestamp("2025-03-31T12:00:00Z")
 
@@ -42,8 +42,15 @@ def _export(raw: Path, n: int = 1500, seed: int = 3) -> None:
     for i in range(owner.size):  # building a small test fixture, not pipeline code
         amount: object = float(amounts[i]) if i % 3 else f"${amounts[i]:,.2f}"
         records.append(
-            {"id_source": "pos", "transaction_id": f"X{i}", "customer_id": int(ids[owner[i]]), "amount": amount,
-             "timestamp": stamps[i], "payment_method": "Card", "status": "completed" if i % 10 else "refunded"}
+            {
+                "id_source": "pos",
+                "transaction_id": f"X{i}",
+                "customer_id": int(ids[owner[i]]),
+                "amount": amount,
+                "timestamp": stamps[i],
+                "payment_method": "Card",
+                "status": "completed" if i % 10 else "refunded",
+            }
         )
     (raw / "transactions_export.json").write_text(json.dumps(records))
 
@@ -54,8 +61,8 @@ def test_hand_made_export_builds_end_to_end(tmp_path: Path) -> None:
     result = workspace.materialize()
     assert result.success, {n: e.description for n, e in check_results(result).items() if not e.passed}
     assert workspace.champion_version() == "1"
-    scores = pd.read_parquet(workspace.root / "scores" / "customer_scores.parquet")
+    scores = read_frame(workspace.root / "scores" / "customer_scores.parquet")
     assert len(scores) == 1500 and scores["customer_id"].str.startswith("1").all()
     assert scores["large_purchase_probability"].between(0, 1).all()
-    feats = pd.read_parquet(workspace.root / "features" / "customer_features.parquet")
+    feats = read_frame(workspace.root / "features" / "customer_features.parquet")
     assert set(feats["region"]) == {"North", "South", "East", "West"}

@@ -70,24 +70,15 @@ def test_contract_check_fails_and_names_the_file() -> None:
 
 def test_customer_checks_pass_on_clean_frame_and_fail_on_bad_ones() -> None:
     assert all(r.passed for r in raw_checks.customer_results(_result(_customers())))
-    dup = _by_name(
-        raw_checks.customer_results(_result(_customers(customer_id=pd.array(["C1", "C1"], dtype=S))))
-    )
+    dup = _by_name(raw_checks.customer_results(_result(_customers(customer_id=pd.array(["C1", "C1"], dtype=S)))))
     assert not dup["customer_ids_unique"].passed
-    bad = _by_name(
-        raw_checks.customer_results(_result(_customers(age=[300.0, 20.0], loyalty_points=[0.0, -1.0])))
-    )
-    assert (
-        not bad["customer_values_in_range"].passed
-        and "2 customers" in bad["customer_values_in_range"].description
-    )
+    bad = _by_name(raw_checks.customer_results(_result(_customers(age=[300.0, 20.0], loyalty_points=[0.0, -1.0]))))
+    assert not bad["customer_values_in_range"].passed and "2 customers" in bad["customer_values_in_range"].description
 
 
 def test_quarantine_share_warns_then_errors() -> None:
     ok, warn, error = (
-        _by_name(raw_checks.customer_results(_result(_customers(), rows_dropped=n)))[
-            "customer_quarantine_share"
-        ]
+        _by_name(raw_checks.customer_results(_result(_customers(), rows_dropped=n)))["customer_quarantine_share"]
         for n in (2, 10, 50)
     )
     assert ok.passed
@@ -118,15 +109,11 @@ def test_leakage_guard_fails_when_a_feature_uses_a_later_event() -> None:
 
 def test_label_prevalence_fails_outside_the_sane_range() -> None:
     def frame(train: list[int], holdout: list[int]) -> pd.DataFrame:
-        return pd.DataFrame(
-            {"split": ["train"] * len(train) + ["holdout"] * len(holdout), "label": train + holdout}
-        )
+        return pd.DataFrame({"split": ["train"] * len(train) + ["holdout"] * len(holdout), "label": train + holdout})
 
     assert feature_checks.label_prevalence(frame([0] * 9 + [1], [0] * 8 + [1] * 2)).passed
     assert not feature_checks.label_prevalence(frame([0] * 10, [0] * 9 + [1])).passed  # no positives to learn
-    assert not feature_checks.label_prevalence(
-        frame([1] * 9 + [0], [0] * 9 + [1])
-    ).passed  # 90%: misconfigured
+    assert not feature_checks.label_prevalence(frame([1] * 9 + [0], [0] * 9 + [1])).passed  # 90%: misconfigured
 
 
 def test_quality_floor_requires_floor_and_beating_demographics() -> None:

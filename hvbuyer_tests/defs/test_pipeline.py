@@ -8,18 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import features
-from hvbuyer_tests.pipeline import Workspace, check_results, digest
+from hvbuyer_tests.pipeline import Workspace, check_results, digest, read_frame
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_graph_builds_scores_and_promotes_a_champion(built: Workspace) -> None:
-    scores = pd.read_parquet(built.root / "scores" / "customer_scores.parquet")
-    clean = pd.read_parquet(built.root / "processed" / "clean_customers.parquet")
+    scores = read_frame(built.root / "scores" / "customer_scores.parquet")
+    clean = read_frame(built.root / "processed" / "clean_customers.parquet")
     assert list(scores.columns[:4]) == [
         "customer_id",
         "large_purchase_probability",
@@ -31,7 +29,7 @@ def test_graph_builds_scores_and_promotes_a_champion(built: Workspace) -> None:
     assert (scores["model_version"] == built.champion_version()).all()
     assert built.champion_version() == "1"
 
-    summary = pd.read_parquet(built.root / "scores" / "segment_summary.parquet")
+    summary = read_frame(built.root / "scores" / "segment_summary.parquet")
     assert {
         "region",
         "age_band",
@@ -46,7 +44,7 @@ def test_graph_builds_scores_and_promotes_a_champion(built: Workspace) -> None:
     assert summary["rank"].tolist() == list(range(1, len(summary) + 1))
 
     for entity in ("customers", "transactions"):
-        quarantine = pd.read_parquet(built.root / "quarantine" / f"quarantined_{entity}.parquet")
+        quarantine = read_frame(built.root / "quarantine" / f"quarantined_{entity}.parquet")
         assert len(quarantine) > 0 and quarantine["reason"].notna().all()
 
 
@@ -65,8 +63,8 @@ def test_champion_beats_baselines_and_decision_is_recorded(built: Workspace) -> 
 
 
 def test_scores_use_features_as_of_the_latest_transaction(built: Workspace) -> None:
-    scores = pd.read_parquet(built.root / "scores" / "customer_scores.parquet")
-    transactions = pd.read_parquet(built.root / "processed" / "clean_transactions.parquet")
+    scores = read_frame(built.root / "scores" / "customer_scores.parquet")
+    transactions = read_frame(built.root / "processed" / "clean_transactions.parquet")
     assert (scores["features_as_of"] == features.latest_event_time(transactions)).all()
 
 

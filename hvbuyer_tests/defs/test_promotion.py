@@ -27,9 +27,7 @@ def test_better_candidate_is_promoted_and_worse_one_kept(built: Workspace, tmp_p
     assert workspace.materialize().success  # default forest: better on the same hold-out
     decision = _decision(workspace)
     assert decision["decision"] == "promoted" and workspace.champion_version() == "2"
-    assert (
-        decision["champion_metrics"]["roc_auc"] == weak_roc
-    )  # the old champion re-scored on today's hold-out
+    assert decision["champion_metrics"]["roc_auc"] == weak_roc  # the old champion re-scored on today's hold-out
     assert decision["candidate_metrics"]["roc_auc"] > weak_roc
 
     assert workspace.materialize(WEAK).success  # the weak model again: same fingerprint, v1 reused, kept out

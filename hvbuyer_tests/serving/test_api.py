@@ -13,7 +13,7 @@ import pytest
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import features
-from hvbuyer_tests.pipeline import Workspace
+from hvbuyer_tests.pipeline import Workspace, read_frame
 from hvbuyer_tests.serving.conftest import REPO, serve
 
 SEED_EXAMPLE = {"age": 35, "region": "East", "loyalty_points": 1200}
@@ -36,13 +36,11 @@ def test_seed_example_answers_with_the_champion(api, built: Workspace) -> None:
 
 
 def test_api_equals_batch_scores_for_the_same_features(api, built: Workspace) -> None:
-    feats = pd.read_parquet(built.root / "features" / "customer_features.parquet")
-    scores = pd.read_parquet(built.root / "scores" / "customer_scores.parquet").set_index("customer_id")
+    feats = read_frame(built.root / "features" / "customer_features.parquet")
+    scores = read_frame(built.root / "scores" / "customer_scores.parquet").set_index("customer_id")
     sample = feats[feats["n_completed"] > 0].head(5)
     for customer_id, row in sample.iterrows():
-        payload = {
-            name: (None if pd.isna(row[name]) else float(row[name])) for name in features.FEATURE_NUMERIC
-        }
+        payload = {name: (None if pd.isna(row[name]) else float(row[name])) for name in features.FEATURE_NUMERIC}
         payload["region"] = str(row["region"])
         payload = {k: v for k, v in payload.items() if v is not None}
         got = api.post("/predict", json=payload).json()["large_purchase_probability"]
@@ -81,10 +79,10 @@ def test_promotion_switches_the_served_version_without_restart(workspace_copy: W
         assert client.post("/predict", json=SEED_EXAMPLE).json()["model_version"] == "1"
         mlflow_client = workspace_copy.client()
         source = mlflow_client.get_model_version(registry.MODEL_NAME, "1")
-        new = mlflow_client.create_model_version(registry.MODEL_NAME, source.source, run_id=source.run_id)
-        registry.promote(mlflow_client, str(new.version))
+        new = registry.register(mlflow_client, source.source, source.run_id, {"test": "copy of v1"})
+        registry.promote(mlflow_client, new)
         deadline = time.monotonic() + 30
-        while client.post("/predict", json=SEED_EXAMPLE).json()["model_version"] != str(new.version):
+        while client.post("/predict", json=SEED_EXAMPLE).json()["model_version"] != new:
             assert time.monotonic() < deadline, "the API did not follow the champion alias"
             time.sleep(0.1)
 

@@ -65,9 +65,7 @@ def training_set(
             "horizon_days": problem.horizon_days,
             "threshold": problem.large_purchase_threshold,
             "rows": dg.MetadataValue.json({s: int(r["size"]) for s, r in summary.iterrows()}),
-            "cutoffs": dg.MetadataValue.json(
-                sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())
-            ),
+            "cutoffs": dg.MetadataValue.json(sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())),
         },
     )
     yield checks.not_after_cutoff(

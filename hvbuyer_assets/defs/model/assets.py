@@ -57,9 +57,7 @@ def _png(title: str, png: bytes) -> dg.MetadataValue:
 
 
 @dg.asset(group_name="model", metadata=layer("models"), kinds={"sklearn"})
-def trained_model(
-    context: dg.AssetExecutionContext, training_set: pd.DataFrame, config: ModelConfig
-) -> Pipeline:
+def trained_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame, config: ModelConfig) -> Pipeline:
     """The candidate: preprocessing + seeded RandomForest in one sklearn Pipeline, fit on the train rows."""
     started = time.perf_counter()
     fitted = model.train_model(training_set, config.params())
@@ -92,16 +90,11 @@ def model_evaluation(
     baselines = {}
     rf_params = trained_model.named_steps["classifier"].get_params()
     params = model.ModelParams(
-        **{
-            k: rf_params[k]
-            for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_samples", "random_state")
-        }
+        **{k: rf_params[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_samples", "random_state")}
     )
     for kind in BASELINES:
         fitted = model.train_model(training_set, params, kind=kind)
-        baselines[kind] = evaluation.evaluate(
-            holdout["label"].to_numpy(), model.predict_proba(fitted, holdout)
-        )
+        baselines[kind] = evaluation.evaluate(holdout["label"].to_numpy(), model.predict_proba(fitted, holdout))
     metrics = evaluation.scalar_metrics(report)
     value = {
         "metrics": metrics,
@@ -111,9 +104,7 @@ def model_evaluation(
         "holdout_cutoff": pd.Timestamp(holdout["cutoff"].iloc[0]).isoformat(),
         "holdout_rows": len(holdout),
     }
-    table = pd.DataFrame(
-        {"candidate": metrics, **{kind: value["baselines"][kind] for kind in BASELINES}}
-    ).round(4)
+    table = pd.DataFrame({"candidate": metrics, **{kind: value["baselines"][kind] for kind in BASELINES}}).round(4)
     yield dg.Output(
         value,
         metadata={
@@ -134,16 +125,12 @@ def training_fingerprint(training_set: pd.DataFrame, fitted: Pipeline) -> str:
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(training_set, index=False).to_numpy().tobytes())
     digest.update(json.dumps(list(features.FEATURE_COLUMNS)).encode())
-    digest.update(
-        json.dumps(fitted.named_steps["classifier"].get_params(), sort_keys=True, default=str).encode()
-    )
+    digest.update(json.dumps(fitted.named_steps["classifier"].get_params(), sort_keys=True, default=str).encode())
     return digest.hexdigest()[:32]
 
 
 def _log_evaluation(value: dict[str, Any], fitted: Pipeline) -> None:
-    mlflow.log_params(
-        {k: v for k, v in fitted.named_steps["classifier"].get_params().items() if v is not None}
-    )
+    mlflow.log_params({k: v for k, v in fitted.named_steps["classifier"].get_params().items() if v is not None})
     mlflow.log_metrics({f"holdout_{k}": float(v) for k, v in value["metrics"].items()})
     for kind, metrics in value["baselines"].items():
         mlflow.log_metrics({f"{kind}_{k}": float(v) for k, v in metrics.items()})
@@ -234,9 +221,7 @@ def champion_model(
             holdout = _holdout(training_set)
             try:
                 previous = model_registry.load(str(current.version))
-                report = evaluation.evaluate(
-                    holdout["label"].to_numpy(), model.predict_proba(previous, holdout)
-                )
+                report = evaluation.evaluate(holdout["label"].to_numpy(), model.predict_proba(previous, holdout))
                 champion_metrics = evaluation.scalar_metrics(report)
             except Exception as exc:  # a champion that cannot score today's features cannot keep serving
                 promote, reason = (
@@ -254,9 +239,7 @@ def champion_model(
             registry.promote(client, candidate)
         decision = "promoted" if promote else "kept"
         champion_version = candidate if promote else str(current.version)
-        client.set_model_version_tag(
-            registry.MODEL_NAME, candidate, "hvbuyer.promotion", f"{decision}: {reason}"
-        )
+        client.set_model_version_tag(registry.MODEL_NAME, candidate, "hvbuyer.promotion", f"{decision}: {reason}")
         mlflow.set_tags(
             {
                 "hvbuyer.promotion.decision": decision,
@@ -277,7 +260,5 @@ def champion_model(
         "champion_metrics": champion_metrics,
         "decided_at": pd.Timestamp.now(tz="UTC").isoformat(),
     }
-    context.add_output_metadata(
-        {"champion_version": champion_version, "decision": decision, "reason": reason}
-    )
+    context.add_output_metadata({"champion_version": champion_version, "decision": decision, "reason": reason})
     return value

@@ -20,9 +20,7 @@ def quality_floor(metrics: dict[str, float], baseline_roc_auc: float, floor: flo
     if not roc_auc >= floor:
         problems.append(f"hold-out ROC-AUC {roc_auc:.4f} below the floor {floor:.2f}")
     if not roc_auc > baseline_roc_auc:
-        problems.append(
-            f"hold-out ROC-AUC {roc_auc:.4f} not above the demographics-only {baseline_roc_auc:.4f}"
-        )
+        problems.append(f"hold-out ROC-AUC {roc_auc:.4f} not above the demographics-only {baseline_roc_auc:.4f}")
     return dg.AssetCheckResult(
         check_name=MODEL_QUALITY_FLOOR.name,
         passed=not problems,

@@ -21,6 +21,7 @@ def _read_drops(
 ) -> tuple[pd.DataFrame, list[RawFileInfo], list[str]]:
     """Read every matching raw file; files that break the contract are listed, not read."""
     files = storage.list_files(patterns)
+    names = [info.name for info in files]  # one categorical dtype for every frame: pd.concat keeps it
     frames, violations = [], []
     for info in files:
         try:
@@ -29,7 +30,8 @@ def _read_drops(
         except contract.ContractViolation as exc:
             violations.append(str(exc))
             continue
-        frame = contract.raw_to_frame(table)
+        frame = contract.raw_to_frame(table, source_files=names)
+        del table
         frame["arrived_at"] = info.modified
         frames.append(frame)
     if not files:

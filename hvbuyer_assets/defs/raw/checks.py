@@ -148,9 +148,7 @@ def customer_results(result: cleaning.CleanResult) -> Iterator[dg.AssetCheckResu
     yield _share("customer_quarantine_share", result.stats)
 
 
-def transaction_results(
-    result: cleaning.CleanResult, customer_ids: pd.Series
-) -> Iterator[dg.AssetCheckResult]:
+def transaction_results(result: cleaning.CleanResult, customer_ids: pd.Series) -> Iterator[dg.AssetCheckResult]:
     """Results of TRANSACTION_CHECKS for a cleaning result."""
     clean = result.clean
     yield _unique("transaction_ids_unique", clean["transaction_id"])

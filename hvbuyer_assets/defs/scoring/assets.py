@@ -23,9 +23,7 @@ def customer_scores(
         {
             "customer_id": customer_features.index.astype(pd.StringDtype("pyarrow")),
             "large_purchase_probability": model.predict_proba(champion, customer_features),
-            "model_version": pd.Series(
-                version, index=customer_features.index, dtype=pd.StringDtype("pyarrow")
-            ),
+            "model_version": pd.Series(version, index=customer_features.index, dtype=pd.StringDtype("pyarrow")),
             "scored_at": pd.Timestamp.now(tz="UTC"),
             "features_as_of": customer_features["feature_as_of"].to_numpy(),
         }
