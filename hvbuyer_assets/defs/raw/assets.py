@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hvbuyer_assets.core import cleaning, contract
 from hvbuyer_assets.defs.raw import checks
@@ -117,5 +118,10 @@ def _stats(stats: dict[str, int]) -> dict[str, int]:
 
 
 def _reasons(result: cleaning.CleanResult) -> dict[str, object]:
-    counts = result.quarantine["reason"].astype(str).str.replace(r"\d[\d.,]*", "N", regex=True).value_counts()
-    return {"rows": len(result.quarantine), "reasons": dg.MetadataValue.json(counts.head(20).to_dict())}
+    """Quarantine counts by kind of reason (values masked), for the UI; pyarrow: ~400k rows at 20M input."""
+    reasons = pa.array(result.quarantine["reason"], type=pa.string())
+    kinds = pc.value_counts(pc.replace_substring_regex(reasons, r"'[^']*'|\d[\d.,:TZ+-]*", "…"))
+    top = sorted(
+        zip(kinds.field("values").to_pylist(), kinds.field("counts").to_pylist(), strict=True), key=lambda kv: -kv[1]
+    )[:20]
+    return {"rows": len(result.quarantine), "reasons": dg.MetadataValue.json(dict(top))}
