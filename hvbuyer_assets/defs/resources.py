@@ -71,8 +71,8 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             path = stem.with_suffix(".parquet")
             table = pa.Table.from_pandas(obj, preserve_index=_keeps_index(obj))
-            fs, where = arrow_location(path, self.s3_endpoint_url)
-            _atomic_write(path, lambda target: pq.write_table(table, target if fs is None else where, filesystem=fs))
+            fs, _ = arrow_location(path, self.s3_endpoint_url)
+            _atomic_write(path, lambda target: pq.write_table(table, target, filesystem=fs))
             context.add_output_metadata({"rows": len(obj), "path": dg.MetadataValue.path(str(path))})
         elif isinstance(obj, dict | list):
             path = stem.with_suffix(".json")
@@ -190,7 +190,7 @@ class RawStorageResource(dg.ConfigurableResource):
         """One raw file for binary reading: a local path (pyarrow's fast multi-threaded path) or an open
         object-store file, closed on exit."""
         path = UPath(uri, **storage_options(uri, self.s3_endpoint_url))
-        if path.protocol in ("", "file", "local"):
+        if _is_local(path):
             yield path.path
             return
         with path.open("rb") as handle:
