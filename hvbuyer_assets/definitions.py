@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from hvbuyer_assets.defs.features import assets as feature_assets
+from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.model import assets as model_assets
 from hvbuyer_assets.defs.raw import assets as raw_assets
 from hvbuyer_assets.defs.resources import build_resources
@@ -16,6 +17,7 @@ ALL_ASSETS = dg.load_assets_from_modules([raw_assets, feature_assets, model_asse
 # add start-up time and a second copy of the data in memory.
 defs = dg.Definitions(
     assets=ALL_ASSETS,
+    jobs=JOBS,
     resources=build_resources(),
     executor=dg.in_process_executor,
 )

@@ -1,0 +1,37 @@
+"""The three ways the graph is run: a full build, a new raw drop (re-score with the champion), a retraining.
+
+Sensors request these jobs; ``make run`` / ``dagster asset materialize --select '*'`` is the full build.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# A new drop: re-read raw storage, clean, rebuild today's features, re-score every customer with the current
+# champion and refresh monitoring (drift). No training: retraining is the retraining sensor's decision.
+INGEST_SELECTION = (
+    dg.AssetSelection.groups("raw", "processed", "scoring", "monitoring")
+    | dg.AssetSelection.assets("customer_features")
+)
+
+# Retraining on the data already ingested: training set -> model -> evaluation -> registry/champion ->
+# scores -> monitoring.
+RETRAIN_SELECTION = (
+    dg.AssetSelection.assets("training_set") | dg.AssetSelection.groups("model", "scoring", "monitoring")
+)
+
+full_build_job = dg.define_asset_job(
+    "full_build", selection=dg.AssetSelection.all(), description="Every asset: raw drop to champion and scores."
+)
+ingest_job = dg.define_asset_job(
+    "ingest_drop",
+    selection=INGEST_SELECTION,
+    description="A new raw drop: clean, features as of the new T, scores with the current champion, monitoring.",
+)
+retrain_job = dg.define_asset_job(
+    "retrain",
+    selection=RETRAIN_SELECTION,
+    description="Training set -> model -> evaluation -> promotion -> scores -> monitoring, on ingested data.",
+)
+
+JOBS = [full_build_job, ingest_job, retrain_job]
