@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test lint materialize sample-data bench-pipeline clean
+.PHONY: install run test lint materialize sample-data bench-pipeline bench-drift clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,9 @@ materialize: install $(DAGSTER_HOME)/dagster.yaml
 
 bench-pipeline: install
 	$(PY) scripts/bench_pipeline.py
+
+bench-drift: install
+	$(PY) scripts/bench_drift.py
 
 clean:
 	rm -rf $(DAGSTER_HOME) data/interim data/processed data/features data/models data/scores data/monitoring data/quarantine data/mlflow.db data/mlartifacts
