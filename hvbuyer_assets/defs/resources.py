@@ -238,8 +238,15 @@ def mlflow_tracking_resource(settings: Settings) -> dg.ResourceDefinition:
 
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     """Resources for the current environment (embedded default: local files, SQLite MLflow)."""
+    from hvbuyer_assets.defs.monitoring.storage import MonitoringStore  # imports this module
+    from hvbuyer_assets.defs.sensors.retraining import RetrainingPolicyResource
+
     settings = settings or load_settings()
     return {
+        "monitoring_store": MonitoringStore(
+            base_uri=settings.layer_uri("monitoring"), s3_endpoint_url=settings.s3_endpoint_url
+        ),
+        "retraining_policy": RetrainingPolicyResource.from_env(),
         "io_manager": LayeredStorageIOManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
         "raw_storage": RawStorageResource(uri=settings.raw_uri, s3_endpoint_url=settings.s3_endpoint_url),
         "problem": PredictionProblem(),

@@ -1,0 +1,120 @@
+"""Concept drift: realised performance of archived scores once their labels have matured.
+
+A scoring made with features as of ``t`` predicts the window (t, t + H]. Its labels are known ("matured") once
+the data's as-of time T has reached ``t + H``; they are computed with ``core.labels`` (the training label
+definition), so the realised ROC-AUC / Brier are directly comparable with the model's hold-out figures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics
+
+from hvbuyer_assets.core.features import to_utc
+
+ARCHIVE_COLUMNS: tuple[str, ...] = ("customer_id", "large_purchase_probability", "model_version", "features_as_of")
+_ARCHIVE_NAME = re.compile(r"^(?P<date>\d{8}T\d{6}Z)_v(?P<version>[0-9A-Za-z.-]+)$")
+MIN_MATURED_ROWS = 200
+
+
+@dataclass(frozen=True)
+class ArchiveKey:
+    """One archived scoring: the features' as-of time and the model version that scored them."""
+
+    as_of: pd.Timestamp
+    version: str
+
+    @property
+    def stem(self) -> str:
+        """File stem ``<as_of as 20260630T000000Z>_v<version>`` (sortable by as-of)."""
+        return f"{self.as_of:%Y%m%dT%H%M%SZ}_v{self.version}"
+
+
+def archive_key(stem: str) -> ArchiveKey | None:
+    """Parse an archive file stem written by :attr:`ArchiveKey.stem`; None for anything else."""
+    match = _ARCHIVE_NAME.match(stem)
+    if match is None:
+        return None
+    return ArchiveKey(pd.Timestamp(match["date"]).tz_convert("UTC"), match["version"])
+
+
+def archive_frame(scores: pd.DataFrame) -> tuple[ArchiveKey, pd.DataFrame]:
+    """The archive row set of one ``customer_scores`` output and its key.
+
+    Raises ValueError if the scores mix feature as-of times or model versions (one scoring = one of each).
+    """
+    missing = [c for c in ARCHIVE_COLUMNS if c not in scores.columns]
+    if missing:
+        raise ValueError(f"customer_scores lacks column(s) {missing} needed for the score archive")
+    as_of = pd.to_datetime(scores["features_as_of"], utc=True).unique()
+    versions = scores["model_version"].astype(str).unique()
+    if len(as_of) != 1 or len(versions) != 1:
+        raise ValueError(
+            f"one scoring must have one features_as_of and one model_version, got {len(as_of)} and {len(versions)}"
+        )
+    return ArchiveKey(to_utc(as_of[0]), str(versions[0])), scores[list(ARCHIVE_COLUMNS)].reset_index(drop=True)
+
+
+def is_matured(as_of: Any, data_as_of: Any, horizon_days: int) -> bool:
+    """True once the data covers the whole label window of a scoring made as of ``as_of``."""
+    return to_utc(data_as_of) >= to_utc(as_of) + pd.Timedelta(days=horizon_days)
+
+
+def realised_metrics(labels: np.ndarray, proba: np.ndarray) -> dict[str, float | int | None]:
+    """rows, positives, prevalence, mean_probability, Brier and ROC-AUC (None with a single class)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    if y.shape != p.shape:
+        raise ValueError(f"{y.size} labels but {p.size} probabilities")
+    if y.size == 0:
+        raise ValueError("no matured rows to evaluate")
+    both = 0 < y.sum() < y.size
+    return {
+        "rows": int(y.size),
+        "positives": int(y.sum()),
+        "prevalence": float(y.mean()),
+        "mean_probability": float(p.mean()),
+        "brier": float(metrics.brier_score_loss(y, p)),
+        "roc_auc": float(metrics.roc_auc_score(y, p)) if both else None,
+    }
+
+
+@dataclass(frozen=True)
+class PerformanceRule:
+    """When realised performance counts as a drop: ROC-AUC more than ``max_auc_drop`` below the hold-out
+    figure, on at least ``min_rows`` matured scores with both classes present."""
+
+    max_auc_drop: float = 0.05
+    min_rows: int = MIN_MATURED_ROWS
+
+
+def compare(
+    realised: Mapping[str, Any], expected: Mapping[str, Any], rule: PerformanceRule = PerformanceRule()
+) -> dict[str, Any]:
+    """Realised vs. expected (hold-out) figures -> ``{"degraded": bool, "auc_drop", "brier_change", "reason"}``."""
+    expected_auc = expected.get("roc_auc")
+    realised_auc = realised.get("roc_auc")
+    out: dict[str, Any] = {"auc_drop": None, "brier_change": None, "degraded": False}
+    if expected.get("brier") is not None and realised.get("brier") is not None:
+        out["brier_change"] = float(realised["brier"]) - float(expected["brier"])
+    if realised.get("rows", 0) < rule.min_rows:
+        out["reason"] = f"only {realised.get('rows', 0)} matured rows (< {rule.min_rows}): no judgement"
+        return out
+    if realised_auc is None or expected_auc is None or math.isnan(float(expected_auc)):
+        out["reason"] = "ROC-AUC undefined (a single class in the realised labels, or no hold-out figure)"
+        return out
+    out["auc_drop"] = float(expected_auc) - float(realised_auc)
+    out["degraded"] = out["auc_drop"] > rule.max_auc_drop
+    verb = "dropped" if out["degraded"] else "held"
+    out["reason"] = (
+        f"realised ROC-AUC {float(realised_auc):.4f} vs hold-out {float(expected_auc):.4f}: {verb} "
+        f"(drop {out['auc_drop']:+.4f}, limit {rule.max_auc_drop})"
+    )
+    return out

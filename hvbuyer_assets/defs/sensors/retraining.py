@@ -1,0 +1,120 @@
+"""The retraining sensor: requests the ``retrain`` job when drift, a realised performance drop or model age
+says so, under the guards of ``core.retraining`` (cooldown, new data, nothing in flight, no repeat on the same
+data). Every tick that requests nothing says why (a skip reason in the UI's tick history)."""
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from hvbuyer_assets import registry
+from hvbuyer_assets.core import retraining
+from hvbuyer_assets.defs.jobs import retrain_job
+from hvbuyer_assets.defs.resources import ModelRegistryResource
+
+PIPELINE_JOBS = ("full_build", "ingest_drop", "retrain")
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+ENV = {
+    "cooldown_hours": "HVBUYER_RETRAIN_COOLDOWN_HOURS",
+    "max_model_age_days": "HVBUYER_MAX_MODEL_AGE_DAYS",
+    "min_new_data_days": "HVBUYER_MIN_NEW_DATA_DAYS",
+}
+
+
+class RetrainingPolicyResource(dg.ConfigurableResource):
+    """Knobs of the retraining policy (``core.retraining``); defaults overridable by environment variables
+    ``HVBUYER_RETRAIN_COOLDOWN_HOURS``, ``HVBUYER_MAX_MODEL_AGE_DAYS`` and ``HVBUYER_MIN_NEW_DATA_DAYS``."""
+
+    cooldown_hours: float = retraining.Policy.cooldown_hours
+    max_model_age_days: float = retraining.Policy.max_model_age_days
+    min_new_data_days: float = retraining.Policy.min_new_data_days
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "RetrainingPolicyResource":
+        """The policy with any of the environment overrides applied."""
+        env = os.environ if environ is None else environ
+        values: dict[str, float] = {}
+        for field, variable in ENV.items():
+            raw = env.get(variable)
+            if raw:
+                try:
+                    values[field] = float(raw)
+                except ValueError as exc:
+                    raise ValueError(f"{variable} must be a number, got {raw!r}") from exc
+        return cls(**values)
+
+    def policy(self) -> retraining.Policy:
+        """As the core's policy object (validated)."""
+        return retraining.Policy(self.cooldown_hours, self.max_model_age_days, self.min_new_data_days)
+
+
+def _metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, Any] | None:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return None
+    return {key: value.value for key, value in event.asset_materialization.metadata.items()}
+
+
+def _in_flight(instance: dg.DagsterInstance) -> tuple[str, ...]:
+    runs = []
+    for job in PIPELINE_JOBS:
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=IN_FLIGHT), limit=5):
+            runs.append(f"{job} {run.run_id[:8]} {run.status.value}")
+    return tuple(runs)
+
+
+def gather_facts(instance: dg.DagsterInstance, model_registry: ModelRegistryResource) -> retraining.Facts:
+    """One tick's facts: the registry's champion, in-flight runs, the latest drift report and performance."""
+    champion = registry.champion(model_registry.client())
+    report = _metadata(instance, "drift_report") or {}
+    perf = _metadata(instance, "model_performance") or {}
+    champion_version = None if champion is None else str(champion.version)
+    perf_is_champion = perf.get("champion_version") == champion_version
+    return retraining.facts_from(
+        now=pd.Timestamp.now(tz="UTC"),
+        champion_version=champion_version,
+        in_flight=_in_flight(instance),
+        drift_verdict=report.get("verdict"),
+        drift_reason=report.get("reason", ""),
+        report_version=report.get("champion_version"),
+        data_as_of=report.get("data_as_of") or None,
+        champion_data_as_of=report.get("reference_as_of") or None,
+        data_fingerprint=report.get("data_fingerprint"),
+        performance_degraded=bool(perf.get("degraded")) and perf_is_champion,
+        performance_reason=perf.get("reason", "no matured scores yet") if perf_is_champion else "not evaluated yet",
+    )
+
+
+@dg.sensor(
+    job=retrain_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Requests `retrain` on data drift, a realised performance drop or model age (data time); "
+    "never within the cooldown, without new data, twice on the same data, or while a pipeline run is in flight.",
+)
+def retraining_sensor(
+    context: dg.SensorEvaluationContext,
+    retraining_policy: RetrainingPolicyResource,
+    model_registry: ModelRegistryResource,
+) -> dg.SensorResult | dg.SkipReason:
+    """Evaluate the retraining policy on the latest monitoring facts."""
+    facts = gather_facts(context.instance, model_registry)
+    cursor = retraining.Cursor.parse(context.cursor)
+    decision = retraining.decide(facts, cursor, retraining_policy.policy())
+    if not decision.retrain:
+        context.log.info(f"skip: {decision.reason}")
+        return dg.SkipReason(decision.reason)
+    assert decision.run_key is not None and facts.data_fingerprint is not None
+    context.log.info(decision.reason)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=decision.run_key, tags=decision.tags)],
+        cursor=cursor.after_request(facts.now, facts.data_fingerprint).dump(),
+    )
