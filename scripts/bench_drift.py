@@ -1,10 +1,10 @@
 """`make bench-drift`: ``core.drift.drift_report`` on 1M reference x 1M current rows over all model features.
 
-The rows are real feature rows: datagen customers (``--source`` per side, reference seed 0, current seed 1, same
-world unless ``--drift``) go through cleaning and ``build_features``, then are resampled with replacement to ``--rows`` per side, so
-the columns keep the dtypes, ties, skew and missing shares of the pipeline's features. A model-like score (a
-logistic function of a few features plus noise) adds prediction drift. Prints every run and the best of
-``--repeat`` runs against the 10 s target, then the time of each feature on its own (single-threaded).
+The rows are real feature rows: datagen customers (``--source`` per side, reference seed 0, current seed 1,
+same world unless ``--drift``) go through cleaning and ``build_features``, then are resampled with replacement to
+``--rows`` per side, so the columns keep the dtypes, ties, skew and missing shares of the pipeline's features.
+A model-like score (a logistic function of a few features plus noise) adds prediction drift. Prints every run and
+the best of ``--repeat`` runs against the 10 s target, then the time of each feature on its own (one thread).
 
     python scripts/bench_drift.py [--rows 1000000] [--source 100000] [--repeat 3] [--drift none]
 """

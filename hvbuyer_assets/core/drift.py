@@ -43,6 +43,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -401,11 +402,15 @@ def drift_report(
     with_scores = reference_scores is not None and current_scores is not None
     if with_scores:
         tasks.append(lambda: _numeric_stats(SCORE, reference_scores, current_scores, thresholds))
-    if len(tasks) > 1 and _workers(len(tasks)) > 1:
-        with ThreadPoolExecutor(max_workers=_workers(len(tasks))) as pool:
-            results = list(pool.map(lambda task: task(), tasks))
-    else:
-        results = [task() for task in tasks]
+    with warnings.catch_warnings():
+        # ks_2samp falls back from its exact to its asymptotic p-value for some unequal sample sizes (the report
+        # carries scipy's result either way); the fallback warning would repeat for every feature and drop
+        warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful", category=RuntimeWarning)
+        if len(tasks) > 1 and _workers(len(tasks)) > 1:
+            with ThreadPoolExecutor(max_workers=_workers(len(tasks))) as pool:
+                results = list(pool.map(lambda task: task(), tasks))
+        else:
+            results = [task() for task in tasks]
     prediction = results.pop() if with_scores else None
     if prediction is not None:
         prediction["kind"] = "prediction"
