@@ -5,8 +5,11 @@ No Dagster import: the serving package resolves and loads the champion through t
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -17,10 +20,18 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+log = logging.getLogger("hvbuyer.registry")
+
 MODEL_NAME = "hvbuyer"
 EXPERIMENT_NAME = "hvbuyer"
 CHAMPION_ALIAS = "champion"
 FINGERPRINT_TAG = "hvbuyer.training_fingerprint"
+ONNX_URI_TAG = "hvbuyer.onnx_artifact_uri"
+ONNX_VERIFIED_TAG = "hvbuyer.onnx_verified"
+ONNX_DIFF_TAG = "hvbuyer.onnx_max_abs_diff"
+DATA_AS_OF_TAG = "hvbuyer.data_as_of"
+HOLDOUT_CUTOFF_TAG = "hvbuyer.holdout_cutoff"
+ONNX_ARTIFACT_PATH = "onnx/model.onnx"
 
 
 @dataclass(frozen=True)
@@ -129,3 +140,61 @@ def load_version(tracking_uri: str, version: str) -> Any:
 def promote(mlflow_client: MlflowClient, version: str) -> None:
     """Point the ``champion`` alias at a version (the API follows the alias)."""
     mlflow_client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
+
+
+def log_onnx(onnx_bytes: bytes) -> str:
+    """Log an ONNX graph as ``onnx/model.onnx`` of the active run (next to the model); return its artifact URI."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_onnx needs an active MLflow run")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(ONNX_ARTIFACT_PATH).name
+        path.write_bytes(onnx_bytes)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(ONNX_ARTIFACT_PATH).parent))
+    return f"runs:/{run.info.run_id}/{ONNX_ARTIFACT_PATH}"
+
+
+def download_artifact(tracking_uri: str, artifact_uri: str) -> bytes:
+    """The bytes of one artifact, fetched through the registry's artifact store (never an outside path)."""
+    if not artifact_uri.startswith(("runs:/", "models:/")):
+        raise ValueError(f"refusing to load {artifact_uri!r}: only runs:/ and models:/ artifact URIs are served")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=tracking_uri)
+        return Path(local).read_bytes()
+
+
+def version_details(mlflow_client: MlflowClient, version: ModelVersion) -> dict[str, Any]:
+    """What the API reports about a version: trained_at (its run's start), hold-out metrics, tags."""
+    details: dict[str, Any] = {"trained_at": None, "metrics": {}, "tags": dict(version.tags or {})}
+    if version.run_id:
+        try:
+            run = mlflow_client.get_run(version.run_id)
+        except MlflowException:
+            return details
+        details["trained_at"] = pd.Timestamp(run.info.start_time, unit="ms", tz="UTC").isoformat()
+        details["metrics"] = {
+            key.removeprefix("holdout_"): float(value)
+            for key, value in run.data.metrics.items()
+            if key.startswith("holdout_")
+        }
+    return details
+
+
+def notify_reload(api_url: str, token: str, timeout: float = 2.0) -> bool:
+    """Ask a running prediction API to re-resolve the champion now (``POST /admin/reload``).
+
+    Best effort: the API also polls the alias, so a failure is logged and reported as False, never raised.
+    """
+    import httpx
+
+    try:
+        response = httpx.post(
+            f"{api_url.rstrip('/')}/admin/reload", headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        log.warning("could not notify the prediction API at %s: %s", api_url, exc)
+        return False
+    if response.status_code != 200:
+        log.warning("the prediction API at %s answered %s to /admin/reload", api_url, response.status_code)
+        return False
+    return True

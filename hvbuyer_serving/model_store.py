@@ -1,70 +1,184 @@
-"""Follows the registry alias ``champion``: load, verify, then swap the served model atomically."""
+"""Follows the registry alias ``champion``: load, verify, then swap the served model atomically.
+
+A version is served with ONNX Runtime when its registration verified the ONNX graph against sklearn
+(tag ``hvbuyer.onnx_verified``), else with the sklearn pipeline (reported as ``runtime`` in ``GET /model``).
+Everything is fetched through the registry's artifact store (MLflow): no model file from anywhere else.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import features, model
+from hvbuyer_serving import inputs, metrics
+from hvbuyer_serving.schemas import PredictRequest
 
 log = logging.getLogger("hvbuyer.serving")
 
-# A customer with nothing known: every served model must answer it with a probability in [0, 1].
-PROBE = [{"age": 40.0, "region": "East", "loyalty_points": 500.0}]
+# Probe customers every served version must score with probabilities in [0, 1] (and, for ONNX, within the
+# parity tolerance of the sklearn pipeline): no data, the seed example, a rich history, odd spelling.
+PROBES = [
+    PredictRequest(),
+    PredictRequest(age=35, region="East", loyalty_points=1200),
+    PredictRequest(
+        age=52,
+        region="  north ",
+        loyalty_points=80,
+        tenure_days=900,
+        n_transactions=14,
+        n_completed=11,
+        n_completed_30d=1,
+        n_completed_90d=3,
+        n_completed_365d=8,
+        total_spend=2900,
+        spend_90d=700,
+        spend_365d=2100,
+        avg_spend=263.6,
+        max_spend=820,
+        last_amount=310,
+        n_large=4,
+        share_large=0.36,
+        days_since_last_purchase=12,
+        days_since_first_purchase=850,
+        refund_rate=0.1,
+        n_failed=1,
+    ),
+    PredictRequest(
+        age=23,
+        loyalty_points=0,
+        tenure_days=30,
+        n_completed=1,
+        total_spend=40,
+        avg_spend=40,
+        max_spend=40,
+        last_amount=40,
+        days_since_last_purchase=3,
+        days_since_first_purchase=3,
+    ),
+]
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    """A verified champion version ready to serve."""
+class ServedModel:
+    """A verified champion version ready to serve (immutable: requests hold a reference while it is swapped)."""
 
     version: str
+    runtime: str  # "onnx" | "sklearn"
+    runtime_note: str
+    columns: tuple[str, ...]
+    regions: frozenset[str]
     pipeline: Any
+    session: Any | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, matrix: np.ndarray, region: Sequence[str]) -> np.ndarray:
+        """P(large purchase) for rows of ``inputs.numeric_matrix`` and their normalised regions."""
+        if self.session is not None:
+            return model.onnx_predict_proba(self.session, inputs.onnx_feed(matrix, region, self.columns))
+        frame = pd.DataFrame(matrix, columns=list(inputs.NUMERIC))
+        frame["region"] = list(region)
+        return model.predict_proba(self.pipeline, frame)
+
+
+def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
+    """Load one registered version through the registry (sklearn pipeline, and the ONNX graph when verified)."""
+    number = str(version.version)
+    tags = dict(version.tags or {})
+    pipeline = registry.load_version(tracking_uri, number)
+    onnx_uri = tags.get(registry.ONNX_URI_TAG)
+    session = None
+    if onnx_uri and tags.get(registry.ONNX_VERIFIED_TAG) == "true":
+        session = model.onnx_session(registry.download_artifact(tracking_uri, onnx_uri))
+        runtime = "onnx"
+        diff = tags.get(registry.ONNX_DIFF_TAG)
+        note = f"ONNX Runtime; parity with sklearn verified at registration (max |diff| {diff})"
+    else:
+        runtime = "sklearn"
+        reason = "ONNX parity check failed" if tags.get(registry.ONNX_VERIFIED_TAG) == "false" else "no ONNX artifact"
+        note = f"sklearn fallback: {reason} for this version"
+    columns = model.input_columns(pipeline)
+    unknown = sorted(set(columns) - set(features.FEATURE_COLUMNS))
+    if unknown:
+        raise ValueError(f"the model needs inputs the API does not know: {unknown}")
+    details = registry.version_details(mlflow_client, version)
+    return ServedModel(
+        version=number,
+        runtime=runtime,
+        runtime_note=note,
+        columns=columns,
+        regions=frozenset(model.known_categories(pipeline)) | {"Unknown"},
+        pipeline=pipeline,
+        session=session,
+        details=details,
+    )
+
+
+def verify(candidate: ServedModel) -> None:
+    """Probe predictions must be probabilities; an ONNX graph must also agree with its sklearn pipeline."""
+    matrix, region = inputs.numeric_matrix(PROBES), inputs.regions(PROBES)
+    proba = candidate.predict(matrix, region)
+    if proba.shape != (len(PROBES),) or not np.isfinite(proba).all() or (proba < 0).any() or (proba > 1).any():
+        raise ValueError(f"probe predictions {proba!r} are not probabilities")
+    if candidate.session is not None:
+        frame = features.serving_frame([p.model_dump(exclude_none=True) for p in PROBES])
+        diff = float(np.max(np.abs(proba - model.predict_proba(candidate.pipeline, frame))))
+        if diff > model.ONNX_PARITY_TOLERANCE:
+            raise ValueError(f"ONNX and sklearn disagree on the probe rows (max |diff| {diff:.2e})")
 
 
 class ChampionStore:
     """Holds the current champion; ``refresh()`` re-resolves the alias and swaps in a new version.
 
     The swap is one reference assignment: a request reads ``store.current`` once and finishes on that model
-    even if a new one is swapped in meanwhile. A version that fails to load or verify is never served.
+    even if a new one is swapped in meanwhile. A version that fails to load or verify is never served: the old
+    one stays, the failure is logged and kept in ``last_error`` / ``rejected_version`` (and counted in
+    ``/metrics``); polling does not retry a rejected version, ``refresh(force=True)`` (``/admin/reload``) does.
     """
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
-        self.current: LoadedModel | None = None
+        self.client = registry.client(tracking_uri)
+        self.current: ServedModel | None = None
         self.last_error: str | None = None
+        self.rejected_version: str | None = None
+        self.load_failures = 0
+        self.loaded_at: float | None = None
+        self.checked_at: float | None = None
         self._lock = threading.Lock()
 
-    def refresh(self) -> bool:
-        """Load the champion if it moved; True when a new version was swapped in."""
+    def refresh(self, force: bool = False) -> bool:
+        """Load the champion if the alias moved; True when a new version was swapped in."""
         with self._lock:  # one load at a time; readers never wait on it
-            version = registry.champion(registry.client(self.tracking_uri))
-            if version is None or (self.current and self.current.version == str(version.version)):
+            self.checked_at = time.time()
+            version = registry.champion(self.client)
+            if version is None:
+                return False
+            number = str(version.version)
+            if self.current is not None and self.current.version == number:
+                return False
+            if number == self.rejected_version and not force:
                 return False
             try:
-                candidate = LoadedModel(str(version.version), registry.load_version(self.tracking_uri, version.version))
-                _verify(candidate)
-            except Exception as exc:  # keep serving the old model; say why in logs and /health
-                self.last_error = f"version {version.version} rejected: {exc}"
+                candidate = load(self.tracking_uri, self.client, version)
+                verify(candidate)
+            except Exception as exc:  # keep serving the old model; say why in logs, /model and /metrics
+                self.last_error = f"version {number} rejected: {type(exc).__name__}: {exc}"[:1000]
+                self.rejected_version = number
+                self.load_failures += 1
+                metrics.MODEL_LOAD_FAILURES.inc()
                 log.error(self.last_error)
                 return False
-            self.current, self.last_error = candidate, None
-            log.info("serving champion version %s", candidate.version)
+            self.current, self.loaded_at = candidate, time.time()
+            self.last_error = self.rejected_version = None
+            metrics.model_swapped(candidate.version, candidate.runtime)
+            log.info("serving champion version %s (%s)", candidate.version, candidate.runtime)
             return True
-
-    def predict(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, str]:
-        """Probabilities for API rows and the version that produced them."""
-        loaded = self.current
-        if loaded is None:
-            raise LookupError("no champion model is loaded yet")
-        return model.predict_proba(loaded.pipeline, features.serving_frame(records)), loaded.version
-
-
-def _verify(candidate: LoadedModel) -> None:
-    proba = model.predict_proba(candidate.pipeline, features.serving_frame(PROBE))
-    if proba.shape != (1,) or not np.isfinite(proba).all() or not 0.0 <= float(proba[0]) <= 1.0:
-        raise ValueError(f"probe prediction {proba!r} is not a probability")

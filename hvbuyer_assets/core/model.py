@@ -160,3 +160,41 @@ def to_onnx(model: Pipeline) -> bytes:
     ]
     onx = convert_sklearn(model, initial_types=initial_types, options={"zipmap": False})
     return onx.SerializeToString()
+
+
+ONNX_PARITY_TOLERANCE = 1e-4
+
+
+def onnx_session(onnx_bytes: bytes, threads: int = 1) -> Any:
+    """An onnxruntime InferenceSession on CPU; one intra-op thread by default (fastest for single rows, and
+    a multi-worker server should not oversubscribe the cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict_proba(session: Any, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """P(label = 1) from a session of :func:`to_onnx` fed with :func:`onnx_inputs` (or an equal feed)."""
+    return session.run(["probabilities"], feed)[0][:, 1]
+
+
+def onnx_max_abs_diff(model: Pipeline, session: Any, frame: pd.DataFrame) -> float:
+    """Largest |ONNX - sklearn| probability over the rows of a features frame (0.0 for no rows)."""
+    if len(frame) == 0:
+        return 0.0
+    expected = predict_proba(model, frame)
+    got = onnx_predict_proba(session, onnx_inputs(frame, input_columns(model)))
+    return float(np.max(np.abs(got.astype("float64") - expected)))
+
+
+def known_categories(model: Pipeline, column: str = "region") -> tuple[str, ...]:
+    """The categories a fitted pipeline's one-hot encoder learned for ``column`` (others encode as all-zero)."""
+    transformer = model.named_steps["preprocess"]
+    for _, step, cols in transformer.transformers_:
+        if isinstance(step, OneHotEncoder) and column in list(cols):
+            return tuple(str(v) for v in step.categories_[list(cols).index(column)])
+    raise ValueError(f"the pipeline has no one-hot encoder for {column!r}")

@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "test-admin-token"
 
 
 def free_port() -> int:
@@ -24,8 +26,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(data_dir: Path, poll_seconds: float = 0.3, **env: str) -> Iterator[httpx.Client]:
-    """Start ``uvicorn hvbuyer_serving.app:app`` against a data dir; yield a client; stop it."""
+def serve(data_dir: Path, poll_seconds: float = 0.3, ready: bool = True, **env: str) -> Iterator[httpx.Client]:
+    """Start ``uvicorn hvbuyer_serving.app:app`` against a data dir; yield a client once it answers (and, with
+    ``ready``, serves a verified model); stop it."""
     port = free_port()
     environ = {
         **os.environ,
@@ -34,6 +37,8 @@ def serve(data_dir: Path, poll_seconds: float = 0.3, **env: str) -> Iterator[htt
         **env,
     }
     environ.pop("MLFLOW_TRACKING_URI", None)
+    if "HVBUYER_ADMIN_TOKEN" not in env:
+        environ.pop("HVBUYER_ADMIN_TOKEN", None)
     cmd = [
         sys.executable,
         "-m",
@@ -54,12 +59,13 @@ def serve(data_dir: Path, poll_seconds: float = 0.3, **env: str) -> Iterator[htt
                 log.seek(0)
                 raise RuntimeError(f"uvicorn exited: {log.read()[-3000:]}")
             try:
-                if client.get("/health").status_code == 200:
+                if client.get("/health/ready" if ready else "/health/live").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError("uvicorn did not answer /health within 60 s")
+                log.seek(0)
+                raise TimeoutError(f"uvicorn was not ready within 60 s: {log.read()[-3000:]}")
             time.sleep(0.2)
         yield client
     finally:
@@ -70,3 +76,10 @@ def serve(data_dir: Path, poll_seconds: float = 0.3, **env: str) -> Iterator[htt
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def api(built) -> Iterator[httpx.Client]:
+    """One service on the built workspace (admin token set), shared by the read-only API tests."""
+    with serve(built.root, HVBUYER_ADMIN_TOKEN=ADMIN_TOKEN) as client:
+        yield client

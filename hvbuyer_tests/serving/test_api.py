@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from hvbuyer_assets import registry
 from hvbuyer_assets.core import features
+from hvbuyer_assets.core.model import ONNX_PARITY_TOLERANCE
 from hvbuyer_tests.pipeline import Workspace, read_frame
-from hvbuyer_tests.serving.conftest import REPO, serve
+from hvbuyer_tests.serving.conftest import REPO
 
 SEED_EXAMPLE = {"age": 35, "region": "East", "loyalty_points": 1200}
-
-
-@pytest.fixture(scope="module")
-def api(built: Workspace):
-    with serve(built.root) as client:
-        yield client
 
 
 def test_seed_example_answers_with_the_champion(api, built: Workspace) -> None:
@@ -44,7 +37,9 @@ def test_api_equals_batch_scores_for_the_same_features(api, built: Workspace) ->
         payload["region"] = str(row["region"])
         payload = {k: v for k, v in payload.items() if v is not None}
         got = api.post("/predict", json=payload).json()["large_purchase_probability"]
-        assert got == pytest.approx(scores.loc[customer_id, "large_purchase_probability"], abs=1e-12)
+        # the API runs the registered ONNX graph (float32 inputs), batch scoring sklearn: equal within the
+        # parity tolerance the blocking check onnx_parity verified at registration
+        assert got == pytest.approx(scores.loc[customer_id, "large_purchase_probability"], abs=ONNX_PARITY_TOLERANCE)
 
 
 def test_omitted_behaviour_means_no_history(api, built: Workspace) -> None:
@@ -72,19 +67,6 @@ def test_bad_input_is_a_422_naming_the_field(api, payload: dict, field: str) -> 
     response = api.post("/predict", json=payload)
     assert response.status_code == 422
     assert any(field in error["loc"] for error in response.json()["detail"])
-
-
-def test_promotion_switches_the_served_version_without_restart(workspace_copy: Workspace) -> None:
-    with serve(workspace_copy.root, poll_seconds=0.2) as client:
-        assert client.post("/predict", json=SEED_EXAMPLE).json()["model_version"] == "1"
-        mlflow_client = workspace_copy.client()
-        source = mlflow_client.get_model_version(registry.MODEL_NAME, "1")
-        new = registry.register(mlflow_client, source.source, source.run_id, {"test": "copy of v1"})
-        registry.promote(mlflow_client, new)
-        deadline = time.monotonic() + 30
-        while client.post("/predict", json=SEED_EXAMPLE).json()["model_version"] != new:
-            assert time.monotonic() < deadline, "the API did not follow the champion alias"
-            time.sleep(0.1)
 
 
 def test_serving_does_not_import_dagster() -> None:

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -145,51 +146,111 @@ def _log_evaluation(value: dict[str, Any], fitted: Pipeline) -> None:
             mlflow.log_artifact(str(Path(tmp) / name), artifact_path="evaluation")
 
 
+def _onnx_parity(
+    fitted: Pipeline, holdout: pd.DataFrame, existing_uri: str | None, tracking_uri: str
+) -> tuple[str | None, float | None, str | None]:
+    """(artifact URI, max |ONNX - sklearn| on the hold-out, error): the graph of a reused version is downloaded
+    and checked again; otherwise the pipeline is converted and the graph logged in the active run."""
+    try:
+        if existing_uri is not None:
+            uri, onnx_bytes = existing_uri, registry.download_artifact(tracking_uri, existing_uri)
+        else:
+            onnx_bytes = model.to_onnx(fitted)
+            uri = registry.log_onnx(onnx_bytes)
+        return uri, model.onnx_max_abs_diff(fitted, model.onnx_session(onnx_bytes), holdout), None
+    except Exception as exc:  # reported by the blocking check; the API then falls back to sklearn
+        return None, None, f"{type(exc).__name__}: {exc}"
+
+
 @dg.asset(
     group_name="model",
     metadata=layer("models"),
-    required_resource_keys={"mlflow", "model_registry"},
-    kinds={"mlflow"},
+    required_resource_keys={"mlflow", "model_registry", "problem"},
+    check_specs=[checks.ONNX_PARITY],
+    kinds={"mlflow", "onnx"},
 )
 def registered_model(
     context: dg.AssetExecutionContext,
     trained_model: Pipeline,
     training_set: pd.DataFrame,
     model_evaluation: dict[str, Any],
-) -> dict[str, Any]:
-    """Log the run (params, metrics, evaluation, model with signature + input example) and register a version
-    of ``hvbuyer``; an identical re-run reuses the version trained on the same data and parameters."""
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Log the run (params, metrics, evaluation, model with signature + input example, its ONNX graph) and
+    register a version of ``hvbuyer``; an identical re-run reuses the version trained on the same data and
+    parameters. The blocking check ``onnx_parity`` compares ONNX Runtime with sklearn on the hold-out rows and
+    its result is tagged on the version (``hvbuyer.onnx_verified``): the API serves ONNX only when verified."""
     model_registry: ModelRegistryResource = context.resources.model_registry
     client = model_registry.client()
     fingerprint = training_fingerprint(training_set, trained_model)
     run_id = mlflow.active_run().info.run_id
+    holdout = _holdout(training_set)
+    horizon = pd.Timedelta(days=context.resources.problem.horizon_days)
+    data_as_of = (pd.Timestamp(model_evaluation["holdout_cutoff"]) + horizon).isoformat()
     try:
         existing = registry.find_version_by_fingerprint(client, fingerprint)
         if existing is not None:
             version, reused = str(existing.version), True
             mlflow.set_tag("hvbuyer.registration", f"reused version {version} (same training fingerprint)")
+            existing_uri = (existing.tags or {}).get(registry.ONNX_URI_TAG)
         else:
             _log_evaluation(model_evaluation, trained_model)
-            example = model.model_input(_holdout(training_set).head(5))
+            example = model.model_input(holdout.head(5))
             uri = registry.log_model(trained_model, example)
             tags = {
                 registry.FINGERPRINT_TAG: fingerprint,
                 "hvbuyer.holdout_roc_auc": f"{model_evaluation['metrics']['roc_auc']:.6f}",
-                "hvbuyer.holdout_cutoff": model_evaluation["holdout_cutoff"],
+                registry.HOLDOUT_CUTOFF_TAG: model_evaluation["holdout_cutoff"],
                 "hvbuyer.dagster_run_id": context.run_id,
             }
             version, reused = registry.register(client, uri, run_id, tags), False
             mlflow.set_tag("hvbuyer.registration", f"registered version {version}")
+            existing_uri = None
+        onnx_uri, max_diff, error = _onnx_parity(trained_model, holdout, existing_uri, model_registry.tracking_uri)
+        check = checks.onnx_parity(max_diff, model.ONNX_PARITY_TOLERANCE, len(holdout), error)
+        onnx_tags = {
+            registry.ONNX_VERIFIED_TAG: "true" if check.passed else "false",
+            registry.ONNX_DIFF_TAG: "" if max_diff is None else f"{max_diff:.3e}",
+            registry.DATA_AS_OF_TAG: data_as_of,
+        }
+        if onnx_uri is not None:
+            onnx_tags[registry.ONNX_URI_TAG] = onnx_uri
+        for key, value in onnx_tags.items():
+            client.set_model_version_tag(registry.MODEL_NAME, version, key, value)
     finally:
         mlflow.end_run()  # materialize() and the CLI attach no dagster-mlflow hook: close the run here
-    context.add_output_metadata({"version": version, "reused": reused, "mlflow_run_id": run_id})
-    return {
-        "version": version,
-        "reused": reused,
-        "fingerprint": fingerprint,
-        "run_id": run_id,
-        "metrics": model_evaluation["metrics"],
-    }
+    yield dg.Output(
+        {
+            "version": version,
+            "reused": reused,
+            "fingerprint": fingerprint,
+            "run_id": run_id,
+            "metrics": model_evaluation["metrics"],
+            "onnx_artifact_uri": onnx_uri,
+            "onnx_max_abs_diff": max_diff,
+            "data_as_of": data_as_of,
+        },
+        metadata={
+            "version": version,
+            "reused": reused,
+            "mlflow_run_id": run_id,
+            "onnx_artifact_uri": onnx_uri or "",
+            "onnx_max_abs_diff": -1.0 if max_diff is None else max_diff,
+        },
+    )
+    yield check
+
+
+def _notify_api(context: dg.AssetExecutionContext) -> None:
+    """Tell a running prediction API to reload the champion now (it polls the alias anyway). Needs
+    ``HVBUYER_ADMIN_TOKEN``; the API is at ``HVBUYER_API_URL`` (default http://127.0.0.1:8080). Never fails."""
+    token = os.environ.get("HVBUYER_ADMIN_TOKEN")
+    if not token:
+        return
+    url = os.environ.get("HVBUYER_API_URL") or "http://127.0.0.1:8080"
+    if registry.notify_reload(url, token):
+        context.log.info(f"prediction API at {url} reloaded the champion")
+    else:
+        context.log.warning(f"could not notify the prediction API at {url}; it will pick the champion up by polling")
 
 
 @dg.asset(
@@ -250,6 +311,8 @@ def champion_model(
     finally:
         mlflow.end_run()
     context.log.info(f"champion {decision}: {reason}")
+    if promote:
+        _notify_api(context)
     value = {
         "champion_version": champion_version,
         "candidate_version": candidate,

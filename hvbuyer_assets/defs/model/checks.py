@@ -27,3 +27,31 @@ def quality_floor(metrics: dict[str, float], baseline_roc_auc: float, floor: flo
         description="; ".join(problems) or f"ROC-AUC {roc_auc:.4f} >= floor {floor:.2f}",
         metadata={"roc_auc": roc_auc, "floor": floor, "demographics_only_roc_auc": baseline_roc_auc},
     )
+
+
+ONNX_PARITY = dg.AssetCheckSpec(
+    "onnx_parity",
+    asset="registered_model",
+    blocking=True,
+    description="The registered ONNX graph (what the API serves) gives the sklearn model's probabilities on the "
+    "hold-out rows within the tolerance; blocks promotion otherwise.",
+)
+
+
+def onnx_parity(
+    max_abs_diff: float | None, tolerance: float, rows: int, error: str | None = None
+) -> dg.AssetCheckResult:
+    """Pass when ONNX Runtime and sklearn agree on every hold-out row (max |diff| <= tolerance)."""
+    if error is not None or max_abs_diff is None:
+        description = f"ONNX conversion or scoring failed: {error}"
+        passed = False
+    else:
+        passed = max_abs_diff <= tolerance
+        verb = "<=" if passed else ">"
+        description = f"max |ONNX - sklearn| = {max_abs_diff:.2e} {verb} {tolerance:.0e} over {rows} hold-out rows"
+    return dg.AssetCheckResult(
+        check_name=ONNX_PARITY.name,
+        passed=passed,
+        description=description,
+        metadata={"max_abs_diff": -1.0 if max_abs_diff is None else max_abs_diff, "tolerance": tolerance, "rows": rows},
+    )

@@ -1,0 +1,57 @@
+"""The API's DataFrame-free input path gives exactly the model inputs of the one feature definition
+(``features.serving_frame`` + ``model.onnx_inputs``), for single rows and batches alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hvbuyer_assets.core import features, model
+from hvbuyer_serving import inputs
+from hvbuyer_serving.schemas import PredictRequest
+
+COLUMNS = features.FEATURE_NUMERIC + features.FEATURE_CATEGORICAL
+
+
+def _records(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    spellings = ["East", "  east ", "NORTH", "south  west", "", None, "Central"]
+    records = []
+    for _ in range(n):
+        record: dict = {}
+        for name in features.FEATURE_NUMERIC:
+            if rng.random() < 0.5:
+                high = {"share_large": 1.0, "refund_rate": 1.0, "age": 120.0}.get(name, 2000.0)
+                record[name] = float(rng.uniform(0, high)) if rng.random() < 0.8 else None
+        if rng.random() < 0.3:
+            record["age"] = float(rng.choice([0, 5, 12.9, 13, 110, 110.5, 120]))  # outside the cleaning range too
+        if rng.random() < 0.8:
+            record["region"] = spellings[int(rng.integers(len(spellings)))]
+        records.append(record)
+    return records
+
+
+def _assert_same_feed(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    assert list(got) == list(expected)
+    for name, want in expected.items():
+        assert got[name].shape == want.shape and got[name].dtype == want.dtype, name
+        if want.dtype == object:
+            assert got[name].tolist() == want.tolist(), name
+        else:
+            np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batch_inputs_equal_the_feature_definition(seed: int) -> None:
+    records = _records(300, seed)
+    rows = [PredictRequest.model_validate(r) for r in records]
+    expected = model.onnx_inputs(features.serving_frame(records), COLUMNS)
+    _assert_same_feed(inputs.onnx_feed(inputs.numeric_matrix(rows), inputs.regions(rows), COLUMNS), expected)
+
+
+def test_single_row_path_equals_the_batch_path() -> None:
+    for record in _records(200, 7):
+        row = PredictRequest.model_validate(record)
+        expected = model.onnx_inputs(features.serving_frame([record]), COLUMNS)
+        np.testing.assert_array_equal(inputs.row_matrix(row), inputs.numeric_matrix([row]))
+        _assert_same_feed(inputs.onnx_feed(inputs.row_matrix(row), inputs.regions([row]), COLUMNS), expected)
