@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test lint materialize sample-data bench-pipeline bench-drift clean
+.PHONY: install run test lint materialize sample-data bench-pipeline bench-serve bench-drift clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,9 @@ materialize: install $(DAGSTER_HOME)/dagster.yaml
 
 bench-pipeline: install
 	$(PY) scripts/bench_pipeline.py
+
+bench-serve: install
+	$(PY) scripts/bench_serve.py
 
 bench-drift: install
 	$(PY) scripts/bench_drift.py
