@@ -12,6 +12,7 @@ from hvbuyer_assets.defs.monitoring.freshness import with_freshness
 from hvbuyer_assets.defs.raw import assets as raw_assets
 from hvbuyer_assets.defs.resources import build_resources
 from hvbuyer_assets.defs.scoring import assets as scoring_assets
+from hvbuyer_assets.defs.sensors.raw import raw_drop_sensor
 from hvbuyer_assets.defs.sensors.retraining import retraining_sensor
 
 ALL_ASSETS = with_freshness(
@@ -23,7 +24,7 @@ ALL_ASSETS = with_freshness(
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     jobs=JOBS,
-    sensors=[retraining_sensor],
+    sensors=[raw_drop_sensor, retraining_sensor],
     resources=build_resources(),
     executor=dg.in_process_executor,
 )

@@ -21,6 +21,7 @@ class Settings:
     raw_uri: str
     mlflow_tracking_uri: str
     s3_endpoint_url: str | None
+    raw_sensor_seconds: int = 15  # HVBUYER_RAW_SENSOR_SECONDS: minimum interval of raw_drop_sensor's ticks
 
     @property
     def raw_is_s3(self) -> bool:
@@ -52,4 +53,18 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         raw_uri=raw_uri,
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or default_mlflow,
         s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or None,
+        raw_sensor_seconds=_positive_int(env, "HVBUYER_RAW_SENSOR_SECONDS", 15),
     )
+
+
+def _positive_int(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value

@@ -17,12 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from dagster_aws.s3 import S3Resource
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
 from mlflow import MlflowClient
 from upath import UPath
 
 from hvbuyer_assets import registry
+from hvbuyer_assets.core import drops
 from hvbuyer_assets.memory import release_memory
 from hvbuyer_assets.settings import Settings, load_settings
 
@@ -158,6 +160,16 @@ class RawFileInfo:
     uri: str
     size: int
     modified: pd.Timestamp
+    version: str = ""  # core.drops: size-mtime_ns locally, etag-LastModified on S3 (what sensors compare)
+
+
+def _raw_version(path: UPath, stat: Any) -> str:
+    if _is_local(path):
+        return drops.local_version(stat.st_size, stat.st_mtime_ns)
+    info = stat.as_info()
+    if info.get("ETag") and info.get("LastModified"):
+        return drops.s3_version(str(info["ETag"]), info["LastModified"])
+    return drops.local_version(stat.st_size, int(stat.st_mtime * 1e9))
 
 
 class RawStorageResource(dg.ConfigurableResource):
@@ -173,6 +185,8 @@ class RawStorageResource(dg.ConfigurableResource):
     def list_files(self, patterns: tuple[str, ...]) -> list[RawFileInfo]:
         """Files matching any glob pattern, oldest arrival first (ties by name)."""
         root = self.root()
+        if not _is_local(root):
+            root.fs.invalidate_cache()  # fsspec caches listings per process: a new drop must be seen
         if not root.exists():
             return []
         found: dict[str, RawFileInfo] = {}
@@ -182,7 +196,9 @@ class RawStorageResource(dg.ConfigurableResource):
                     continue
                 stat = path.stat()
                 modified = pd.Timestamp(stat.st_mtime, unit="s", tz="UTC")
-                found[str(path)] = RawFileInfo(path.name, str(path), int(stat.st_size), modified)
+                found[str(path)] = RawFileInfo(
+                    path.name, str(path), int(stat.st_size), modified, _raw_version(path, stat)
+                )
         return sorted(found.values(), key=lambda f: (f.modified, f.name))
 
     @contextlib.contextmanager
@@ -249,6 +265,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         "retraining_policy": RetrainingPolicyResource.from_env(),
         "io_manager": LayeredStorageIOManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
         "raw_storage": RawStorageResource(uri=settings.raw_uri, s3_endpoint_url=settings.s3_endpoint_url),
+        "s3": S3Resource(endpoint_url=settings.s3_endpoint_url),  # raw_drop_sensor's listing of s3:// raw
         "problem": PredictionProblem(),
         "model_registry": ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri),
         "mlflow": mlflow_tracking_resource(settings),

@@ -9,22 +9,37 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hvbuyer_assets.core import cleaning, contract
+from hvbuyer_assets.core.drops import CUSTOMER_PATTERNS, TRANSACTION_PATTERNS
 from hvbuyer_assets.defs.raw import checks
 from hvbuyer_assets.defs.resources import RawFileInfo, RawStorageResource, layer
 
-CUSTOMER_PATTERNS = ("customers*.csv",)
-TRANSACTION_PATTERNS = ("transactions*.json", "transactions*.jsonl")
+
+class RawFilesConfig(dg.Config):
+    """Which raw files to read. ``files`` unset: every matching file (a full build from the CLI or the UI);
+    ``raw_drop_sensor`` sets it to the files of the complete drops, so a file still being written is never read."""
+
+    files: list[str] | None = None
 
 
 def _read_drops(
     storage: RawStorageResource,
     patterns: tuple[str, ...],
     reader: Callable[[object, str], pa.Table],
+    only: list[str] | None = None,
 ) -> tuple[pd.DataFrame, list[RawFileInfo], list[str]]:
-    """Read every matching raw file; files that break the contract are listed, not read."""
+    """Read every matching raw file (or only the named ones); files that break the contract are listed, not read."""
     files = storage.list_files(patterns)
+    violations = []
+    if only is not None:
+        present = {info.name for info in files}
+        violations = [
+            f"{storage.uri}/{name}: listed for this run but not in the raw location"
+            for name in only
+            if name not in present
+        ]
+        files = [info for info in files if info.name in set(only)]
     names = [info.name for info in files]  # one categorical dtype for every frame: pd.concat keeps it
-    frames, violations = [], []
+    frames = []
     for info in files:
         try:
             with storage.open(info.uri) as source:
@@ -50,6 +65,8 @@ def _raw_output(
         metadata={
             "rows": len(raw),
             "files": dg.MetadataValue.json([f.name for f in files]),
+            # What was read, by version: raw_drop_sensor treats these as consumed once the run succeeded.
+            "file_versions": dg.MetadataValue.json({f.name: f.version for f in files}),
             "contract_violations": len(violations),
         },
     )
@@ -63,8 +80,8 @@ def _raw_output(
     check_specs=[checks.CUSTOMERS_CONTRACT],
     description="Every customers*.csv in the raw location, read with pyarrow and checked against the contract.",
 )
-def raw_customers(raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    raw, files, violations = _read_drops(raw_storage, CUSTOMER_PATTERNS, contract.read_customers_file)
+def raw_customers(config: RawFilesConfig, raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    raw, files, violations = _read_drops(raw_storage, CUSTOMER_PATTERNS, contract.read_customers_file, config.files)
     yield from _raw_output(raw, files, violations, checks.CUSTOMERS_CONTRACT.name)
 
 
@@ -75,8 +92,12 @@ def raw_customers(raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.As
     check_specs=[checks.TRANSACTIONS_CONTRACT],
     description="Every transactions*.json / *.jsonl in the raw location (JSON Lines or array), contract-checked.",
 )
-def raw_transactions(raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    raw, files, violations = _read_drops(raw_storage, TRANSACTION_PATTERNS, contract.read_transactions_file)
+def raw_transactions(
+    config: RawFilesConfig, raw_storage: RawStorageResource
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    raw, files, violations = _read_drops(
+        raw_storage, TRANSACTION_PATTERNS, contract.read_transactions_file, config.files
+    )
     yield from _raw_output(raw, files, violations, checks.TRANSACTIONS_CONTRACT.name)
 
 

@@ -1,0 +1,178 @@
+"""``raw_drop_sensor``: a new complete raw drop (local folder or S3, ``HVBUYER_RAW_URI``) -> one run.
+
+A thin shell over ``core.drops``: it lists the raw location, reads what the latest successful raw
+materializations consumed and the runs it requested earlier from the Dagster instance, and lets
+``core.drops.plan`` / ``decide`` say what to do. The cursor (JSON) holds the file versions seen at the previous
+tick, for the "unchanged across two ticks" completion rule. Every tick without a request says why.
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.s3 import S3Resource
+from dagster_aws.s3.sensor import get_objects
+
+from hvbuyer_assets import registry
+from hvbuyer_assets.core import drops
+from hvbuyer_assets.defs.jobs import full_build_job, ingest_job
+from hvbuyer_assets.defs.resources import ModelRegistryResource, RawStorageResource
+from hvbuyer_assets.settings import load_settings
+
+RAW_ASSETS = {"customers": "raw_customers", "transactions": "raw_transactions"}
+RUN_KEY_TAG = "dagster/run_key"
+DROP_TAG = "hvbuyer/drop"
+FILES_TAG = "hvbuyer/files"
+ATTEMPT_TAG = "hvbuyer/attempt"
+MAX_TAG_CHARS = 255
+IN_FLIGHT = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.MANAGED,
+}
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> (``bucket``, ``a/b/``); the prefix is empty for a bucket root."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"HVBUYER_RAW_URI={uri!r} is not an s3:// URI")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"HVBUYER_RAW_URI={uri!r} names no bucket")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def observe_local(storage: RawStorageResource) -> dict[str, str]:
+    """Raw drop files (data and markers) in a local folder, name -> version; hidden files are skipped."""
+    return {info.name: info.version for info in storage.list_files(drops.ALL_PATTERNS)}
+
+
+def observe_s3(uri: str, s3_client: Any) -> dict[str, str]:
+    """Raw drop objects directly under an ``s3://bucket/prefix``, name -> version (ETag + LastModified).
+
+    The whole prefix is listed each tick: ``get_objects`` pages through every object anyway (its
+    ``since_*`` filters are applied client-side and lose same-second uploads, dagster-io/dagster#22892), and
+    the completion rule needs the full picture; the JSON cursor keeps the versions seen at the last tick.
+    """
+    bucket, prefix = split_s3_uri(uri)
+    observed = {}
+    for obj in get_objects(bucket=bucket, prefix=prefix, client=s3_client):
+        name = obj["Key"][len(prefix) :]
+        if drops.file_kind(name) is not None:
+            observed[name] = drops.s3_version(obj["ETag"], obj["LastModified"])
+    return observed
+
+
+def consumed_versions(instance: dg.DagsterInstance, limit: int = 50) -> dict[str, str]:
+    """File versions read by the latest raw_* materializations of *successful* runs (metadata
+    ``file_versions``): a run that failed after reading a drop has not consumed it."""
+    consumed: dict[str, str] = {}
+    for asset in RAW_ASSETS.values():
+        for record in instance.fetch_materializations(dg.AssetKey(asset), limit=limit).records:
+            run = instance.get_run_by_id(record.run_id)
+            if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+                continue
+            materialization = record.asset_materialization
+            versions = materialization.metadata.get("file_versions") if materialization else None
+            if versions is not None and isinstance(versions.value, Mapping):
+                consumed.update({str(k): str(v) for k, v in versions.value.items()})
+            break
+    return consumed
+
+
+def past_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, drops.PastRun]:
+    """The newest run per run key, as the state ``core.drops.decide`` needs."""
+    found = {}
+    for key in keys:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
+        if not runs:
+            continue
+        status = runs[0].status
+        if status == dg.DagsterRunStatus.SUCCESS:
+            state = drops.SUCCEEDED
+        elif status in IN_FLIGHT:
+            state = drops.IN_PROGRESS
+        else:
+            state = drops.FAILED
+        found[key] = drops.PastRun(state, runs[0].run_id)
+    return found
+
+
+def raw_run_config(files: Mapping[str, str]) -> dict[str, Any]:
+    """Run config telling each raw asset exactly which files to read (those of the complete drops)."""
+    by_kind = drops.split_by_kind(files)
+    return {"ops": {asset: {"config": {"files": by_kind[kind]}} for kind, asset in RAW_ASSETS.items()}}
+
+
+def _tag(values: list[str]) -> str:
+    text = ",".join(values)
+    return text if len(text) <= MAX_TAG_CHARS else text[: MAX_TAG_CHARS - 3] + "..."
+
+
+def _seen(cursor: str | None) -> dict[str, str]:
+    if not cursor:
+        return {}
+    try:
+        seen = json.loads(cursor).get("seen", {})
+    except (ValueError, AttributeError):
+        return {}  # an unreadable cursor only costs one extra tick for new files to settle
+    return {str(k): str(v) for k, v in seen.items()} if isinstance(seen, dict) else {}
+
+
+@dg.sensor(
+    name="raw_drop_sensor",
+    jobs=[full_build_job, ingest_job],
+    minimum_interval_seconds=load_settings().raw_sensor_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "New complete raw drop (customers_NAME.csv + transactions_NAME.json, unchanged across two ticks, or a "
+        "_SUCCESS_NAME marker) -> full_build until a champion exists, then ingest_drop. One run per set of "
+        "file versions (run key); a failed run is retried twice, then waits for new files."
+    ),
+)
+def raw_drop_sensor(
+    context: dg.SensorEvaluationContext,
+    raw_storage: RawStorageResource,
+    s3: S3Resource,
+    model_registry: ModelRegistryResource,
+) -> dg.SensorResult:
+    previous = _seen(context.cursor)
+    try:
+        if raw_storage.uri.startswith("s3://"):
+            observed = observe_s3(raw_storage.uri, s3.get_client())
+        else:
+            observed = observe_local(raw_storage)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        return dg.SensorResult(skip_reason=f"raw location {raw_storage.uri} not readable: {exc}")
+    cursor = json.dumps({"seen": observed}, sort_keys=True)
+    plan = drops.plan(observed, previous, consumed_versions(context.instance))
+    decision = drops.decide(plan, past_runs(context.instance, plan.keys()) if plan.new else {})
+    if decision.run_key is None:
+        return dg.SensorResult(skip_reason=decision.skip_reason, cursor=cursor)
+
+    job = drops.choose_job(
+        champion_exists=registry.champion(model_registry.client()) is not None,
+        champion_materialized=context.instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
+        is not None,
+    )
+    context.log.info(
+        f"drop {', '.join(plan.new_drops)}: {job} ({decision.run_key}, attempt {decision.attempt}) "
+        f"reading {len(plan.ready)} files, new: {', '.join(sorted(plan.new))}"
+    )
+    request = dg.RunRequest(
+        run_key=decision.run_key,
+        job_name=job,
+        run_config=raw_run_config(plan.ready),
+        tags={
+            DROP_TAG: _tag(plan.new_drops),
+            FILES_TAG: _tag(sorted(plan.new)),
+            ATTEMPT_TAG: str(decision.attempt),
+        },
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)

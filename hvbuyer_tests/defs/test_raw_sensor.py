@@ -1,0 +1,181 @@
+"""raw_drop_sensor on a local raw folder, with a real Dagster instance: ticks evaluated through Dagster's API,
+requested runs executed in that instance with the tags the daemon would add (run key, sensor name)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pytest
+
+from hvbuyer_assets import datagen
+from hvbuyer_assets.definitions import ALL_ASSETS
+from hvbuyer_assets.defs.jobs import JOBS
+from hvbuyer_assets.defs.resources import build_resources
+from hvbuyer_assets.defs.sensors.raw import DROP_TAG, FILES_TAG, raw_drop_sensor
+from hvbuyer_assets.settings import Settings
+from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, digest, write_sample
+
+LATER_AS_OF = "2026-09-28"  # a drop one quarter after the sample's 2026-06-30 (and before today)
+
+
+@dataclass
+class SensorHarness:
+    """One Dagster instance, the project's assets/jobs/sensor with resources for ``settings``, and a cursor
+    carried from tick to tick as the daemon does."""
+
+    settings: Settings
+    instance: dg.DagsterInstance
+    cursor: str | None = None
+    defs: dg.Definitions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.defs = dg.Definitions(
+            assets=ALL_ASSETS,
+            jobs=JOBS,
+            sensors=[raw_drop_sensor],
+            resources=build_resources(self.settings),
+            executor=dg.in_process_executor,
+        )
+
+    def tick(self, instance: dg.DagsterInstance | None = None) -> dg.SensorExecutionData:
+        """Evaluate one tick and keep its cursor."""
+        resources = build_resources(self.settings)
+        context = dg.build_sensor_context(
+            instance=instance or self.instance,
+            cursor=self.cursor,
+            sensor_name=raw_drop_sensor.name,
+            resources={k: resources[k] for k in ("raw_storage", "s3", "model_registry")},
+        )
+        result = raw_drop_sensor.evaluate_tick(context)
+        if result.cursor is not None:
+            self.cursor = result.cursor
+        return result
+
+    def request(self) -> dg.RunRequest:
+        """Tick once; the tick must request exactly one run."""
+        result = self.tick()
+        assert result.run_requests and len(result.run_requests) == 1, result.skip_message
+        return result.run_requests[0]
+
+    def skip(self, instance: dg.DagsterInstance | None = None) -> str:
+        """Tick once; the tick must request nothing, and says why."""
+        result = self.tick(instance)
+        assert not result.run_requests, [r.run_key for r in result.run_requests or []]
+        assert result.skip_message
+        return result.skip_message
+
+    def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """Run a request in the instance as the daemon would (its run key and sensor tags)."""
+        tags = {**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": raw_drop_sensor.name}
+        try:
+            return self.defs.resolve_job_def(request.job_name).execute_in_process(
+                instance=self.instance, run_config=request.run_config, tags=tags, raise_on_error=False
+            )
+        finally:
+            mlflow.end_run()
+
+    def build_like_make_run(self) -> dg.ExecuteInProcessResult:
+        """``make run``'s CLI materialization: every asset, no sensor, no run key."""
+        try:
+            return self.defs.resolve_job_def("full_build").execute_in_process(
+                instance=self.instance, raise_on_error=False
+            )
+        finally:
+            mlflow.end_run()
+
+
+def later_drop(staging: Path, name: str) -> tuple[Path, Path]:
+    """A later quarter of the sample's customers (datagen ``--drop NAME``), written outside the raw folder."""
+    return datagen.write_drop(staging, SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, as_of=LATER_AS_OF, days=90, drop=name)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def test_make_run_build_is_not_repeated_and_a_two_part_drop_runs_once(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    workspace = Workspace(tmp_path / "data")
+    write_sample(workspace.raw)
+    harness = SensorHarness(workspace.settings, instance)
+    assert harness.build_like_make_run().success
+
+    # The first tick after `make run` sees only files that build read: nothing to do, now or after a restart.
+    assert harness.skip() == "no new raw files (2 files, all read by a successful run)"
+    assert harness.skip().startswith("no new raw files")
+    restarted = dg.DagsterInstance.from_ref(instance.get_ref())
+    harness.cursor = None
+    assert harness.skip(restarted).startswith("no new raw files")
+
+    # A drop in two parts: customers first, then a transactions file that is still being written.
+    customers, transactions = later_drop(tmp_path / "staging", "q1")
+    shutil.copy(customers, workspace.raw / customers.name)
+    assert "drop q1: waiting for transactions_q1.json(l) (or a _SUCCESS_q1 marker)" in harness.skip()
+    assert "waiting for transactions_q1.json(l)" in harness.skip()
+    content = transactions.read_bytes()
+    (workspace.raw / transactions.name).write_bytes(content[: len(content) // 2])
+    assert "transactions_q1.json to settle" in harness.skip()
+    (workspace.raw / transactions.name).write_bytes(content)
+    assert "transactions_q1.json to settle" in harness.skip()
+    scores = workspace.root / "scores" / "customer_scores.parquet"
+    scores_before = digest([scores])
+
+    request = harness.request()
+    assert request.job_name == "ingest_drop"  # a champion exists: re-score, no retraining
+    assert request.tags[DROP_TAG] == "q1"
+    assert request.tags[FILES_TAG] == "customers_q1.csv,transactions_q1.json"
+    assert request.run_config["ops"]["raw_transactions"]["config"]["files"] == [
+        "transactions.json",
+        "transactions_q1.json",
+    ]
+    result = harness.execute(request)
+    assert result.success
+    assert digest([scores]) != scores_before
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"raw_customers", "clean_transactions", "customer_features", "customer_scores"} <= materialized
+    assert "trained_model" not in materialized
+
+    # Exactly once: the next tick, a restarted daemon (same cursor or none) -> nothing.
+    assert harness.skip().startswith("no new raw files (4 files")
+    assert harness.skip(dg.DagsterInstance.from_ref(instance.get_ref())).startswith("no new raw files")
+    harness.cursor = None
+    assert harness.skip().startswith("no new raw files")
+
+
+def test_a_failed_drop_is_retried_then_waits_and_is_not_lost(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    workspace = Workspace(tmp_path / "data")
+    write_sample(workspace.raw)
+    broken = workspace.raw / "customers_bad.csv"
+    broken.write_bytes(b"customer_id,age,region,signup_date\nC9000001,40,East,2024-01-01\n")  # no loyalty_points
+    harness = SensorHarness(workspace.settings, instance)
+    reason = harness.skip()
+    assert "customers.csv, transactions.json to settle" in reason
+    assert "drop bad: waiting for transactions_bad.json(l) (or a _SUCCESS_bad marker)" in reason
+    (workspace.raw / "_SUCCESS_bad").write_bytes(b"")  # customers-only drop: the marker completes it
+
+    keys = []
+    for attempt in range(3):  # the first run and two retries, each with its own run key
+        request = harness.request()
+        assert request.job_name == "full_build"  # no champion yet
+        assert request.tags["hvbuyer/attempt"] == str(attempt)
+        assert "customers_bad.csv" in request.run_config["ops"]["raw_customers"]["config"]["files"]
+        keys.append(request.run_key)
+        result = harness.execute(request)
+        assert not result.success  # the blocking customers_contract check stops the run
+    assert len(set(keys)) == 3 and keys[1] == keys[0] + "-retry1"
+    reason = harness.skip()
+    assert "3 runs failed" in reason and "waiting for a new version" in reason
+
+    # The files were never consumed: a corrected file (new version) is picked up at once (marker), one run.
+    broken.write_bytes(b"customer_id,age,region,signup_date,loyalty_points\nC9000001,40,East,2024-01-01,5\n")
+    request = harness.request()
+    assert request.run_key not in keys and request.tags["hvbuyer/attempt"] == "0"
+    assert set(request.run_config["ops"]["raw_customers"]["config"]["files"]) == {"customers.csv", "customers_bad.csv"}
