@@ -124,7 +124,7 @@ def _edges_from_sorted(ref_sorted: np.ndarray, bins: int) -> np.ndarray:
     if n == 0:
         return np.array([-np.inf, np.inf])
     # inverted_cdf quantile k/bins = the ceil(k * n / bins)-th smallest value
-    positions = np.ceil(np.arange(1, bins) * n / bins).astype(np.int64) - 1
+    positions = -(-np.arange(1, bins, dtype=np.int64) * n // bins) - 1
     cuts = np.unique(ref_sorted[np.clip(positions, 0, n - 1)])
     return np.concatenate([[-np.inf], cuts, [np.inf]])
 
