@@ -3,6 +3,7 @@ listing through dagster-aws ``S3Resource`` + ``get_objects``, the raw assets rea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -19,13 +20,16 @@ BUCKET = "hvbuyer-raw"
 
 
 @pytest.fixture
-def instance() -> dg.DagsterInstance:
+def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as test_instance:
         yield test_instance
 
 
 def test_s3_drop_to_scores_then_a_two_part_drop_rescores_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance, s3_server: S3Server  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    instance: dg.DagsterInstance,
+    s3_server: S3Server,  # noqa: F811
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
