@@ -46,7 +46,6 @@ from hvbuyer_serving.schemas import (
 from hvbuyer_serving.settings import MAX_BATCH_ROWS, ServingSettings, load_serving_settings
 
 log = logging.getLogger("hvbuyer.serving")
-BATCH_IN_THREAD = 256  # batches at least this large are scored off the event loop
 bearer = HTTPBearer(auto_error=False, description="HVBUYER_ADMIN_TOKEN")
 
 
@@ -208,19 +207,28 @@ async def predict(request: Request) -> Response:
 async def predict_batch(request: Request) -> Response:
     """Probabilities for up to 10,000 customers (body: ``BatchRequest``), in request order, one ONNX call."""
     body = await _read_body(request)
+    store: ChampionStore = request.app.state.store
+    if len(body) >= LARGE_BODY:  # parse and score off the event loop: single-row calls keep flowing meanwhile
+        return await asyncio.to_thread(_score_batch, body, store)
+    return _score_batch(body, store)
+
+
+LARGE_BODY = 64 * 1024
+
+
+def _score_batch(body: bytes, store: ChampionStore) -> Response:
     try:
         rows = BatchRequest.model_validate_json(body).rows
     except ValidationError as exc:
         return _unprocessable(_issues(exc, ["body"]))
-    served = _served(request)
+    served = store.current
+    if served is None:
+        raise HTTPException(503, "no champion model is loaded yet")
     region = inputs.regions(rows)
     unknown = _unknown_regions(served, region, ["body", "rows"])
     if unknown:
         return _unprocessable(unknown)
-    if len(rows) >= BATCH_IN_THREAD:
-        proba = await asyncio.to_thread(lambda: served.predict(inputs.numeric_matrix(rows), region))
-    else:
-        proba = served.predict(inputs.numeric_matrix(rows), region)
+    proba = served.predict(inputs.numeric_matrix(rows), region)
     metrics.PREDICTED_ROWS.labels("/predict/batch").inc(len(rows))
     return Response(
         json.dumps({"large_purchase_probability": proba.tolist(), "model_version": served.version}),

@@ -8,6 +8,7 @@ Everything is fetched through the registry's artifact store (MLflow): no model f
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from hvbuyer_serving import inputs, metrics
 from hvbuyer_serving.schemas import PredictRequest
 
 log = logging.getLogger("hvbuyer.serving")
+BATCH_ROWS = 256  # from this many rows on, the multi-threaded session (and a worker thread, see app.py)
+BATCH_THREADS = max(1, min(os.cpu_count() or 1, 4))
 
 # Probe customers every served version must score with probabilities in [0, 1] (and, for ONNX, within the
 # parity tolerance of the sklearn pipeline): no data, the seed example, a rich history, odd spelling.
@@ -78,12 +81,15 @@ class ServedModel:
     regions: frozenset[str]
     pipeline: Any
     session: Any | None
+    batch_session: Any | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, matrix: np.ndarray, region: Sequence[str]) -> np.ndarray:
-        """P(large purchase) for rows of ``inputs.numeric_matrix`` and their normalised regions."""
+        """P(large purchase) for rows of ``inputs.numeric_matrix`` and their normalised regions (large batches
+        on a session with one intra-op thread per core, single rows on a one-thread session)."""
         if self.session is not None:
-            return model.onnx_predict_proba(self.session, inputs.onnx_feed(matrix, region, self.columns))
+            session = self.batch_session if len(matrix) >= BATCH_ROWS and self.batch_session else self.session
+            return model.onnx_predict_proba(session, inputs.onnx_feed(matrix, region, self.columns))
         frame = pd.DataFrame(matrix, columns=list(inputs.NUMERIC))
         frame["region"] = list(region)
         return model.predict_proba(self.pipeline, frame)
@@ -95,9 +101,11 @@ def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
     tags = dict(version.tags or {})
     pipeline = registry.load_version(tracking_uri, number)
     onnx_uri = tags.get(registry.ONNX_URI_TAG)
-    session = None
+    session = batch_session = None
     if onnx_uri and tags.get(registry.ONNX_VERIFIED_TAG) == "true":
-        session = model.onnx_session(registry.download_artifact(tracking_uri, onnx_uri))
+        onnx_bytes = registry.download_artifact(tracking_uri, onnx_uri)
+        session = model.onnx_session(onnx_bytes)
+        batch_session = model.onnx_session(onnx_bytes, threads=BATCH_THREADS)
         runtime = "onnx"
         diff = tags.get(registry.ONNX_DIFF_TAG)
         note = f"ONNX Runtime; parity with sklearn verified at registration (max |diff| {diff})"
@@ -118,6 +126,7 @@ def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
         regions=frozenset(model.known_categories(pipeline)) | {"Unknown"},
         pipeline=pipeline,
         session=session,
+        batch_session=batch_session,
         details=details,
     )
 

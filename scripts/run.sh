@@ -12,6 +12,11 @@ if ! dagster asset materialize -m hvbuyer_assets.definitions --select '*'; then
   echo "!! the initial materialization failed (see above); starting the UI anyway so you can inspect it" >&2
 fi
 
+# A fresh admin token per run, shared by the API (enables POST /admin/reload) and Dagster (champion_model asks the
+# API to reload right after a promotion); the API also polls the alias every HVBUYER_POLL_SECONDS.
+export HVBUYER_ADMIN_TOKEN="${HVBUYER_ADMIN_TOKEN:-$(python -c 'import secrets; print(secrets.token_urlsafe(32))')}"
+export HVBUYER_API_URL="${HVBUYER_API_URL:-http://127.0.0.1:8080}"
+
 # Each service runs in its own process group, so that stopping it also stops its children (dagster dev starts
 # a webserver, a daemon and code servers).
 groups=()

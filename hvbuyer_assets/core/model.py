@@ -167,13 +167,15 @@ ONNX_PARITY_TOLERANCE = 1e-4
 
 def onnx_session(onnx_bytes: bytes, threads: int = 1) -> Any:
     """An onnxruntime InferenceSession on CPU; one intra-op thread by default (fastest for single rows, and
-    a multi-worker server should not oversubscribe the cores)."""
+    a multi-worker server should not oversubscribe the cores); more threads split large batches by rows."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if threads > 1:  # no busy-waiting workers between calls: they would steal the CPU from the web server
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
 
 
