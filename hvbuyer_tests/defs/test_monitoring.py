@@ -1,0 +1,95 @@
+"""Monitoring assets and the retraining sensor on a real Dagster instance: a later drop WITHOUT drift, write-once
+references and score archive, labels not yet matured, and the in-flight guard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+
+from hvbuyer_assets import datagen
+from hvbuyer_assets.definitions import ALL_ASSETS
+from hvbuyer_assets.defs.jobs import JOBS
+from hvbuyer_assets.defs.monitoring.assets import TIME_INDEXED_FEATURES
+from hvbuyer_assets.defs.resources import build_resources
+from hvbuyer_assets.defs.sensors.retraining import retraining_sensor
+from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, digest
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _tick(instance: dg.DagsterInstance, workspace: Workspace) -> dg.SensorExecutionData:
+    resources = build_resources(workspace.settings)
+    context = dg.build_sensor_context(
+        instance=instance,
+        sensor_name=retraining_sensor.name,
+        resources={key: resources[key] for key in ("retraining_policy", "model_registry")},
+    )
+    return retraining_sensor.evaluate_tick(context)
+
+
+def test_full_build_writes_the_reference_and_the_first_archive(built: Workspace) -> None:
+    monitoring = built.root / "monitoring"
+    reference = _json(monitoring / "reference" / "v1.json")
+    assert reference["version"] == "1" and reference["rows"] > 1000
+    assert reference["data_as_of"] > reference["holdout_cutoff"]
+    report = _json(monitoring / "drift_report.json")
+    assert report["champion_version"] == "1" and report["reference_as_of"] == reference["data_as_of"]
+    assert report["verdict"] == "no_drift", report["reason"]
+    assert {f["feature"] for f in report["time_indexed_features"]} == set(TIME_INDEXED_FEATURES)
+    assert all(not f["votes"] for f in report["time_indexed_features"])
+    for feature in report["features"]:
+        assert {"psi", "threshold", "drifted", "reason"} <= set(feature)
+    assert [p.name for p in (monitoring / "score_history").iterdir()] == [
+        f"{report['data_as_of'][:10].replace('-', '')}T{report['data_as_of'][11:19].replace(':', '')}Z_v1.parquet"
+    ]
+    performance = _json(monitoring / "model_performance.json")
+    assert performance["status"] == "no_matured_scores" and not performance["degraded"]
+    assert performance["reason"].startswith("no matured scores yet")
+
+
+def test_a_later_drop_without_drift_does_not_trigger_retraining(workspace_copy: Workspace) -> None:
+    monitoring = workspace_copy.root / "monitoring"
+    kept = digest([*(monitoring / "reference").iterdir(), *(monitoring / "score_history").iterdir()])
+    datagen.write_drop(workspace_copy.raw, SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, drop="q3", as_of="2026-09-28", days=90)
+    defs = dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=JOBS,
+        resources=build_resources(workspace_copy.settings),
+        executor=dg.in_process_executor,
+    )
+    with dg.instance_for_test() as instance:
+        # A pipeline run created but not finished holds the sensor back, whatever the monitoring says.
+        queued = instance.create_run_for_job(defs.resolve_job_def("ingest_drop"))  # NOT_STARTED
+        waiting = _tick(instance, workspace_copy)
+        assert not waiting.run_requests and "in flight (ingest_drop" in (waiting.skip_message or "")
+        instance.delete_run(queued.run_id)
+
+        try:
+            result = defs.resolve_job_def("ingest_drop").execute_in_process(instance=instance)
+        finally:
+            mlflow.end_run()
+        assert result.success
+        report = _json(monitoring / "drift_report.json")
+        assert report["verdict"] == "no_drift", report["reason"]
+        assert report["model_age_days"] > 89
+        # The time-indexed features (and the score, which consumes them) move although nothing drifted;
+        # they are reported but do not vote.
+        time_indexed = {f["feature"]: f for f in report["time_indexed_features"]}
+        assert time_indexed["days_since_first_purchase"]["drifted"]
+        assert report["prediction"]["votes"] is False
+
+        tick = _tick(instance, workspace_copy)
+        assert not tick.run_requests
+        assert (tick.skip_message or "").startswith("no trigger: drift verdict no_drift")
+
+    # References and archived scorings are written once: the old files are untouched, a new archive was added.
+    assert digest([p for p in map(Path, kept)]) == kept
+    archives = sorted(p.name for p in (monitoring / "score_history").iterdir())
+    assert len(archives) == 2 and archives[-1].startswith("20260927")
+    assert _json(monitoring / "drift_reference.json")["created"] is False
+    assert _json(monitoring / "model_performance.json")["status"] == "no_matured_scores"
