@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pydantic_core
 
 from hvbuyer_assets.core import features
 from hvbuyer_assets.core.cleaning import AGE_MAX, AGE_MIN, normalise_region_value
+from hvbuyer_serving.schemas import PredictRequest
 
 NUMERIC: tuple[str, ...] = features.FEATURE_NUMERIC
 POSITION = {name: i for i, name in enumerate(NUMERIC)}
@@ -33,7 +35,11 @@ def normalised_region(value: str | None) -> str:
 def numeric_matrix(rows: Sequence[Any]) -> np.ndarray:
     """(n, len(NUMERIC)) float64 from objects with the feature attributes (None -> NaN), serving rules applied:
     omitted behaviour = no history, age outside [AGE_MIN, AGE_MAX] and negative points -> NaN, tenure >= 0."""
-    matrix = np.array([_values(row) for row in rows], dtype=np.float64).reshape(len(rows), len(NUMERIC))
+    return serving_rules(np.array([_values(row) for row in rows], dtype=np.float64).reshape(len(rows), len(NUMERIC)))
+
+
+def serving_rules(matrix: np.ndarray) -> np.ndarray:
+    """The rules of ``features.serving_frame`` on a raw (n, len(NUMERIC)) float64 matrix (NaN = omitted)."""
     matrix = np.where(np.isnan(matrix) & _HAS_FILL, _FILL, matrix)
     age = matrix[:, _AGE]
     matrix[:, _AGE] = np.where((age < AGE_MIN) | (age > AGE_MAX), np.nan, age)
@@ -75,3 +81,68 @@ def onnx_feed(matrix: np.ndarray, region: Sequence[str], columns: Sequence[str])
         else transposed[POSITION[name]]
         for name in columns
     }
+
+
+_NUMBER_TYPES = {int, float, type(None)}
+_REGION_TYPES = {str, type(None)}
+
+
+def _bounds(name: str) -> tuple[float | None, float | None, int | None]:
+    ge = le = max_length = None
+    for item in PredictRequest.model_fields[name].metadata:
+        ge = getattr(item, "ge", ge)
+        le = getattr(item, "le", le)
+        max_length = getattr(item, "max_length", max_length)
+    return ge, le, max_length
+
+
+_BOUNDS = {name: _bounds(name) for name in PredictRequest.model_fields}
+_FIELDS = frozenset(PredictRequest.model_fields)
+
+
+def fast_batch(body: bytes, max_rows: int) -> tuple[np.ndarray, list[str]] | None:
+    """``(numeric_matrix, regions)`` of a plainly valid ``{"rows": [...]}`` body, built column by column in numpy
+    with no model object per row; None for anything else (the caller then validates with pydantic, so clients
+    get its exact errors and its lax coercions, e.g. numeric strings).
+
+    "Plainly valid": known fields only, numbers or null for numerics within the schema's bounds, strings or null
+    within the length limit for region, 1..max_rows rows. ``test_inputs.py`` proves it equals the pydantic path.
+    """
+    try:
+        data = pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError:
+        return None
+    if type(data) is not dict or data.keys() != {"rows"}:
+        return None
+    rows = data["rows"]
+    if type(rows) is not list or not 1 <= len(rows) <= max_rows or set(map(type, rows)) != {dict}:
+        return None
+    present = set().union(*rows)
+    if not present <= _FIELDS:
+        return None
+    matrix = np.full((len(rows), len(NUMERIC)), np.nan)
+    for i, name in enumerate(NUMERIC):
+        if name not in present:
+            continue
+        column = [row.get(name) for row in rows]
+        if not set(map(type, column)) <= _NUMBER_TYPES:
+            return None
+        try:
+            values = np.array(column, dtype=np.float64)
+        except OverflowError:
+            return None
+        ge, le, _ = _BOUNDS[name]
+        if (
+            np.isinf(values).any()
+            or (ge is not None and (values < ge).any())
+            or (le is not None and (values > le).any())
+        ):
+            return None
+        matrix[:, i] = values
+    raw_regions = [row.get("region") for row in rows]
+    if not set(map(type, raw_regions)) <= _REGION_TYPES:
+        return None
+    max_length = _BOUNDS["region"][2]
+    if max_length is not None and max((len(r) for r in raw_regions if r is not None), default=0) > max_length:
+        return None
+    return serving_rules(matrix), [normalised_region(r) for r in raw_regions]

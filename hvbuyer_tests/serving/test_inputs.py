@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from hvbuyer_assets.core import features, model
 from hvbuyer_serving import inputs
-from hvbuyer_serving.schemas import PredictRequest
+from hvbuyer_serving.schemas import BatchRequest, PredictRequest
 
 COLUMNS = features.FEATURE_NUMERIC + features.FEATURE_CATEGORICAL
 
@@ -55,3 +57,38 @@ def test_single_row_path_equals_the_batch_path() -> None:
         expected = model.onnx_inputs(features.serving_frame([record]), COLUMNS)
         np.testing.assert_array_equal(inputs.row_matrix(row), inputs.numeric_matrix([row]))
         _assert_same_feed(inputs.onnx_feed(inputs.row_matrix(row), inputs.regions([row]), COLUMNS), expected)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_fast_batch_parser_equals_the_pydantic_path(seed: int) -> None:
+    records = [{k: v for k, v in r.items() if v is not None or k == "region"} for r in _records(500, seed)]
+    records[0]["age"] = 40  # JSON integers are numbers too
+    body = json.dumps({"rows": records}).encode()
+    parsed = inputs.fast_batch(body, 10_000)
+    assert parsed is not None
+    rows = BatchRequest.model_validate_json(body).rows
+    np.testing.assert_array_equal(parsed[0], inputs.numeric_matrix(rows))
+    assert parsed[1] == inputs.regions(rows)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"age": -1}],
+        [{"age": 121}],
+        [{"refund_rate": 1.5}],
+        [{"age": "35"}],  # lax pydantic coercion: decided by pydantic, not the fast path
+        [{"age": True}],
+        [{"age": 1e400}],
+        [{"region": 5}],
+        [{"region": "x" * 65}],
+        [{"favourite_colour": "red"}],
+        [],
+        [[1, 2]],
+    ],
+)
+def test_fast_batch_parser_leaves_anything_unusual_to_pydantic(rows: list) -> None:
+    assert inputs.fast_batch(json.dumps({"rows": rows}).encode(), 10_000) is None
+    assert inputs.fast_batch(b'{"rows": [{"age": NaN}]}', 10_000) is None
+    assert inputs.fast_batch(json.dumps({"rows": [{}], "extra": 1}).encode(), 10_000) is None
+    assert inputs.fast_batch(json.dumps({"rows": [{}] * 3}).encode(), 2) is None
