@@ -322,8 +322,9 @@ def model_performance(
         waiting = min((k.as_of for k in keys), default=None)
         status = "no_matured_scores"
         reason = "no matured scores yet" + (
-            f": the earliest archived scoring (as of {waiting.date()}) matures once the data reaches "
-            f"{(waiting + pd.Timedelta(days=problem.horizon_days)).date()} (data as of {data_as_of.date()})"
+            f": the earliest archived scoring (as of {waiting:%Y-%m-%d %H:%M}) matures once the data reaches "
+            f"{waiting + pd.Timedelta(days=problem.horizon_days):%Y-%m-%d %H:%M} "
+            f"(data as of {data_as_of:%Y-%m-%d %H:%M})"
             if waiting is not None
             else ""
         )
