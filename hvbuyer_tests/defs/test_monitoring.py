@@ -93,3 +93,38 @@ def test_a_later_drop_without_drift_does_not_trigger_retraining(workspace_copy: 
     assert len(archives) == 2 and archives[-1].startswith("20260927")
     assert _json(monitoring / "drift_reference.json")["created"] is False
     assert _json(monitoring / "model_performance.json")["status"] == "no_matured_scores"
+
+
+def test_sensor_takes_its_facts_from_materialization_metadata(built: Workspace) -> None:
+    """Performance drop and report/champion mismatch as the sensor reads them from the instance (the champion
+    comes from the registry: v1 in the built workspace)."""
+
+    def record(asset: str, **metadata: object) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset, metadata=metadata))
+
+    report = {
+        "verdict": "no_drift",
+        "reason": "0/10 features drifted",
+        "champion_version": "1",
+        "data_as_of": "2026-09-27T23:38:00+00:00",
+        "reference_as_of": "2026-06-29T23:52:00+00:00",
+        "data_fingerprint": "f1",
+    }
+    with dg.instance_for_test() as instance:
+        record("drift_report", **report)
+        record(
+            "model_performance", degraded=True, reason="realised ROC-AUC 0.70 vs 0.80: dropped", champion_version="0"
+        )
+        stale = _tick(instance, built)  # a judgement about another version is not the champion's
+        assert not stale.run_requests and "performance: not evaluated yet" in (stale.skip_message or "")
+
+        record(
+            "model_performance", degraded=True, reason="realised ROC-AUC 0.70 vs 0.80: dropped", champion_version="1"
+        )
+        request = _tick(instance, built).run_requests[0]
+        assert request.tags["hvbuyer/trigger"] == "performance drop (realised ROC-AUC 0.70 vs 0.80: dropped)"
+        assert request.run_key == "retrain-f1"
+
+        record("drift_report", **{**report, "champion_version": "0", "data_fingerprint": "f2"})
+        mismatch = _tick(instance, built)
+        assert not mismatch.run_requests and "compares with v0 but the champion is v1" in (mismatch.skip_message or "")
