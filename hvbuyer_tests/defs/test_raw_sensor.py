@@ -16,8 +16,8 @@ from hvbuyer_assets import datagen
 from hvbuyer_assets.definitions import ALL_ASSETS
 from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.resources import build_resources
-from hvbuyer_assets.defs.sensors.raw import DROP_TAG, FILES_TAG, raw_drop_sensor
-from hvbuyer_assets.settings import Settings
+from hvbuyer_assets.defs.sensors.raw import DROP_TAG, FILES_TAG, raw_drop_sensor, split_s3_uri
+from hvbuyer_assets.settings import Settings, load_settings
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, write_sample
 
 LATER_AS_OF = "2026-09-28"  # a drop one quarter after the sample's 2026-06-30 (and before today)
@@ -189,3 +189,15 @@ def test_a_failed_drop_is_retried_then_waits_and_is_not_lost(tmp_path: Path, ins
     request = harness.request()
     assert request.run_key not in keys and request.tags["hvbuyer/attempt"] == "0"
     assert set(request.run_config["ops"]["raw_customers"]["config"]["files"]) == {"customers.csv", "customers_bad.csv"}
+
+
+def test_sensor_settings_and_s3_uris() -> None:
+    assert raw_drop_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert load_settings({}).raw_sensor_seconds == 15
+    assert load_settings({"HVBUYER_RAW_SENSOR_SECONDS": "30"}).raw_sensor_seconds == 30
+    with pytest.raises(ValueError, match="HVBUYER_RAW_SENSOR_SECONDS"):
+        load_settings({"HVBUYER_RAW_SENSOR_SECONDS": "soon"})
+    assert split_s3_uri("s3://bucket/a/b/") == ("bucket", "a/b/")
+    assert split_s3_uri("s3://bucket") == ("bucket", "")
+    with pytest.raises(ValueError, match="names no bucket"):
+        split_s3_uri("s3:///raw")

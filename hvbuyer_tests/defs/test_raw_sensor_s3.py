@@ -38,8 +38,9 @@ def test_s3_drop_to_scores_then_a_two_part_drop_rescores_once(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data}/mlflow.db")
     settings = load_settings()  # AWS_ENDPOINT_URL_S3 and fake credentials come from the s3_server fixture
     assert settings.s3_endpoint_url == s3_server.endpoint_url
-    s3_server.create_bucket(BUCKET)
     harness = SensorHarness(settings, instance)
+    assert "raw location s3://hvbuyer-raw/drops/raw not readable" in harness.skip()  # no bucket yet
+    s3_server.create_bucket(BUCKET)
     assert harness.skip() == "no raw drop files yet"
 
     first = tmp_path / "first"
