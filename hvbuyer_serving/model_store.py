@@ -99,6 +99,7 @@ def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
     """Load one registered version through the registry (sklearn pipeline, and the ONNX graph when verified)."""
     number = str(version.version)
     tags = dict(version.tags or {})
+    _inside_artifact_store(mlflow_client, version)
     pipeline = registry.load_version(tracking_uri, number)
     onnx_uri = tags.get(registry.ONNX_URI_TAG)
     session = batch_session = None
@@ -129,6 +130,18 @@ def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
         batch_session=batch_session,
         details=details,
     )
+
+
+def _inside_artifact_store(mlflow_client: Any, version: Any) -> None:
+    """Refuse a version whose model files live outside the registry's artifact store (a skops file is code)."""
+    source = str(version.source or "")
+    if source.startswith(("models:/", "runs:/")):
+        return
+    if version.run_id:
+        artifact_uri = mlflow_client.get_run(version.run_id).info.artifact_uri
+        if artifact_uri and source.startswith(artifact_uri.rstrip("/") + "/"):
+            return
+    raise ValueError(f"model source {source!r} is outside the registry's artifact store; not loading it")
 
 
 def verify(candidate: ServedModel) -> None:
