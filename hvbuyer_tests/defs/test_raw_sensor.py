@@ -95,11 +95,16 @@ class SensorHarness:
         finally:
             mlflow.end_run()
 
-    def build_like_make_run(self) -> dg.ExecuteInProcessResult:
-        """``make run``'s CLI materialization: every asset, no sensor, no run key."""
+    def materialize_from_cli(self, selection: str) -> dg.ExecuteInProcessResult:
+        """``dagster asset materialize --select <selection>`` (what ``make run`` does with ``'*'``): no sensor,
+        no run key, no file list."""
         try:
-            return self.defs.resolve_job_def("full_build").execute_in_process(
-                instance=self.instance, raise_on_error=False
+            return dg.materialize(
+                ALL_ASSETS,
+                selection=selection,
+                instance=self.instance,
+                resources=build_resources(self.settings),
+                raise_on_error=False,
             )
         finally:
             mlflow.end_run()
@@ -116,15 +121,17 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield test_instance
 
 
-def test_make_run_build_is_not_repeated_and_a_two_part_drop_runs_once(
+def test_cli_build_is_not_repeated_and_a_two_part_drop_is_requested_once(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     workspace = Workspace(tmp_path / "data")
     write_sample(workspace.raw)
     harness = SensorHarness(workspace.settings, instance)
-    assert harness.build_like_make_run().success
+    # `make run` materializes '*' from the CLI before the daemon starts; the raw group is what matters here
+    # (the S3 test runs the whole graph).
+    assert harness.materialize_from_cli("group:raw").success
 
-    # The first tick after `make run` sees only files that build read: nothing to do, now or after a restart.
+    # The first tick after that build sees only files it read: nothing to do, now or after a restart.
     assert harness.skip() == "no new raw files (2 files, all read by a successful run)"
     assert harness.skip().startswith("no new raw files")
     restarted = dg.DagsterInstance.from_ref(instance.get_ref())
@@ -143,7 +150,7 @@ def test_make_run_build_is_not_repeated_and_a_two_part_drop_runs_once(
     assert "transactions_q1.json to settle" in harness.skip()
 
     request = harness.request()
-    assert request.job_name == "ingest_drop"  # a champion exists: re-score, no retraining
+    assert request.job_name == "full_build"  # no champion yet (the S3 test sees ingest_drop once there is one)
     assert request.tags[DROP_TAG] == "q1"
     assert request.tags[FILES_TAG] == "customers_q1.csv,transactions_q1.json"
     assert request.run_config["ops"]["raw_transactions"]["config"]["files"] == [
