@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import features
 from hvbuyer_tests.pipeline import Workspace, check_results, digest, read_frame
@@ -93,7 +95,8 @@ def test_second_run_on_same_data_is_idempotent(workspace_copy: Workspace) -> Non
     assert done.returncode == 0, done.stderr[-3000:]
 
     after = json.loads((workspace_copy.root / "models" / "model_evaluation.json").read_text())
-    assert after["metrics"] == before["metrics"]
+    # The forest predicts on all cores and adds its trees' votes in thread order: equal up to the last bits.
+    assert after["metrics"] == pytest.approx(before["metrics"], rel=1e-12, abs=1e-15)
     registered = json.loads((workspace_copy.root / "models" / "registered_model.json").read_text())
     assert registered["reused"] is True and registered["version"] == "1"
     champion = json.loads((workspace_copy.root / "models" / "champion_model.json").read_text())
