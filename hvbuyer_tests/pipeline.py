@@ -48,13 +48,17 @@ class Workspace:
         version = registry.champion(self.client())
         return None if version is None else str(version.version)
 
-    def materialize(self, run_config: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
-        """Materialize every asset (and check) once, as ``dagster asset materialize --select '*'`` does."""
+    def materialize(
+        self, run_config: dict[str, Any] | None = None, selection: str | list[str] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Materialize every asset (and check) once, as ``dagster asset materialize --select '*'`` does, or the
+        assets of a selection string (e.g. ``"*champion_model"``: the champion and everything upstream)."""
         try:
             return dg.materialize(
                 ALL_ASSETS,
                 resources=build_resources(self.settings),
                 run_config=run_config,
+                selection=selection,
                 raise_on_error=False,
             )
         finally:
