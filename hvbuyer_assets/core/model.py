@@ -40,9 +40,12 @@ class ModelParams:
     max_samples: fraction of rows bootstrapped per tree (None = all); the main lever on fit time.
     class_weight: None keeps predicted probabilities calibrated (segment summaries sum them as expected
     buyers).
+    n_estimators: 100, not 200: on the 20k sample the hold-out ROC-AUC is the same to 1e-4 (0.8072 vs 0.8073)
+    while every prediction costs half (ONNX Runtime, 10,000 rows: 30 ms vs 61 ms), which is what the API's
+    batch target needs.
     """
 
-    n_estimators: int = 200
+    n_estimators: int = 100
     max_depth: int | None = 12
     min_samples_leaf: int = 20
     max_samples: float | None = 0.5

@@ -26,7 +26,7 @@ BASELINES = ("logistic_regression", "demographics_only")
 class ModelConfig(dg.Config):
     """Random-forest hyper-parameters of the candidate (and of the demographics-only baseline)."""
 
-    n_estimators: int = 200
+    n_estimators: int = model.ModelParams.n_estimators  # 100: see core.model.ModelParams
     max_depth: int | None = 12
     min_samples_leaf: int = 20
     max_samples: float | None = 0.5
