@@ -30,6 +30,10 @@ from hvbuyer_tests.serving.conftest import serve
 # window (T, T + 90 d], so realised performance is judged too. (``--drift demographics`` describes other people
 # under the same ids: retraining on it is rightly rejected by the quality floor; see the README.)
 LATER_AS_OF, LATER_DAYS = "2026-11-25", 148
+# The first champion is a deliberately small forest, so that the retrained default forest is better on the same
+# hold-out and the promotion -> API switch path runs every time (with two default forests the decision is a coin
+# flip: 0.7776 vs 0.7784 ROC-AUC on this data). Whether "kept" is decided right is test_promotion's business.
+MODEST_FIRST_MODEL = {"trained_model": {"config": {"n_estimators": 10, "max_depth": 3}}}
 SENSOR_RESOURCES = {
     raw_drop_sensor.name: ("raw_storage", "s3", "model_registry"),
     retraining_sensor.name: ("retraining_policy", "model_registry"),
@@ -81,12 +85,17 @@ class Loop:
         assert result.skip_message
         return result.skip_message
 
-    def execute(self, sensor: dg.SensorDefinition, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    def execute(
+        self, sensor: dg.SensorDefinition, request: dg.RunRequest, ops: dict[str, Any] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Run a requested job in the instance, with the daemon's tags (and extra op config, if given)."""
         job = request.job_name or sensor.job_name
+        run_config = dict(request.run_config or {})
+        run_config["ops"] = {**run_config.get("ops", {}), **(ops or {})}
         tags = {**request.tags, "dagster/run_key": request.run_key or "", "dagster/sensor_name": sensor.name}
         try:
             result = self.defs.resolve_job_def(job).execute_in_process(
-                instance=self.instance, run_config=request.run_config, tags=tags, raise_on_error=False
+                instance=self.instance, run_config=run_config, tags=tags, raise_on_error=False
             )
         finally:
             mlflow.end_run()
@@ -116,7 +125,7 @@ def test_drift_retrains_promotes_and_the_api_follows(tmp_path: Path) -> None:
         # Initial drop: no champion yet, so the raw sensor asks for the full build.
         first = loop.request(raw_drop_sensor)
         assert first.job_name == "full_build"
-        loop.execute(raw_drop_sensor, first)
+        loop.execute(raw_drop_sensor, first, ops=MODEST_FIRST_MODEL)
         assert workspace.champion_version() == "1"
         assert read_frame(workspace.root / "scores" / "customer_scores.parquet")["model_version"].eq("1").all()
         assert (workspace.root / "monitoring" / "reference" / "v1.parquet").exists()
@@ -155,18 +164,16 @@ def test_drift_retrains_promotes_and_the_api_follows(tmp_path: Path) -> None:
 
             decision = loop.stored("models", "champion_model")
             assert decision["candidate_version"] == "2"
-            expected = "2" if decision["decision"] == "promoted" else "1"
-            assert decision["champion_version"] == expected == workspace.champion_version()
-            assert _wait_for_version(api, expected) == expected
+            assert decision["decision"] == "promoted", decision["reason"]
+            assert decision["candidate_metrics"]["roc_auc"] > decision["champion_metrics"]["roc_auc"]
+            assert workspace.champion_version() == "2"
+            assert _wait_for_version(api, "2") == "2"  # the same API process, no restart
 
-        # Identical ticks request nothing, and say why.
+        # Measured against the new champion's reference, the drift is gone; identical ticks request nothing.
         after = loop.stored("monitoring", "drift_report")
-        assert after["champion_version"] == expected
+        assert after["champion_version"] == "2"
+        assert after["verdict"] == "no_drift", after["reason"]
         reason = loop.skip(retraining_sensor)
-        if expected == "2":
-            assert after["verdict"] == "no_drift", after["reason"]
-            assert reason.startswith("no trigger"), reason
-        else:  # the champion was kept: the drift persists, but this data was already retrained on
-            assert "already requested" in reason, reason
+        assert reason.startswith("no trigger"), reason
         assert loop.skip(retraining_sensor) == reason
         loop.skip(raw_drop_sensor)
