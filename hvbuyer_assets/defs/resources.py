@@ -72,14 +72,11 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
         stem.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, pd.DataFrame):
             path = stem.with_suffix(".parquet")
-            table = pa.Table.from_pandas(obj, preserve_index=_keeps_index(obj))
-            fs, _ = arrow_location(path, self.s3_endpoint_url)
-            _atomic_write(path, lambda target: pq.write_table(table, target, filesystem=fs))
+            write_parquet(path, obj, self.s3_endpoint_url, preserve_index=_keeps_index(obj))
             context.add_output_metadata({"rows": len(obj), "path": dg.MetadataValue.path(str(path))})
         elif isinstance(obj, dict | list):
             path = stem.with_suffix(".json")
-            payload = json.dumps(obj, indent=2, default=str).encode()
-            _atomic_write(path, lambda target: _write_bytes(path, target, payload))
+            write_json(path, obj)
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
         else:
             path = stem.with_suffix(".joblib")
@@ -136,6 +133,19 @@ def _write_bytes(path: UPath, target: str, payload: bytes) -> None:
             sink.write(payload)
     else:
         path.write_bytes(payload)
+
+
+def write_parquet(path: UPath, frame: pd.DataFrame, endpoint_url: str | None, preserve_index: bool) -> None:
+    """Write a DataFrame as parquet atomically, through a native Arrow location (see :func:`arrow_location`)."""
+    table = pa.Table.from_pandas(frame, preserve_index=preserve_index)
+    fs, _ = arrow_location(path, endpoint_url)
+    _atomic_write(path, lambda target: pq.write_table(table, target, filesystem=fs))
+
+
+def write_json(path: UPath, value: dict[str, Any] | list[Any]) -> None:
+    """Write a JSON document atomically (indented; non-JSON values such as timestamps as strings)."""
+    payload = json.dumps(value, indent=2, default=str).encode()
+    _atomic_write(path, lambda target: _write_bytes(path, target, payload))
 
 
 def _atomic_write(path: UPath, write: Callable[[str], object]) -> None:

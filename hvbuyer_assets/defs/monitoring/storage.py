@@ -6,16 +6,13 @@ never overwritten: a reference snapshot or an archived scoring is written once a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from upath import UPath
 
-from hvbuyer_assets.defs.resources import _atomic_write, _write_bytes, arrow_location, read_stored, storage_options
+from hvbuyer_assets.defs.resources import read_stored, storage_options, write_json, write_parquet
 
 
 class MonitoringStore(dg.ConfigurableResource):
@@ -38,9 +35,7 @@ class MonitoringStore(dg.ConfigurableResource):
         if path.exists():
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        fs, _ = arrow_location(path, self.s3_endpoint_url)
-        _atomic_write(path, lambda target: pq.write_table(table, target, filesystem=fs))
+        write_parquet(path, frame, self.s3_endpoint_url, preserve_index=False)
         return True
 
     def write_json_once(self, relative: str, value: dict[str, Any]) -> bool:
@@ -49,8 +44,7 @@ class MonitoringStore(dg.ConfigurableResource):
         if path.exists():
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps(value, indent=2, default=str).encode()
-        _atomic_write(path, lambda target: _write_bytes(path, target, payload))
+        write_json(path, value)
         return True
 
     def read(self, relative: str) -> Any:
