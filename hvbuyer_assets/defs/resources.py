@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -34,6 +35,11 @@ LAYER_KEY = "hvbuyer/layer"
 def layer(name: str) -> dict[str, str]:
     """Asset metadata that tells the IO manager which data layer (folder) an asset lives in."""
     return {LAYER_KEY: name}
+
+
+def png_metadata(title: str, png: bytes) -> dg.MetadataValue:
+    """A PNG plot as output metadata the Dagster UI renders (markdown image with a data URI)."""
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def storage_options(uri: str, endpoint_url: str | None) -> dict[str, Any]:

@@ -1,6 +1,5 @@
 """Train -> evaluate on the temporal hold-out -> register in MLflow -> promote to ``champion`` if better."""
 
-import base64
 import hashlib
 import json
 import os
@@ -18,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import evaluation, features, model
 from hvbuyer_assets.defs.model import checks
-from hvbuyer_assets.defs.resources import ModelRegistryResource, layer
+from hvbuyer_assets.defs.resources import ModelRegistryResource, layer, png_metadata
 
 BASELINES = ("logistic_regression", "demographics_only")
 
@@ -51,10 +50,6 @@ class PromotionConfig(dg.Config):
 
 def _holdout(training_set: pd.DataFrame) -> pd.DataFrame:
     return training_set[training_set["split"] == "holdout"]
-
-
-def _png(title: str, png: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 @dg.asset(group_name="model", metadata=layer("models"), kinds={"sklearn"})
@@ -111,9 +106,9 @@ def model_evaluation(
         metadata={
             **{key: float(v) for key, v in metrics.items()},
             "comparison": dg.MetadataValue.md(table.to_markdown()),
-            "roc_curve": _png("ROC", evaluation.plot_roc(holdout["label"].to_numpy(), proba)),
-            "calibration_plot": _png("calibration", evaluation.plot_calibration(report["calibration"])),
-            "lift_plot": _png("lift", evaluation.plot_lift(report["lift"])),
+            "roc_curve": png_metadata("ROC", evaluation.plot_roc(holdout["label"].to_numpy(), proba)),
+            "calibration_plot": png_metadata("calibration", evaluation.plot_calibration(report["calibration"])),
+            "lift_plot": png_metadata("lift", evaluation.plot_lift(report["lift"])),
         },
     )
     yield checks.quality_floor(

@@ -1,6 +1,5 @@
 """Monitoring: per-version drift references, the data drift report, the score archive, realised performance."""
 
-import base64
 import hashlib
 from typing import Any
 
@@ -12,7 +11,7 @@ from mlflow import MlflowClient
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift, features, labels, model, performance
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore
-from hvbuyer_assets.defs.resources import ModelRegistryResource, PredictionProblem, layer
+from hvbuyer_assets.defs.resources import ModelRegistryResource, PredictionProblem, layer, png_metadata
 
 # Features whose distribution depends on how long the observed history is, for every customer alike: all-time
 # counts and sums, ratios over the whole history (their spread narrows as it grows), and ages measured from a
@@ -60,10 +59,6 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     columns = [*model.model_columns()[0], *model.model_columns()[1], "feature_as_of"]
     hashed = pd.util.hash_pandas_object(frame[columns], index=True).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
-
-
-def _png(title: str, png: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 class DriftConfig(dg.Config):
@@ -225,7 +220,7 @@ def drift_report(
         votes = [True] * len(report["features"]) + [False] * (len(table) - len(report["features"]))
         table.insert(1, "votes", votes)
         metadata["features_table"] = dg.MetadataValue.md(table.to_markdown(index=False))
-        metadata["drift_plot"] = _png("drift", drift.plot_drift(display))
+        metadata["drift_plot"] = png_metadata("drift", drift.plot_drift(display))
     context.log.info(f"drift verdict {value['verdict']}: {value['reason']}")
     context.add_output_metadata(metadata)
     return value
