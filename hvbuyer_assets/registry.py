@@ -31,6 +31,7 @@ ONNX_VERIFIED_TAG = "hvbuyer.onnx_verified"
 ONNX_DIFF_TAG = "hvbuyer.onnx_max_abs_diff"
 DATA_AS_OF_TAG = "hvbuyer.data_as_of"
 HOLDOUT_CUTOFF_TAG = "hvbuyer.holdout_cutoff"
+HOLDOUT_ROC_AUC_TAG = "hvbuyer.holdout_roc_auc"
 ONNX_ARTIFACT_PATH = "onnx/model.onnx"
 
 

@@ -193,7 +193,7 @@ def registered_model(
             uri = registry.log_model(trained_model, example)
             tags = {
                 registry.FINGERPRINT_TAG: fingerprint,
-                "hvbuyer.holdout_roc_auc": f"{model_evaluation['metrics']['roc_auc']:.6f}",
+                registry.HOLDOUT_ROC_AUC_TAG: f"{model_evaluation['metrics']['roc_auc']:.6f}",
                 registry.HOLDOUT_CUTOFF_TAG: model_evaluation["holdout_cutoff"],
                 "hvbuyer.dagster_run_id": context.run_id,
             }

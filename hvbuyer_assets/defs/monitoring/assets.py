@@ -250,19 +250,16 @@ class PerformanceConfig(dg.Config):
 
 def _expected_metrics(client: MlflowClient, version: str) -> dict[str, float | None]:
     """The version's hold-out ROC-AUC / Brier (its MLflow run, else the version tag)."""
-    out: dict[str, float | None] = {"roc_auc": None, "brier": None}
     try:
         model_version = client.get_model_version(registry.MODEL_NAME, version)
     except Exception:  # noqa: BLE001 - a deleted version has no expectation; reported as such
-        return out
-    tag = model_version.tags.get("hvbuyer.holdout_roc_auc")
-    if tag is not None:
-        out["roc_auc"] = float(tag)
-    if model_version.run_id:
-        run_metrics = client.get_run(model_version.run_id).data.metrics
-        out["roc_auc"] = run_metrics.get("holdout_roc_auc", out["roc_auc"])
-        out["brier"] = run_metrics.get("holdout_brier")
-    return out
+        return {"roc_auc": None, "brier": None}
+    holdout = registry.version_details(client, model_version)["metrics"]
+    tag = model_version.tags.get(registry.HOLDOUT_ROC_AUC_TAG)
+    return {
+        "roc_auc": holdout.get("roc_auc", None if tag is None else float(tag)),
+        "brier": holdout.get("brier"),
+    }
 
 
 @dg.asset(group_name="monitoring", metadata=layer("monitoring"), kinds={"pandas", "json"})
