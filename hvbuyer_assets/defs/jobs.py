@@ -9,15 +9,14 @@ import dagster as dg
 
 # A new drop: re-read raw storage, clean, rebuild today's features, re-score every customer with the current
 # champion and refresh monitoring (drift). No training: retraining is the retraining sensor's decision.
-INGEST_SELECTION = (
-    dg.AssetSelection.groups("raw", "processed", "scoring", "monitoring")
-    | dg.AssetSelection.assets("customer_features")
+INGEST_SELECTION = dg.AssetSelection.groups("raw", "processed", "scoring", "monitoring") | dg.AssetSelection.assets(
+    "customer_features"
 )
 
 # Retraining on the data already ingested: training set -> model -> evaluation -> registry/champion ->
 # scores -> monitoring.
-RETRAIN_SELECTION = (
-    dg.AssetSelection.assets("training_set") | dg.AssetSelection.groups("model", "scoring", "monitoring")
+RETRAIN_SELECTION = dg.AssetSelection.assets("training_set") | dg.AssetSelection.groups(
+    "model", "scoring", "monitoring"
 )
 
 full_build_job = dg.define_asset_job(
@@ -35,3 +34,13 @@ retrain_job = dg.define_asset_job(
 )
 
 JOBS = [full_build_job, ingest_job, retrain_job]
+
+# Statuses of a run that is queued or going: no sensor requests work on top of one.
+IN_FLIGHT_STATUSES = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.MANAGED,
+)

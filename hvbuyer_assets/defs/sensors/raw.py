@@ -17,7 +17,7 @@ from dagster_aws.s3.sensor import get_objects
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drops
-from hvbuyer_assets.defs.jobs import full_build_job, ingest_job
+from hvbuyer_assets.defs.jobs import IN_FLIGHT_STATUSES, full_build_job, ingest_job
 from hvbuyer_assets.defs.resources import ModelRegistryResource, RawStorageResource
 from hvbuyer_assets.settings import load_settings
 
@@ -27,14 +27,6 @@ DROP_TAG = "hvbuyer/drop"
 FILES_TAG = "hvbuyer/files"
 ATTEMPT_TAG = "hvbuyer/attempt"
 MAX_TAG_CHARS = 255
-IN_FLIGHT = {
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-    dg.DagsterRunStatus.MANAGED,
-}
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -96,7 +88,7 @@ def past_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, drops.
         status = runs[0].status
         if status == dg.DagsterRunStatus.SUCCESS:
             state = drops.SUCCEEDED
-        elif status in IN_FLIGHT:
+        elif status in IN_FLIGHT_STATUSES:
             state = drops.IN_PROGRESS
         else:
             state = drops.FAILED

@@ -11,17 +11,9 @@ import pandas as pd
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import retraining
-from hvbuyer_assets.defs.jobs import retrain_job
+from hvbuyer_assets.defs.jobs import IN_FLIGHT_STATUSES, JOBS, retrain_job
 from hvbuyer_assets.defs.resources import ModelRegistryResource
 
-PIPELINE_JOBS = ("full_build", "ingest_drop", "retrain")
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 ENV = {
     "cooldown_hours": "HVBUYER_RETRAIN_COOLDOWN_HOURS",
     "max_model_age_days": "HVBUYER_MAX_MODEL_AGE_DAYS",
@@ -65,9 +57,10 @@ def _metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, Any] | None
 
 def _in_flight(instance: dg.DagsterInstance) -> tuple[str, ...]:
     runs = []
-    for job in PIPELINE_JOBS:
-        for run in instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=IN_FLIGHT), limit=5):
-            runs.append(f"{job} {run.run_id[:8]} {run.status.value}")
+    for job in JOBS:
+        filters = dg.RunsFilter(job_name=job.name, statuses=list(IN_FLIGHT_STATUSES))
+        for run in instance.get_runs(filters=filters, limit=5):
+            runs.append(f"{job.name} {run.run_id[:8]} {run.status.value}")
     return tuple(runs)
 
 
