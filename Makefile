@@ -5,16 +5,49 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+PIP_VERSION := 26.3
+CHROMIUM ?= $(or $(HVBUYER_BROWSER),/usr/bin/chromium)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test lint materialize sample-data bench-pipeline bench-serve bench-drift clean
+.PHONY: lock browser screenshots
+.PHONY: prod-install prod-up prod-down prod-status prod-sample prod-measure
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every library at the version in constraints.txt (`make lock` writes it from pyproject.toml), so the same commit
+# installs the same libraries next month. pip prints each package as it goes: the first install takes a few minutes.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "== [1/3] virtual environment $(VENV)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@echo "== [2/3] pip $(PIP_VERSION)"
+	$(PY) -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	@echo "== [3/3] hvbuyer and its dev/prod libraries, pinned by constraints.txt"
+	$(PY) -m pip install --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $@
+
+# Refresh constraints.txt from pyproject.toml (base + every extra; any platform, Python 3.11). Pins already in
+# constraints.txt are kept when they still fit; `make lock LOCK_ARGS=--upgrade` moves everything to the newest.
+# Needs only uv (not a full install, which a constraint at odds with a new pyproject pin would stop).
+lock: $(VENV)/bin/uv
+	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --quiet \
+		--custom-compile-command "make lock" $(LOCK_ARGS) -o constraints.txt
+	@echo "== constraints.txt written; \`make install\` (or CI) now installs exactly these versions"
+
+$(VENV)/bin/uv:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
+
+# Debian's chromium for the browser tests (hvbuyer_tests/ui): Playwright drives it, it never downloads a browser.
+# Skipped when $(CHROMIUM) exists (HVBUYER_BROWSER points elsewhere, e.g. to google-chrome on GitHub's runners).
+browser:
+	@test -x "$(CHROMIUM)" || { echo "== installing Debian's chromium (browser tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@"$(CHROMIUM)" --version
+
+# docs/images/*.png from the real UIs, with `make run` up in another terminal (same HVBUYER_*_PORT variables).
+screenshots: install browser
+	$(PY) scripts/screenshots.py
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -46,3 +79,25 @@ bench-drift: install
 
 clean:
 	rm -rf $(DAGSTER_HOME) data/interim data/processed data/features data/models data/scores data/monitoring data/quarantine data/mlflow.db data/mlartifacts
+
+# Production mode (docs/production.md): deploy/local.env under the environment; state, logs in .prod/.
+prod-install: $(VENV)/.prod-installed
+
+$(VENV)/.prod-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[prod]"
+	touch $@
+
+prod-up: prod-install
+	$(PY) scripts/prod_stack.py up
+
+prod-down:
+	$(PY) scripts/prod_stack.py down
+
+prod-status:
+	$(PY) scripts/prod_stack.py status
+
+prod-sample: prod-install
+	$(PY) scripts/prod_stack.py sample
+
+prod-measure: prod-install
+	$(PY) scripts/prod_measure.py

@@ -1,30 +1,62 @@
-"""The one Definitions object of hvbuyer: every domain's assets and checks, resources for this environment."""
+"""The one Definitions object of hvbuyer: every domain under ``defs/`` discovered and merged with the resources,
+jobs and executor that this deployment's settings (``hvbuyer_assets.settings``) choose.
+
+A domain is a package ``hvbuyer_assets/defs/<domain>/`` with a ``definitions.py`` whose
+``build_defs(settings)`` returns the domain's ``dg.Definitions`` (assets with their checks, sensors, the
+resources only it owns). Adding a domain is adding such a package; nothing here changes.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
+from typing import Any
+
 import dagster as dg
 
-from hvbuyer_assets.defs.features import assets as feature_assets
+import hvbuyer_assets.defs
+from hvbuyer_assets.defs.executor import executor_for
+from hvbuyer_assets.defs.io_manager import LayeredStorageIOManager
 from hvbuyer_assets.defs.jobs import JOBS
-from hvbuyer_assets.defs.model import assets as model_assets
-from hvbuyer_assets.defs.monitoring import assets as monitoring_assets
-from hvbuyer_assets.defs.monitoring.freshness import with_freshness
-from hvbuyer_assets.defs.raw import assets as raw_assets
-from hvbuyer_assets.defs.resources import build_resources
-from hvbuyer_assets.defs.scoring import assets as scoring_assets
-from hvbuyer_assets.defs.sensors.raw import raw_drop_sensor
-from hvbuyer_assets.defs.sensors.retraining import retraining_sensor
+from hvbuyer_assets.defs.problem import PredictionProblem
+from hvbuyer_assets.settings import Settings, load_settings
 
-ALL_ASSETS = with_freshness(
-    dg.load_assets_from_modules([raw_assets, feature_assets, model_assets, scoring_assets, monitoring_assets])
-)
 
-# One process per run: the graph is a chain of heavy pandas steps, so forking a process per step would only
-# add start-up time and a second copy of the data in memory.
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    jobs=JOBS,
-    sensors=[raw_drop_sensor, retraining_sensor],
-    resources=build_resources(),
-    executor=dg.in_process_executor,
-)
+def domains() -> list[str]:
+    """Names of the domain packages under ``hvbuyer_assets/defs/`` (those with a ``definitions`` module)."""
+    package = hvbuyer_assets.defs
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(package.__path__)
+        if info.ispkg and importlib.util.find_spec(f"{package.__name__}.{info.name}.definitions") is not None
+    )
+
+
+def shared_resources(settings: Settings) -> dict[str, Any]:
+    """Resources every domain uses: the layered storage IO manager and the prediction problem."""
+    return {
+        "io_manager": LayeredStorageIOManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
+        "problem": PredictionProblem(),
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Every domain's definitions, the jobs, the shared resources and the executor for ``settings``
+    (default: the environment's)."""
+    settings = settings or load_settings()
+    per_domain = [
+        importlib.import_module(f"{hvbuyer_assets.defs.__name__}.{name}.definitions").build_defs(settings)
+        for name in domains()
+    ]
+    shared = dg.Definitions(jobs=JOBS, resources=shared_resources(settings), executor=executor_for(settings))
+    return dg.Definitions.merge(*per_domain, shared)
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+    """Every resource of the deployment (shared and per domain), e.g. for ``dg.materialize`` in tests."""
+    return dict(build_definitions(settings).resources or {})
+
+
+defs = build_definitions()
+ALL_ASSETS = list(defs.assets or [])

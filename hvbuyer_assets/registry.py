@@ -119,7 +119,9 @@ def register(mlflow_client: MlflowClient, model_uri: str, run_id: str, tags: dic
     # MLflow resolves a ``models:/<model_id>`` source through the *global* tracking URI (a TODO in MLflow's
     # sqlalchemy store), so point it at this client's store first or the lookup may hit another registry.
     mlflow.set_tracking_uri(mlflow_client.tracking_uri)
-    version = mlflow_client.create_model_version(MODEL_NAME, model_uri, run_id=run_id, tags=tags)
+    # A tracking *server* rejects a ``models:/<model_id>`` source unless the model id is passed along too.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = mlflow_client.create_model_version(MODEL_NAME, model_uri, run_id=run_id, tags=tags, model_id=model_id)
     return str(version.version)
 
 

@@ -1,27 +1,122 @@
-"""Environment variables -> typed settings (see CONTRACT.md, "Configuration").
+"""The one place hvbuyer reads its environment: every variable of the pipeline and the service, typed.
 
-Every variable is optional; defaults give the embedded local set-up. No Dagster import here: the serving
-package reads the same settings.
+Every variable is optional; the defaults give the embedded local set-up (``./data``, SQLite MLflow, in-process
+runs). An empty value counts as unset. A bad value fails at start-up with the variable and the problem named.
+No Dagster import here: the prediction service reads the same settings. Retraining defaults come from
+``core.retraining.Policy``, so they are written once.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hvbuyer_assets.core.retraining import Policy
 
 DATA_LAYERS = ("raw", "interim", "processed", "features", "models", "scores", "monitoring", "quarantine")
+_POLICY = Policy()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where hvbuyer keeps its data, reads raw drops and tracks models."""
+def _absolute(path: str) -> str:
+    return path if "://" in path else str(Path(path).expanduser().resolve())
 
-    data_dir: str
-    raw_uri: str
-    mlflow_tracking_uri: str
-    s3_endpoint_url: str | None
-    raw_sensor_seconds: int = 15  # HVBUYER_RAW_SENSOR_SECONDS: minimum interval of raw_drop_sensor's ticks
+
+class Settings(BaseSettings):
+    """Where hvbuyer keeps its data, reads raw drops and tracks models; how it runs and serves.
+
+    Each field is read from the environment variable named by its alias; in code, fields are also set by
+    name (``Settings(data_dir=...)``).
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        env_ignore_empty=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        validate_default=True,
+        extra="ignore",
+    )
+
+    # Storage and registry.
+    data_dir: str = Field("./data", validation_alias="HVBUYER_DATA_DIR")
+    raw_uri: str = Field("", validation_alias="HVBUYER_RAW_URI", description="unset: <data_dir>/raw")
+    mlflow_tracking_uri: str = Field(
+        "", validation_alias="MLFLOW_TRACKING_URI", description="unset: sqlite:///<data_dir>/mlflow.db"
+    )
+    s3_endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL_S3")
+    mlflow_ui_url: str = Field(
+        "http://127.0.0.1:5000", validation_alias="HVBUYER_MLFLOW_UI_URL", description="links to MLflow runs"
+    )
+
+    # Pipeline: sensors and the retraining policy.
+    raw_sensor_seconds: int = Field(15, gt=0, validation_alias="HVBUYER_RAW_SENSOR_SECONDS")
+    retrain_cooldown_hours: float = Field(
+        _POLICY.cooldown_hours, ge=0, validation_alias="HVBUYER_RETRAIN_COOLDOWN_HOURS"
+    )
+    max_model_age_days: float = Field(_POLICY.max_model_age_days, ge=0, validation_alias="HVBUYER_MAX_MODEL_AGE_DAYS")
+    min_new_data_days: float = Field(_POLICY.min_new_data_days, ge=0, validation_alias="HVBUYER_MIN_NEW_DATA_DAYS")
+
+    # Production mode: where the steps of a run execute.
+    executor: Literal["in_process", "celery"] = Field("in_process", validation_alias="HVBUYER_EXECUTOR")
+    celery_broker: str = Field("amqp://guest:guest@127.0.0.1:5672//", validation_alias="HVBUYER_CELERY_BROKER")
+    celery_backend: str = Field("redis://127.0.0.1:6379/0", validation_alias="HVBUYER_CELERY_BACKEND")
+
+    # Prediction service.
+    api_host: str = Field("127.0.0.1", validation_alias="HVBUYER_API_HOST")
+    api_port: int = Field(8080, ge=1, le=65535, validation_alias="HVBUYER_API_PORT")
+    api_url: str = Field("", validation_alias="HVBUYER_API_URL", description="unset: http://<api_host>:<api_port>")
+    poll_seconds: float = Field(5.0, gt=0, validation_alias="HVBUYER_POLL_SECONDS")
+    admin_token: str | None = Field(
+        None, validation_alias="HVBUYER_ADMIN_TOKEN", repr=False, description="unset: /admin/reload disabled"
+    )
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, validation_alias="HVBUYER_MAX_BODY_BYTES")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: str) -> str:
+        return _absolute(value)
+
+    @field_validator("raw_uri")
+    @classmethod
+    def _raw_uri(cls, value: str, info: ValidationInfo) -> str:
+        return _absolute(value) if value else f"{info.data['data_dir']}/raw"
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_tracking_uri(cls, value: str, info: ValidationInfo) -> str:
+        if value:
+            return value
+        data_dir = info.data["data_dir"]
+        # SQLite cannot live on an object store: an s3:// data dir keeps the registry in the working directory.
+        return (
+            "sqlite:///" + str(Path("./mlflow.db").resolve())
+            if "://" in data_dir
+            else f"sqlite:///{data_dir}/mlflow.db"
+        )
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str, info: ValidationInfo) -> str:
+        if value or "api_port" not in info.data:  # a bad port is reported as such
+            return value
+        return f"http://{info.data['api_host']}:{info.data['api_port']}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the process environment; no dotenv or secrets files."""
+        return init_settings, env_settings
 
     @property
     def raw_is_s3(self) -> bool:
@@ -34,37 +129,43 @@ class Settings:
             raise ValueError(f"unknown data layer {layer!r}; expected one of {', '.join(DATA_LAYERS)}")
         return f"{self.data_dir.rstrip('/')}/{layer}"
 
-
-def _absolute(path: str) -> str:
-    return path if "://" in path else str(Path(path).expanduser().resolve())
-
-
-def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
-    """Read the HVBUYER_* / MLFLOW_* / AWS_* variables, applying the documented defaults."""
-    env = os.environ if environ is None else environ
-    data_dir = _absolute(env.get("HVBUYER_DATA_DIR") or "./data")
-    raw_uri = _absolute(env.get("HVBUYER_RAW_URI") or f"{data_dir}/raw")
-    if "://" in data_dir:
-        default_mlflow = "sqlite:///" + str(Path("./mlflow.db").resolve())
-    else:
-        default_mlflow = f"sqlite:///{data_dir}/mlflow.db"
-    return Settings(
-        data_dir=data_dir,
-        raw_uri=raw_uri,
-        mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or default_mlflow,
-        s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or None,
-        raw_sensor_seconds=_positive_int(env, "HVBUYER_RAW_SENSOR_SECONDS", 15),
-    )
+    def retraining_policy(self) -> Policy:
+        """The retraining policy's knobs (validated by ``core.retraining.Policy``)."""
+        return Policy(self.retrain_cooldown_hours, self.max_model_age_days, self.min_new_data_days)
 
 
-def _positive_int(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{name}={error['input']!r}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from the process environment, or from ``environ`` alone when given.
+
+    Raises ValueError naming each bad variable, its value and the problem.
+    """
     try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
-    return value
+        if environ is None:
+            return Settings()
+        given = {name: value for name, value in environ.items() if value}
+        return Settings(_build_sources=((InitSettingsSource(Settings, init_kwargs=given),), {}))
+    except ValidationError as exc:
+        raise ValueError(f"invalid configuration: {_problems(exc)}") from None
+
+
+def child_environ(overrides: Mapping[str, str] | None = None, unset: Iterable[str] = ()) -> dict[str, str]:
+    """The environment for a child process (a benchmark's Dagster or API process): this process's
+    environment with ``overrides`` applied and the ``unset`` variables removed."""
+    env = {**os.environ, **(overrides or {})}
+    for name in unset:
+        env.pop(name, None)
+    return env
+
+
+def quiet_mlflow_progress_bars() -> None:
+    """Turn off MLflow's artifact download progress bars (a long-running service's log is no terminal),
+    unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set explicitly."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import uvicorn
 
+from hvbuyer_serving.settings import load_serving_settings
+
 if __name__ == "__main__":
-    uvicorn.run(
-        "hvbuyer_serving.app:app",
-        host=os.environ.get("HVBUYER_API_HOST", "127.0.0.1"),
-        port=int(os.environ.get("HVBUYER_API_PORT", "8080")),
-        access_log=False,
-    )
+    settings = load_serving_settings()
+    uvicorn.run("hvbuyer_serving.app:app", host=settings.api_host, port=settings.api_port, access_log=False)

@@ -6,6 +6,7 @@ changes (checked at most once a second).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -17,7 +18,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from hvbuyer_assets.core import features
+from hvbuyer_assets.storage import arrow_filesystem
 
+log = logging.getLogger(__name__)
 SCORES = "scores/customer_scores.parquet"
 FEATURES = "features/customer_features.parquet"
 
@@ -31,12 +34,6 @@ class _Snapshot:
     feature_rows: dict[str, int]
 
 
-def _filesystem(data_dir: str, endpoint_url: str | None) -> tuple[pafs.FileSystem, str]:
-    if data_dir.startswith(("s3://", "s3a://")):
-        return pafs.S3FileSystem(endpoint_override=endpoint_url), data_dir.split("://", 1)[1]
-    return pafs.LocalFileSystem(), data_dir
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -47,7 +44,7 @@ class CustomerScores:
     """``lookup(customer_id)``: the latest score row joined with the customer's features, or None."""
 
     def __init__(self, data_dir: str, endpoint_url: str | None = None) -> None:
-        self.fs, root = _filesystem(data_dir, endpoint_url)
+        self.fs, root = arrow_filesystem(data_dir, endpoint_url)
         self.scores_path, self.features_path = f"{root}/{SCORES}", f"{root}/{FEATURES}"
         self._snapshot: _Snapshot | None = None
         self._checked = 0.0
@@ -67,18 +64,32 @@ class CustomerScores:
             if self._snapshot is None or stamp != self._snapshot.stamp:
                 if stamp[0][0] != pafs.FileType.File:
                     raise LookupError("no customer scores yet: run the scoring assets first")
+                self._snapshot = None  # never answer from the previous files once they changed
                 self._snapshot = self._read(stamp)
             return self._snapshot
 
     def _read(self, stamp: tuple[Any, ...]) -> _Snapshot:
-        scores = pq.read_table(self.scores_path, filesystem=self.fs)
+        scores = self._table(self.scores_path)
         score_rows = {cid: i for i, cid in enumerate(scores.column("customer_id").to_pylist())}
         feats, feature_rows = None, {}
         if stamp[1][0] == pafs.FileType.File:
-            feats = pq.read_table(self.features_path, filesystem=self.fs)
+            feats = self._table(self.features_path)
             if "customer_id" in feats.column_names:
                 feature_rows = {cid: i for i, cid in enumerate(feats.column("customer_id").to_pylist())}
         return _Snapshot(stamp, scores, score_rows, feats, feature_rows)
+
+    def _table(self, path: str) -> pa.Table:
+        """One parquet file; LookupError naming it and the problem when it cannot be read (the API says 503,
+        not 500, until the next scoring replaces it)."""
+        name = SCORES if path == self.scores_path else FEATURES  # the data dir itself is not the client's business
+        try:
+            table = pq.read_table(path, filesystem=self.fs)
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            log.error("cannot read %s: %s", path, exc)
+            raise LookupError(f"{name} is unreadable ({type(exc).__name__}); the next scoring run replaces it") from exc
+        if name == SCORES and "customer_id" not in table.column_names:
+            raise LookupError(f"{name} has no customer_id column")
+        return table
 
     def lookup(self, customer_id: str) -> dict[str, Any] | None:
         """Score, model version, scored_at and feature values of one customer; LookupError before any scores."""

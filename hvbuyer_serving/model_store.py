@@ -23,14 +23,14 @@ from hvbuyer_assets.core import features, model
 from hvbuyer_serving import inputs, metrics
 from hvbuyer_serving.schemas import PredictRequest
 
-log = logging.getLogger("hvbuyer.serving")
+log = logging.getLogger(__name__)
 BATCH_ROWS = 256  # from this many rows on, the multi-threaded session (and a worker thread, see app.py)
 BATCH_THREADS = max(1, min(os.cpu_count() or 1, 4))
 
 # Probe customers every served version must score with probabilities in [0, 1] (and, for ONNX, within the
 # parity tolerance of the sklearn pipeline): no data, the seed example, a rich history, odd spelling.
 PROBES = [
-    PredictRequest(),
+    PredictRequest(age=None, region=None, loyalty_points=None),
     PredictRequest(age=35, region="East", loyalty_points=1200),
     PredictRequest(
         age=52,
@@ -57,6 +57,7 @@ PROBES = [
     ),
     PredictRequest(
         age=23,
+        region=None,
         loyalty_points=0,
         tenure_days=30,
         n_completed=1,
@@ -197,10 +198,22 @@ class ChampionStore:
                 self.rejected_version = number
                 self.load_failures += 1
                 metrics.MODEL_LOAD_FAILURES.inc()
-                log.error(self.last_error)
+                kept = f"version {self.current.version}" if self.current else "no model"
+                reason = _one_line(f"{type(exc).__name__}: {exc}")[:500]
+                log.error("rejected champion version %s (%s); still serving %s", number, reason, kept)
                 return False
+            previous = self.current
             self.current, self.loaded_at = candidate, time.time()
             self.last_error = self.rejected_version = None
             metrics.model_swapped(candidate.version, candidate.runtime)
-            log.info("serving champion version %s (%s)", candidate.version, candidate.runtime)
+            if previous is None:
+                log.info("loaded champion version %s (%s)", candidate.version, candidate.runtime)
+            else:
+                log.info(
+                    "swapped champion version %s -> %s (%s)", previous.version, candidate.version, candidate.runtime
+                )
             return True
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

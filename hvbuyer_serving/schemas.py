@@ -1,45 +1,55 @@
-"""Request and response models of the prediction API."""
+"""Request and response models of the prediction API; ``PredictRequest`` is derived from the feature
+declaration (``core.feature_spec.FEATURES``: one field per feature column, its bounds and description)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from hvbuyer_assets.core.feature_spec import FEATURES, REQUIRED_FIELDS, Feature
 from hvbuyer_serving.settings import MAX_BATCH_ROWS
 
+SEED_EXAMPLE = {"age": 35, "region": "East", "loyalty_points": 1200}
+BATCH_EXAMPLE = {"rows": [SEED_EXAMPLE, {"age": 61, "region": "west", "loyalty_points": 80}]}
+PREDICT_REQUEST_DOC = (
+    f"One customer. The seed example's fields ({', '.join(REQUIRED_FIELDS)}) are required, null when unknown;\n"
+    'behaviour fields are optional and, when omitted, mean "no purchase history known" (exactly what the batch\n'
+    "features give a customer without transactions)."
+)
 
-class PredictRequest(BaseModel):
-    """One customer. Demographics as in the seed example; behaviour fields are optional and, when omitted,
-    mean "no purchase history known" (exactly what the batch features give a customer without transactions)."""
 
-    model_config = ConfigDict(
+FLOAT32_MAX = float.fromhex("0x1.fffffep+127")  # the model's inputs are float32: a larger number would become inf
+
+
+def numeric_bounds(feature: Feature) -> tuple[float, float]:
+    """The range a sent number must lie in: the declared bounds, never beyond float32 (the model's input type)."""
+    ge = -FLOAT32_MAX if feature.ge is None else max(feature.ge, -FLOAT32_MAX)
+    le = FLOAT32_MAX if feature.le is None else min(feature.le, FLOAT32_MAX)
+    return ge, le
+
+
+def _field(feature: Feature) -> tuple[Any, Any]:
+    """(type, FieldInfo) of one declared feature: numbers or strings within the declared bounds, null allowed.
+    Strict: a JSON string or boolean is not a number (no ``"35"`` or ``true`` coerced into an age)."""
+    default = ... if feature.required else None
+    if feature.kind == "categorical":
+        return str | None, Field(default, max_length=feature.max_length, description=feature.description)
+    ge, le = numeric_bounds(feature)
+    return float | None, Field(default, ge=ge, le=le, strict=True, description=feature.description)
+
+
+PredictRequest = create_model(
+    "PredictRequest",
+    __doc__=PREDICT_REQUEST_DOC,
+    __config__=ConfigDict(
         extra="forbid",
         allow_inf_nan=False,
-        json_schema_extra={"examples": [{"age": 35, "region": "East", "loyalty_points": 1200}]},
-    )
-
-    age: float | None = Field(None, ge=0, le=120, description="Age in years.")
-    region: str | None = Field(None, max_length=64, description="Region; case and spaces are normalised.")
-    loyalty_points: float | None = Field(None, ge=0, description="Current loyalty points balance.")
-    tenure_days: float | None = Field(None, ge=0, description="Days since signup.")
-    n_transactions: float | None = Field(None, ge=0)
-    n_completed: float | None = Field(None, ge=0)
-    n_completed_30d: float | None = Field(None, ge=0)
-    n_completed_90d: float | None = Field(None, ge=0)
-    n_completed_365d: float | None = Field(None, ge=0)
-    total_spend: float | None = Field(None, ge=0)
-    spend_90d: float | None = Field(None, ge=0)
-    spend_365d: float | None = Field(None, ge=0)
-    avg_spend: float | None = Field(None, ge=0)
-    max_spend: float | None = Field(None, ge=0)
-    last_amount: float | None = Field(None, ge=0)
-    n_large: float | None = Field(None, ge=0)
-    share_large: float | None = Field(None, ge=0, le=1)
-    days_since_last_purchase: float | None = Field(None, ge=0)
-    days_since_first_purchase: float | None = Field(None, ge=0)
-    refund_rate: float | None = Field(None, ge=0, le=1)
-    n_failed: float | None = Field(None, ge=0)
+        json_schema_extra={"examples": [SEED_EXAMPLE]},
+    ),
+    __module__=__name__,
+    **{feature.name: _field(feature) for feature in FEATURES},
+)
 
 
 class PredictResponse(BaseModel):
@@ -58,11 +68,7 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"rows": [{"age": 35, "region": "East", "loyalty_points": 1200}, {"age": 61, "region": "west"}]}
-            ]
-        },
+        json_schema_extra={"examples": [BATCH_EXAMPLE]},
     )
 
     rows: list[PredictRequest] = Field(..., min_length=1, max_length=MAX_BATCH_ROWS)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,9 @@ import pandas as pd
 from upath import UPath
 
 from hvbuyer_assets import datagen, registry
-from hvbuyer_assets.definitions import ALL_ASSETS
-from hvbuyer_assets.defs.resources import build_resources, read_stored
+from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.settings import Settings
+from hvbuyer_assets.storage import read_stored
 
 SAMPLE_CUSTOMERS = 3000
 SAMPLE_SEED = 11
@@ -76,9 +78,26 @@ def read_frame(path: Path) -> pd.DataFrame:
     return read_stored(UPath(str(path)))
 
 
+def arrive(paths: Iterable[Path], as_of: str | pd.Timestamp) -> None:
+    """Make files "arrive" one day after the data's as-of: their mtime, which the pipeline takes as the arrival of
+    a local drop (rows stamped after it are set aside), no longer depends on when the test runs."""
+    stamp = (pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)).timestamp()
+    for path in paths:
+        os.utime(path, (stamp, stamp))
+
+
+def write_drop(
+    raw: Path, as_of: str, customers: int = SAMPLE_CUSTOMERS, seed: int = SAMPLE_SEED, **kwargs: Any
+) -> tuple[Path, Path]:
+    """A generated drop (``datagen.write_drop``) that arrived a day after its as-of, whatever today's date."""
+    paths = datagen.write_drop(raw, customers, seed=seed, as_of=as_of, **kwargs)
+    arrive(paths, as_of)
+    return paths
+
+
 def write_sample(raw: Path, customers: int = SAMPLE_CUSTOMERS, seed: int = SAMPLE_SEED) -> None:
-    """A deterministic generated drop."""
-    datagen.write_drop(raw, customers, seed=seed)
+    """A deterministic generated drop (as of datagen's default as-of, arrived the day after)."""
+    write_drop(raw, datagen.DEFAULT_AS_OF, customers, seed)
 
 
 def digest(paths: list[Path]) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from hvbuyer_assets.settings import child_environ
 
 GIB = 1024**3
 ANCHOR = """
@@ -85,9 +86,9 @@ def run_graph(data_dir: Path) -> tuple[dict[str, tuple[float, int]], float, bool
 
     home = data_dir / ".dagster_home"
     home.mkdir()
-    env = {**os.environ, "HVBUYER_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("HVBUYER_RAW_URI", None)
+    env = child_environ(
+        {"HVBUYER_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}, unset=("MLFLOW_TRACKING_URI", "HVBUYER_RAW_URI")
+    )
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions", "--select", "*"]
     started = time.perf_counter()
     with open(data_dir / "materialize.log", "w") as log:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from hvbuyer_assets.settings import child_environ
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
@@ -62,15 +64,15 @@ def build_champion(data_dir: Path, customers: int) -> None:
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "HVBUYER_DATA_DIR": str(data_dir),
-        "DAGSTER_HOME": str(data_dir / ".dagster_home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir}/mlflow.db",
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    for name in ("HVBUYER_RAW_URI", "HVBUYER_ADMIN_TOKEN"):
-        env.pop(name, None)
+    env = child_environ(
+        {
+            "HVBUYER_DATA_DIR": str(data_dir),
+            "DAGSTER_HOME": str(data_dir / ".dagster_home"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir}/mlflow.db",
+        },
+        unset=("HVBUYER_RAW_URI", "HVBUYER_ADMIN_TOKEN"),
+    )
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
@@ -121,7 +123,7 @@ def customer_row(data_dir: Path) -> dict[str, object]:
 
 
 def batch_rows(data_dir: Path, n: int) -> list[dict[str, object]]:
-    """n real customers as API rows (missing values omitted)."""
+    """n real customers as API rows (missing values omitted, or null for the required fields)."""
     import pyarrow.parquet as pq
 
     from hvbuyer_assets.core import features
@@ -132,7 +134,8 @@ def batch_rows(data_dir: Path, n: int) -> list[dict[str, object]]:
     records = table.slice(0, n).to_pylist()
     while len(records) < n:
         records += records[: n - len(records)]
-    return [{k: v for k, v in r.items() if v is not None and v == v} for r in records]
+    known = [{k: v for k, v in r.items() if v is not None and v == v} for r in records]
+    return [{name: None for name in features.REQUIRED_FIELDS} | r for r in known]  # required: sent, null if unknown
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}

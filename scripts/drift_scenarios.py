@@ -22,9 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hvbuyer_assets import datagen  # noqa: E402
-from hvbuyer_assets.definitions import ALL_ASSETS  # noqa: E402
+from hvbuyer_assets.definitions import ALL_ASSETS, build_resources  # noqa: E402
 from hvbuyer_assets.defs.jobs import JOBS  # noqa: E402
-from hvbuyer_assets.defs.resources import build_resources  # noqa: E402
 from hvbuyer_assets.defs.sensors.retraining import retraining_sensor  # noqa: E402
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, write_sample  # noqa: E402
 

@@ -36,7 +36,6 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
     "payment_method",
     "status",
 )
-TRANSACTION_STATUSES: tuple[str, ...] = ("completed", "pending", "refunded", "failed")
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -171,20 +170,30 @@ def raw_to_frame(table: pa.Table, source_files: Sequence[str] | None = None) -> 
 
 
 # ----------------------------------------------------------------------------------------------------
-# customers: CSV
+# CSV (customers)
 
 
 def read_customers_file(source: Source, name: str) -> pa.Table:
     """Read a customers CSV (all values as strings). Header-only files are valid and give 0 rows."""
+    return read_csv_file(source, name, CUSTOMER_COLUMNS)
+
+
+def read_csv_file(source: Source, name: str, columns: tuple[str, ...]) -> pa.Table:
+    """Read a CSV with a header naming at least ``columns`` (all values as strings; other columns dropped).
+    Header-only files are valid and give 0 rows."""
     src = _Input(source, name)
     if src.size == 0:
         raise ContractViolation(name, "file is empty (0 bytes, no header)")
+    _refuse_unreadable_bytes(src)
     header = _csv_header(src.head(), name)
-    missing = [c for c in CUSTOMER_COLUMNS if c not in header]
+    missing = [c for c in columns if c not in header]
     if missing:
         raise ContractViolation(name, _missing_message(missing, header))
-    table = _read_csv(src, use_threads=True)
-    return _finish(table, CUSTOMER_COLUMNS, name)
+    repeated = sorted({c for c in columns if header.count(c) > 1})
+    if repeated:  # which of the two is the real one would be a guess
+        raise ContractViolation(name, f"ambiguous header: column(s) {', '.join(repeated)} appear more than once")
+    table = _read_csv(src, columns, use_threads=True)
+    return _finish(table, columns, name)
 
 
 def _csv_header(head: bytes, name: str) -> list[str]:
@@ -198,7 +207,7 @@ def _csv_header(head: bytes, name: str) -> list[str]:
         raise ContractViolation(name, f"unparseable CSV header: {exc}") from exc
 
 
-def _read_csv(src: _Input, use_threads: bool) -> pa.Table:
+def _read_csv(src: _Input, columns: tuple[str, ...], use_threads: bool) -> pa.Table:
     bad_rows: list[pacsv.InvalidRow] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -211,8 +220,8 @@ def _read_csv(src: _Input, use_threads: bool) -> pa.Table:
             read_options=pacsv.ReadOptions(use_threads=use_threads),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in CUSTOMER_COLUMNS},
-                include_columns=list(CUSTOMER_COLUMNS),
+                column_types={c: pa.string() for c in columns},
+                include_columns=list(columns),
                 null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
@@ -220,7 +229,7 @@ def _read_csv(src: _Input, use_threads: bool) -> pa.Table:
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
         if use_threads and bad_rows:  # re-read single-threaded: only then does pyarrow know the row number
-            return _read_csv(src, use_threads=False)
+            return _read_csv(src, columns, use_threads=False)
         raise ContractViolation(src.name, _csv_problem(exc, bad_rows)) from exc
 
 
@@ -230,7 +239,32 @@ def _csv_problem(exc: Exception, bad_rows: list[pacsv.InvalidRow]) -> str:
         where = f"line {row.number}" if row.number is not None else "a row"
         text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
         return f"unparseable CSV: {where} has {row.actual_columns} field(s), expected {row.expected_columns} ({text!r})"
+    if "invalid UTF8" in str(exc):
+        return f"not valid UTF-8 text (the contract's encoding; re-export as UTF-8): {exc}"
     return f"unparseable CSV: {exc}"
+
+
+# Leading bytes of files that are not plain UTF-8 text: a compressed file under a plain name, or another encoding.
+_NOT_PLAIN_TEXT = (
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"PK\x03\x04", "a zip-compressed archive"),
+    (b"BZh", "a bzip2-compressed file"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"),
+    (codecs.BOM_UTF32_LE, "UTF-32 text"),
+    (codecs.BOM_UTF32_BE, "UTF-32 text"),
+    (codecs.BOM_UTF16_LE, "UTF-16 text"),
+    (codecs.BOM_UTF16_BE, "UTF-16 text"),
+)
+
+
+def _refuse_unreadable_bytes(src: _Input) -> None:
+    """Refuse, by its first bytes, a file that is compressed or in another encoding than UTF-8 (never guessed)."""
+    head = src.head(8)
+    for magic, what in _NOT_PLAIN_TEXT:
+        if head.startswith(magic):
+            fix = "re-export it as UTF-8" if what.endswith("text") else "decompress it"
+            raise ContractViolation(src.name, f"is {what}, not plain UTF-8 text: {fix} before dropping it")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -242,6 +276,7 @@ def read_transactions_file(source: Source, name: str) -> pa.Table:
     src = _Input(source, name)
     if src.size == 0:
         raise ContractViolation(name, "file is empty (0 bytes)")
+    _refuse_unreadable_bytes(src)
     first = src.first_significant_byte()
     if not first:
         raise ContractViolation(name, "file contains only whitespace (no JSON records)")
@@ -251,6 +286,11 @@ def read_transactions_file(source: Source, name: str) -> pa.Table:
         table = _read_json_lines(src)
     else:
         raise ContractViolation(name, f"not JSON Lines or a JSON array (starts with {first!r})")
+    if table.num_rows > 0 and all(table.column(c).null_count == table.num_rows for c in TRANSACTION_COLUMNS):
+        # e.g. one object wrapping the records ({"transactions": [...]}): unwrapping it would guess the structure
+        raise ContractViolation(
+            name, "not rows of transactions: no record has any contract field at its top level (a wrapping object?)"
+        )
     if table.num_rows > 0:
         # a column that is null in every row may be absent from the file: look for its key in the raw bytes
         all_null = [c for c in TRANSACTION_COLUMNS if table.column(c).null_count == table.num_rows]

@@ -1,14 +1,15 @@
 """Which raw drops are new and complete, and what to request for them: the pure logic of ``raw_drop_sensor``.
 
-A *drop* named NAME is the files ``customers_NAME.csv`` and ``transactions_NAME.json(l)`` (datagen ``--drop
-NAME``); ``customers.csv`` + ``transactions.json`` is the unnamed first drop. A file's *version* is
-``size-mtime_ns`` for a local file and ``etag-LastModified`` (epoch seconds) for an S3 object.
+A *drop* named NAME is one file of every raw source kind (``core.sources``): ``customers_NAME.csv`` and
+``transactions_NAME.json(l)`` (datagen ``--drop NAME``); ``customers.csv`` + ``transactions.json`` is the unnamed
+first drop. A file's *version* is ``size-mtime_ns`` for a local file and ``etag-LastModified`` (epoch seconds)
+for an S3 object.
 
 Completion rule: a drop is complete when
 
 - a marker ``_SUCCESS_NAME`` (``_SUCCESS`` for the unnamed drop) exists: the writer says it is done, so the
   data files present are taken as they are (a transactions-only drop is allowed); or
-- both halves are present and every file of the drop has the same version as at the previous tick (or the
+- every kind is present and every file of the drop has the same version as at the previous tick (or the
   version a successful run already read): a file that is still being written changes between ticks.
 
 Exactly once: the run reads every file of every complete drop; its run key is a hash of those sorted
@@ -25,10 +26,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-CUSTOMER_PATTERNS = ("customers*.csv",)
-TRANSACTION_PATTERNS = ("transactions*.json", "transactions*.jsonl")
+from hvbuyer_assets.core.sources import SOURCES
+
+MARKER = "marker"
 MARKER_PATTERNS = ("_SUCCESS", "_SUCCESS_*")
-ALL_PATTERNS = CUSTOMER_PATTERNS + TRANSACTION_PATTERNS + MARKER_PATTERNS
+KIND_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    *((source.kind, source.patterns) for source in SOURCES),
+    (MARKER, MARKER_PATTERNS),
+)
+ALL_PATTERNS = tuple(pattern for _, patterns in KIND_PATTERNS for pattern in patterns)
 MAX_RETRIES = 2
 UNNAMED = "default"  # how the unnamed drop (customers.csv + transactions.json) is shown
 
@@ -47,14 +53,11 @@ def s3_version(etag: str, last_modified: datetime) -> str:
 
 
 def file_kind(name: str) -> str | None:
-    """``customers``, ``transactions``, ``marker`` or None (hidden files, e.g. atomic temp files, and others)."""
+    """A source kind (``customers``, ``transactions``), ``marker`` or None (hidden files, e.g. atomic temp
+    files, and others)."""
     if not name or name.startswith(".") or "/" in name:
         return None
-    for kind, patterns in (
-        ("customers", CUSTOMER_PATTERNS),
-        ("transactions", TRANSACTION_PATTERNS),
-        ("marker", MARKER_PATTERNS),
-    ):
+    for kind, patterns in KIND_PATTERNS:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
             return kind
     return None
@@ -66,7 +69,7 @@ def drop_name(name: str) -> str:
     kind = file_kind(name)
     if kind is None:
         raise ValueError(f"{name!r} is not a raw drop file (expected {', '.join(ALL_PATTERNS)})")
-    if kind == "marker":
+    if kind == MARKER:
         return name[len("_SUCCESS") :].lstrip("_")
     stem = name.rsplit(".", 1)[0]
     return stem[len(kind) :].lstrip("_-.")
@@ -104,7 +107,7 @@ def group_drops(observed: Mapping[str, str], previous: Mapping[str, str], consum
             continue
         drop = drop_name(name)
         members.setdefault(drop, {})
-        if kind == "marker":
+        if kind == MARKER:
             markers.add(drop)
         else:
             members[drop][name] = version
@@ -122,11 +125,7 @@ def _waiting_for(
         return ""
     kinds = {file_kind(name) for name in files}
     suffix = f"_{drop}" if drop else ""
-    missing = [
-        f"{kind}{suffix}.{ext}"
-        for kind, ext in (("customers", "csv"), ("transactions", "json(l)"))
-        if kind not in kinds
-    ]
+    missing = [f"{source.kind}{suffix}.{source.form}" for source in SOURCES if source.kind not in kinds]
     if missing:
         return f"{' and '.join(missing)} (or a _SUCCESS{suffix} marker)"
     unsettled = sorted(
@@ -228,8 +227,8 @@ def choose_job(champion_exists: bool, champion_materialized: bool) -> str:
 
 
 def split_by_kind(files: Iterable[str]) -> dict[str, list[str]]:
-    """Data files by kind (``customers`` / ``transactions``), sorted: what each raw asset should read."""
-    out: dict[str, list[str]] = {"customers": [], "transactions": []}
+    """Data files by source kind, sorted: what each raw asset should read."""
+    out: dict[str, list[str]] = {source.kind: [] for source in SOURCES}
     for name in sorted(files):
         kind = file_kind(name)
         if kind in out:

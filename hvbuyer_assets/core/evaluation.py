@@ -124,39 +124,98 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def roc_points(y_true: Any, proba: Any, max_points: int = 1000) -> dict[str, Any]:
+    """The ROC curve as plain lists (``fpr``, ``tpr``, rounded to 4 decimals, at most ``max_points`` of its
+    points) and its ``auc``, e.g. to store with the evaluation and plot it again later; empty lists and a NaN AUC
+    when y_true has a single class."""
+    y, p = _arrays(y_true, proba)
+    if np.unique(y).size < 2:
+        return {"fpr": [], "tpr": [], "auc": math.nan}
+    fpr, tpr, _ = metrics.roc_curve(y, p)
+    if fpr.size > max_points:  # enough for a plot, whatever the hold-out's size; both ends kept
+        keep = np.unique(np.linspace(0, fpr.size - 1, max_points).astype(np.int64))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {
+        "fpr": np.round(fpr, 4).tolist(),
+        "tpr": np.round(tpr, 4).tolist(),
+        "auc": float(metrics.roc_auc_score(y, p)),
+    }
+
+
+def _style(index: int) -> dict[str, Any]:
+    """The first model (the candidate) solid and thick, the ones it is compared with thinner and dashed."""
+    return {"linewidth": 2.2} if index == 0 else {"linewidth": 1.3, "linestyle": (0, (5, 2))}
+
+
+def plot_roc_curves(curves: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """ROC curves of several models on one chart ({label: ``roc_points``}, candidate first), as PNG bytes."""
+    fig = Figure(figsize=(5.5, 5.5))
+    ax = fig.add_subplot()
+    for index, (label, curve) in enumerate(curves.items()):
+        if curve["fpr"]:
+            ax.plot(curve["fpr"], curve["tpr"], label=f"{label} (AUC {curve['auc']:.4f})", **_style(index))
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance (AUC 0.5)")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the hold-out")
+    ax.legend(loc="lower right", fontsize="small")
+    return _png(fig)
+
+
 def plot_roc(y_true: Any, proba: Any | Mapping[str, Any]) -> bytes:
     """ROC curve(s) as PNG bytes; ``proba`` is one score array or {label: scores} to compare models."""
-    curves = proba if isinstance(proba, Mapping) else {"model": proba}
-    fig = Figure(figsize=(5, 5))
+    scores = proba if isinstance(proba, Mapping) else {"model": proba}
+    return plot_roc_curves({label: roc_points(y_true, p) for label, p in scores.items()})
+
+
+def _by_model(table: pd.DataFrame | Mapping[str, pd.DataFrame]) -> Mapping[str, pd.DataFrame]:
+    return {"model": table} if isinstance(table, pd.DataFrame) else table
+
+
+def plot_calibration(calibration: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
+    """Reliability diagram (mean predicted vs observed rate per bin) of one ``calibration_table`` or of
+    {label: table} on one chart (candidate first), as PNG."""
+    tables = _by_model(calibration)
+    fig = Figure(figsize=(5.5, 5.5))
     ax = fig.add_subplot()
-    for label, scores in curves.items():
-        y, p = _arrays(y_true, scores)
-        if np.unique(y).size == 2:
-            fpr, tpr, _ = metrics.roc_curve(y, p)
-            ax.plot(fpr, tpr, label=f"{label} (AUC {metrics.roc_auc_score(y, p):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
-    ax.legend(loc="lower right")
+    top = max(max(float(t["mean_predicted"].max()), float(t["observed_rate"].max())) for t in tables.values())
+    top = max(top, 0.01)
+    ax.plot([0, top], [0, top], linestyle=":", color="grey", label="perfectly calibrated")
+    for index, (label, table) in enumerate(tables.items()):
+        ax.plot(table["mean_predicted"], table["observed_rate"], marker="o", label=label, **_style(index))
+    ax.set(
+        xlabel="mean predicted probability (per score decile)",
+        ylabel="observed rate",
+        title="Calibration on the hold-out",
+    )
+    ax.legend(loc="upper left", fontsize="small")
     return _png(fig)
 
 
-def plot_calibration(calibration: pd.DataFrame) -> bytes:
-    """Reliability diagram (mean predicted vs observed rate per bin) of a ``calibration_table``, as PNG."""
-    fig = Figure(figsize=(5, 5))
+def plot_lift(lift: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
+    """Lift per score decile of one ``lift_table`` (bars) or of {label: table} (lines, candidate first), as PNG."""
+    tables = _by_model(lift)
+    fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
-    top = float(max(calibration["mean_predicted"].max(), calibration["observed_rate"].max(), 0.01))
-    ax.plot([0, top], [0, top], linestyle="--", color="grey", label="perfect")
-    ax.plot(calibration["mean_predicted"], calibration["observed_rate"], marker="o", label="model")
-    ax.set(xlabel="mean predicted probability", ylabel="observed rate", title="Calibration (holdout)")
-    ax.legend(loc="upper left")
+    if isinstance(lift, pd.DataFrame):
+        ax.bar(lift["decile"].astype(str), lift["lift"].fillna(0.0))
+    else:
+        for index, (label, table) in enumerate(tables.items()):
+            ax.plot(table["decile"], table["lift"].fillna(0.0), marker="o", label=label, **_style(index))
+        ax.set_xticks(list(next(iter(tables.values()))["decile"]))
+        ax.legend(loc="upper right", fontsize="small")
+    ax.axhline(1.0, linestyle=":", color="grey")
+    ax.set(xlabel="score decile (1 = highest scores)", ylabel="lift (rate / prevalence)", title="Lift on the hold-out")
     return _png(fig)
 
 
-def plot_lift(lift: pd.DataFrame) -> bytes:
-    """Lift per decile (bars) of a ``lift_table`` as PNG bytes."""
-    fig = Figure(figsize=(6, 4))
+def plot_score_histogram(probabilities: Any, bins: int = 40) -> bytes:
+    """Distribution of the scores (P(large purchase)) with their mean, as PNG bytes."""
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    p = p[np.isfinite(p)]
+    fig = Figure(figsize=(6.5, 4))
     ax = fig.add_subplot()
-    ax.bar(lift["decile"].astype(str), lift["lift"].fillna(0.0))
-    ax.axhline(1.0, linestyle="--", color="grey")
-    ax.set(xlabel="score decile (1 = highest)", ylabel="lift", title="Lift by decile (holdout)")
+    ax.hist(p, bins=bins, range=(0.0, 1.0), color="#2e86c1")
+    if p.size:
+        ax.axvline(float(p.mean()), color="black", linestyle="--", linewidth=1, label=f"mean {p.mean():.4f}")
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set(xlabel="P(large purchase within the horizon)", ylabel="customers", title=f"Scores of {p.size} customers")
     return _png(fig)

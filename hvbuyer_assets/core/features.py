@@ -1,24 +1,13 @@
 """Point-in-time customer features: one definition shared by training, batch scoring and the API.
 
-Inputs are the clean frames of ``core.cleaning``. Every behaviour feature of a customer "as of" a time ``t``
-uses only that customer's transactions with ``timestamp <= t``; demographics come from the customer record.
-
-Features (``FEATURE_NUMERIC`` are float64, ``region`` is string[pyarrow]); windows are ``(t - N days, t]``:
-
-- age, loyalty_points: from the customer record (NaN when unknown).
-- tenure_days: days from signup_date to ``t``, floored at 0 (NaN when signup_date is unknown).
-- n_transactions: transactions of any status.
-- n_completed, n_completed_30d, n_completed_90d, n_completed_365d: completed purchases (all time / windows).
-- total_spend, spend_90d, spend_365d: sum of completed amounts (all time / windows).
-- avg_spend, max_spend: mean / max completed amount (0 without purchases).
-- last_amount: amount of the latest completed purchase (largest one on a timestamp tie; 0 without purchases).
-- n_large: completed purchases with amount >= ``large_amount``;
-  share_large = n_large / n_completed (0 if none).
-- days_since_last_purchase, days_since_first_purchase: days from the latest / earliest completed purchase to
-  ``t`` (NaN without purchases).
-- refund_rate: refunded / (completed + pending + refunded) transactions (0 if none).
-- n_failed: failed transactions.
-- region: normalised with ``cleaning.normalise_region`` ("Unknown" when missing).
+The columns are declared in ``core.feature_spec`` (``FEATURES``: kind, group, no-history value, request bounds,
+serving rules, description); this module computes them. Inputs are the clean frames of ``core.cleaning``. Every
+behaviour feature of a customer "as of" a time ``t`` uses only that customer's transactions with
+``timestamp <= t``; demographics come from the customer record (tenure_days: days from signup_date to ``t``,
+floored at 0). Windows are ``(t - N days, t]``; ``n_large`` counts completed purchases with amount >=
+``large_amount``; ``last_amount`` takes the largest amount on a timestamp tie; region is normalised with
+``rules.normalise_region`` ("Unknown" when missing). ``FEATURE_NUMERIC`` are float64, ``region`` is
+string[pyarrow].
 
 "No history" (a customer without transactions, or an API request omitting behaviour fields) is ``NO_HISTORY``:
 counts and amounts 0, recencies NaN.
@@ -35,43 +24,55 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hvbuyer_assets.core.cleaning import AGE_MAX, AGE_MIN, normalise_region
+from hvbuyer_assets.core import problem
+from hvbuyer_assets.core.feature_spec import (
+    BEHAVIOUR_FEATURES,
+    DEMOGRAPHIC_FEATURES,
+    FEATURE_CATEGORICAL,
+    FEATURE_COLUMNS,
+    FEATURE_NUMERIC,
+    FEATURES,
+    NO_HISTORY,
+    REQUIRED_FIELDS,
+    SERVING_RULES,
+    TIME_INDEXED_FEATURES,
+    Feature,
+)
+from hvbuyer_assets.core.rules import TRANSACTION_STATUSES, normalise_region
 
 STRING = pd.StringDtype("pyarrow")
 DAY_NS = 86_400 * 10**9
 NAT_NS = np.iinfo(np.int64).min  # the int64 value of NaT
-LARGE_AMOUNT = 300.0
+LARGE_AMOUNT = problem.LARGE_PURCHASE_THRESHOLD
 
-STATUSES = ("completed", "pending", "refunded", "failed")
+STATUSES = TRANSACTION_STATUSES
 STATUS_COMPLETED, STATUS_PENDING, STATUS_REFUNDED, STATUS_FAILED = range(4)  # positions in STATUSES
 
-DEMOGRAPHIC_FEATURES: tuple[str, ...] = ("age", "loyalty_points", "tenure_days")
-BEHAVIOUR_FEATURES: tuple[str, ...] = (
-    "n_transactions",
-    "n_completed",
-    "n_completed_30d",
-    "n_completed_90d",
-    "n_completed_365d",
-    "total_spend",
-    "spend_90d",
-    "spend_365d",
-    "avg_spend",
-    "max_spend",
-    "last_amount",
-    "n_large",
-    "share_large",
-    "days_since_last_purchase",
-    "days_since_first_purchase",
-    "refund_rate",
-    "n_failed",
-)
-FEATURE_NUMERIC: tuple[str, ...] = DEMOGRAPHIC_FEATURES + BEHAVIOUR_FEATURES
-FEATURE_CATEGORICAL: tuple[str, ...] = ("region",)
-FEATURE_COLUMNS: tuple[str, ...] = FEATURE_NUMERIC + FEATURE_CATEGORICAL
 EXTRA_COLUMNS: tuple[str, ...] = ("signup_date", "feature_as_of", "last_event_at")
 
-_RECENCY = ("days_since_last_purchase", "days_since_first_purchase")
-NO_HISTORY: Mapping[str, float] = {name: (np.nan if name in _RECENCY else 0.0) for name in BEHAVIOUR_FEATURES}
+__all__ = [  # the declaration's names are re-exported: training, model, monitoring and serving import them here
+    "BEHAVIOUR_FEATURES",
+    "DEMOGRAPHIC_FEATURES",
+    "EXTRA_COLUMNS",
+    "FEATURES",
+    "FEATURE_CATEGORICAL",
+    "FEATURE_COLUMNS",
+    "FEATURE_NUMERIC",
+    "NO_HISTORY",
+    "REQUIRED_FIELDS",
+    "SERVING_RULES",
+    "STATUSES",
+    "TIME_INDEXED_FEATURES",
+    "EncodedTransactions",
+    "Feature",
+    "build_features",
+    "encode_transactions",
+    "features_from_encoded",
+    "latest_event_time",
+    "serving_frame",
+    "timestamps_ns",
+    "to_utc",
+]
 
 
 @dataclass(frozen=True)
@@ -248,24 +249,18 @@ def build_features(
 def serving_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """API request rows -> a ``FEATURE_COLUMNS`` frame built with the same rules as ``build_features``.
 
-    Omitted (or null) behaviour fields mean "no known history" (``NO_HISTORY``); omitted demographics are NaN;
-    region is normalised ("Unknown" when missing). The cleaning rules for customer records apply (age outside
-    [AGE_MIN, AGE_MAX] or negative loyalty_points -> NaN; tenure_days floored at 0). Unknown keys are ignored;
-    non-numeric values raise ValueError.
+    ``feature_spec.SERVING_RULES`` apply: omitted (or null) behaviour fields mean "no known history"
+    (``NO_HISTORY``), omitted demographics are NaN, the cleaning rules of customer records hold (age outside
+    [AGE_MIN, AGE_MAX] or negative loyalty_points -> NaN; tenure_days floored at 0); region is normalised
+    ("Unknown" when missing). Unknown keys are ignored; non-numeric values raise ValueError.
     """
     raw = pd.DataFrame.from_records(list(records))
     n = len(raw)
-    columns: dict[str, Any] = {}
-    for name in FEATURE_NUMERIC:
-        values = _numeric(raw[name].to_numpy(dtype=object) if name in raw else None, n)
-        if name in NO_HISTORY:
-            values = np.where(np.isnan(values), NO_HISTORY[name], values)
-        columns[name] = values
-    with np.errstate(invalid="ignore"):
-        age = columns["age"]
-        columns["age"] = np.where((age < AGE_MIN) | (age > AGE_MAX), np.nan, age)
-        columns["loyalty_points"] = np.where(columns["loyalty_points"] < 0, np.nan, columns["loyalty_points"])
-        columns["tenure_days"] = np.where(columns["tenure_days"] < 0, 0.0, columns["tenure_days"])
+    matrix = np.empty((n, len(FEATURE_NUMERIC)))
+    for i, name in enumerate(FEATURE_NUMERIC):
+        matrix[:, i] = _numeric(raw[name].to_numpy(dtype=object) if name in raw else None, n)
+    SERVING_RULES.matrix(matrix)
+    columns: dict[str, Any] = {name: matrix[:, i] for i, name in enumerate(FEATURE_NUMERIC)}
     region = raw["region"] if "region" in raw else pd.Series([None] * n)
     columns["region"] = _region(region.astype(object).where(region.notna(), None)).array
     return pd.DataFrame(columns, index=pd.RangeIndex(n))[list(FEATURE_COLUMNS)]

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hvbuyer_assets.core import problem
 from hvbuyer_assets.core.features import STATUS_COMPLETED, EncodedTransactions, encode_transactions, to_utc
 
-DEFAULT_HORIZON_DAYS = 90
-DEFAULT_THRESHOLD = 300.0
+DEFAULT_HORIZON_DAYS = problem.HORIZON_DAYS
+DEFAULT_THRESHOLD = problem.LARGE_PURCHASE_THRESHOLD
 
 
 def label_window(cutoff: Any, horizon_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -3,13 +3,15 @@
 A scoring made with features as of ``t`` predicts the window (t, t + H]. Its labels are known ("matured") once
 the data's as-of time T has reached ``t + H``; they are computed with ``core.labels`` (the training label
 definition), so the realised ROC-AUC / Brier are directly comparable with the model's hold-out figures.
+Per model version the latest matured scoring is judged (:func:`latest_matured`, :func:`evaluate_scoring`);
+the status and ``degraded`` refer to the current champion only (:func:`status`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
+from hvbuyer_assets.core import labels
 from hvbuyer_assets.core.features import to_utc
 
 ARCHIVE_COLUMNS: tuple[str, ...] = ("customer_id", "large_purchase_probability", "model_version", "features_as_of")
@@ -118,3 +121,119 @@ def compare(
         f"(drop {out['auc_drop']:+.4f}, limit {rule.max_auc_drop})"
     )
     return out
+
+
+def archive_keys(stems: Iterable[str]) -> list[ArchiveKey]:
+    """The archived scorings among file stems (anything else is ignored), in the given order."""
+    return [k for k in map(archive_key, stems) if k is not None]
+
+
+def latest_matured(keys: Iterable[ArchiveKey], data_as_of: Any, horizon_days: int) -> dict[str, ArchiveKey]:
+    """Per model version (sorted by version), its latest scoring whose label window the data now covers."""
+    latest: dict[str, ArchiveKey] = {}
+    for key in sorted((k for k in keys if is_matured(k.as_of, data_as_of, horizon_days)), key=lambda k: k.as_of):
+        latest[key.version] = key
+    return dict(sorted(latest.items()))
+
+
+def expected_metrics(holdout: Mapping[str, Any] | None, roc_auc_tag: str | None = None) -> dict[str, float | None]:
+    """A version's hold-out ROC-AUC / Brier: its run's metrics, the ROC-AUC tag when the run lacks it; all None
+    for a version that no longer exists (``holdout`` None)."""
+    if holdout is None:
+        return {"roc_auc": None, "brier": None}
+    return {
+        "roc_auc": holdout.get("roc_auc", None if roc_auc_tag is None else float(roc_auc_tag)),
+        "brier": holdout.get("brier"),
+    }
+
+
+def evaluate_scoring(
+    key: ArchiveKey,
+    archived: pd.DataFrame,
+    transactions: pd.DataFrame,
+    expected: Mapping[str, Any],
+    rule: PerformanceRule,
+    horizon_days: int,
+    threshold: float,
+) -> dict[str, Any]:
+    """One archived scoring judged on its realised labels (the training label definition) against ``expected``."""
+    realised_labels = labels.build_labels(
+        transactions, archived["customer_id"], key.as_of, horizon_days=horizon_days, threshold=threshold
+    )
+    realised = realised_metrics(
+        realised_labels.to_numpy(), archived["large_purchase_probability"].to_numpy(dtype=np.float64)
+    )
+    return {
+        "model_version": key.version,
+        "scored_as_of": key.as_of.isoformat(),
+        "label_window_end": labels.label_window(key.as_of, horizon_days)[1].isoformat(),
+        "realised": realised,
+        "expected": dict(expected),
+        **compare(realised, expected, rule),
+    }
+
+
+def status(
+    evaluations: Sequence[Mapping[str, Any]],
+    keys: Sequence[ArchiveKey],
+    champion: str,
+    data_as_of: pd.Timestamp,
+    horizon_days: int,
+) -> tuple[str, str, bool]:
+    """(status, reason, degraded) of the champion: ``evaluated`` (degraded as its evaluation says),
+    ``no_matured_champion_scores`` or ``no_matured_scores`` (with when the earliest scoring matures)."""
+    own = next((e for e in evaluations if e["model_version"] == champion), None)
+    if not evaluations:
+        waiting = min((k.as_of for k in keys), default=None)
+        reason = "no matured scores yet"
+        if waiting is not None:
+            reason += (
+                f": the earliest archived scoring (as of {waiting:%Y-%m-%d %H:%M}) matures once the data reaches "
+                f"{labels.label_window(waiting, horizon_days)[1]:%Y-%m-%d %H:%M} "
+                f"(data as of {data_as_of:%Y-%m-%d %H:%M})"
+            )
+        return "no_matured_scores", reason, False
+    if own is None:
+        return "no_matured_champion_scores", f"no matured scores of champion v{champion} yet", False
+    return "evaluated", own["reason"], bool(own["degraded"])
+
+
+def performance_report(
+    evaluations: Sequence[Mapping[str, Any]],
+    keys: Sequence[ArchiveKey],
+    champion: str,
+    data_as_of: pd.Timestamp,
+    horizon_days: int,
+    rule: PerformanceRule,
+) -> dict[str, Any]:
+    """The stored ``model_performance`` value: the champion's status and every version's evaluation."""
+    state, reason, degraded = status(evaluations, keys, champion, data_as_of, horizon_days)
+    return {
+        "status": state,
+        "reason": reason,
+        "degraded": degraded,
+        "champion_version": champion,
+        "data_as_of": data_as_of.isoformat(),
+        "horizon_days": horizon_days,
+        "rule": {"max_auc_drop": rule.max_auc_drop, "min_rows": rule.min_rows},
+        "evaluations": list(evaluations),
+    }
+
+
+def evaluations_table(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per evaluated version: realised vs hold-out ROC-AUC / Brier and the degraded flag."""
+    return pd.DataFrame(
+        [
+            {
+                "version": e["model_version"],
+                "scored_as_of": e["scored_as_of"][:10],
+                "rows": e["realised"]["rows"],
+                "realised_roc_auc": e["realised"]["roc_auc"],
+                "holdout_roc_auc": e["expected"]["roc_auc"],
+                "realised_brier": e["realised"]["brier"],
+                "holdout_brier": e["expected"]["brier"],
+                "degraded": e["degraded"],
+            }
+            for e in evaluations
+        ]
+    )

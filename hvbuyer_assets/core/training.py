@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hvbuyer_assets.core import problem
 from hvbuyer_assets.core.features import (
     FEATURE_COLUMNS,
     NAT_NS,
@@ -41,8 +42,8 @@ SPLITS = ("train", "holdout")
 def snapshot_cutoffs(
     as_of: Any,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
-    train_snapshots: int = 1,
-    snapshot_step_days: int = 30,
+    train_snapshots: int = problem.DEFAULTS.train_snapshots,
+    snapshot_step_days: int = problem.DEFAULTS.snapshot_step_days,
 ) -> tuple[list[pd.Timestamp], pd.Timestamp]:
     """(training cutoffs, newest first; holdout cutoff C = as_of - H)."""
     if train_snapshots < 1 or snapshot_step_days < 1 or horizon_days < 1:
@@ -59,8 +60,8 @@ def build_training_set(
     as_of: Any,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     threshold: float = DEFAULT_THRESHOLD,
-    train_snapshots: int = 1,
-    snapshot_step_days: int = 30,
+    train_snapshots: int = problem.DEFAULTS.train_snapshots,
+    snapshot_step_days: int = problem.DEFAULTS.snapshot_step_days,
 ) -> pd.DataFrame:
     """Rows of (customer, cutoff) with ``FEATURE_COLUMNS``, customer_id, cutoff, label (int8), split and
     last_event_at (latest transaction used by the features, <= cutoff). See the module docstring.

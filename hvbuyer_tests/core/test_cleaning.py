@@ -11,14 +11,10 @@ import pyarrow as pa
 import pytest
 
 from hvbuyer_assets.core import cleaning
-from hvbuyer_assets.core.cleaning import (
-    QUARANTINE_COLUMNS,
-    clean_customers,
-    clean_transactions,
-    normalise_region,
-    normalise_region_value,
-)
+from hvbuyer_assets.core.cleaning import QUARANTINE_COLUMNS, clean_customers, clean_transactions, dedup
+from hvbuyer_assets.core.cleaning import transactions as tx_cleaning
 from hvbuyer_assets.core.contract import raw_to_frame, read_transactions_file
+from hvbuyer_assets.core.rules import normalise_region, normalise_region_value
 
 S = pd.StringDtype("pyarrow")
 ARRIVED = pd.Timestamp("2024-06-01T00:00:00Z")
@@ -437,8 +433,8 @@ def _assert_same_result(left: cleaning.CleanResult, right: cleaning.CleanResult)
 def test_chunked_cleaning_equals_single_chunk(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> None:
     raw = _messy_raw()
     whole = clean_transactions(raw, KNOWN)
-    assert len(raw) < cleaning.TX_CHUNK_ROWS  # the reference ran as one chunk
-    monkeypatch.setattr(cleaning, "TX_CHUNK_ROWS", chunk_rows)
+    assert len(raw) < tx_cleaning.TX_CHUNK_ROWS  # the reference ran as one chunk
+    monkeypatch.setattr(tx_cleaning, "TX_CHUNK_ROWS", chunk_rows)
     _assert_same_result(clean_transactions(raw, KNOWN), whole)
     # the reference itself is right: one row per id, the latest valid copy (a_late arrived later)
     clean = whole.clean
@@ -456,8 +452,8 @@ def test_chunked_cleaning_equals_single_chunk(monkeypatch: pytest.MonkeyPatch, c
 def test_duplicate_resolution_is_exact_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = _messy_raw()
     expected = clean_transactions(raw, KNOWN)
-    monkeypatch.setattr(cleaning, "_string_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
-    monkeypatch.setattr(cleaning, "TX_CHUNK_ROWS", 5)
+    monkeypatch.setattr(tx_cleaning, "string_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+    monkeypatch.setattr(tx_cleaning, "TX_CHUNK_ROWS", 5)
     _assert_same_result(clean_transactions(raw, KNOWN), expected)
 
 
@@ -475,19 +471,19 @@ def test_long_ids_equal_in_their_hashed_head_are_still_told_apart() -> None:
 
 def test_string_hashes_depend_only_on_the_value() -> None:
     values = ["T1", "", "T1 ", "abcdefgh", "abcdefghi", "é", "x" * 70, "T1", "abcdefgh", None]
-    whole = cleaning._string_hashes(pa.array(values, type=pa.string()))
+    whole = dedup.string_hashes(pa.array(values, type=pa.string()))
     assert whole[0] == whole[7] and whole[3] == whole[8]
     assert len(set(whole[:7].tolist())) == 7
     pieces = pa.chunked_array([pa.array(values[:4], pa.large_string()), pa.array(values[4:], pa.large_string())])
-    assert cleaning._string_hashes(pieces).tolist() == whole.tolist()
-    assert cleaning._string_hashes(pa.array(values).slice(3, 5)).tolist() == whole[3:8].tolist()
+    assert dedup.string_hashes(pieces).tolist() == whole.tolist()
+    assert dedup.string_hashes(pa.array(values).slice(3, 5)).tolist() == whole[3:8].tolist()
 
 
 def test_categorical_source_file_gives_the_same_result_as_strings(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = _messy_raw()
     categorical = raw.assign(source_file=raw["source_file"].astype(pd.CategoricalDtype(["b_early", "a_late", "x"])))
     expected = clean_transactions(raw, KNOWN)
-    monkeypatch.setattr(cleaning, "TX_CHUNK_ROWS", 4)
+    monkeypatch.setattr(tx_cleaning, "TX_CHUNK_ROWS", 4)
     result = clean_transactions(categorical, KNOWN)
     _assert_same_result(result, expected)
     assert result.quarantine["source_file"].dtype == S

@@ -11,7 +11,6 @@ from scipy.spatial import distance
 from hvbuyer_assets import datagen
 from hvbuyer_assets.core.cleaning import clean_customers, clean_transactions
 from hvbuyer_assets.core.drift import (
-    EPSILON,
     MISSING,
     TABLE_COLUMNS,
     DriftThresholds,
@@ -26,6 +25,18 @@ from hvbuyer_assets.core.drift import (
 from hvbuyer_assets.core.features import FEATURE_CATEGORICAL, FEATURE_NUMERIC, build_features, latest_event_time
 
 SEEDS = 40
+EMPTY_BIN_SHARE = 1e-4  # documented in core/drift.py: an empty PSI bin counts as this share
+
+
+def psi_by_hand(reference_counts, current_counts) -> float:
+    """The documented PSI: sum((c - r) * ln(c / r)) over bins, shares of 0 replaced by EMPTY_BIN_SHARE."""
+    ref = np.asarray(reference_counts, dtype=float)
+    cur = np.asarray(current_counts, dtype=float)
+    r = np.maximum(ref / ref.sum(), EMPTY_BIN_SHARE)
+    c = np.maximum(cur / cur.sum(), EMPTY_BIN_SHARE)
+    return float(sum((ci - ri) * math.log(ci / ri) for ri, ci in zip(r, c, strict=True)))
+
+
 SAMPLE = 2_000  # customers per side in the false-alarm / detection tests
 
 
@@ -124,7 +135,7 @@ def test_categorical_statistics_equal_scipy() -> None:
     assert got["chi2"] == pytest.approx(float(expected.statistic), abs=1e-9, rel=0)
     assert got["chi2_pvalue"] == pytest.approx(float(expected.pvalue), abs=1e-9, rel=0)
     assert got["js_distance"] == pytest.approx(float(distance.jensenshannon(table[0], table[1], base=2)), abs=1e-9)
-    assert got["psi"] == pytest.approx(psi(table[0], table[1]), abs=1e-12)
+    assert got["psi"] == pytest.approx(psi_by_hand(table[0], table[1]), abs=1e-12)
     assert got["unseen_categories"] == ["Mars"]
     assert got["missing_share_reference"] == pytest.approx(table[0, -1] / 3_000)
     assert got["categories"] == 5  # four categories (one unseen in the reference) + missing
@@ -135,9 +146,9 @@ def test_psi_hand_computation() -> None:
     assert psi([50, 30, 20], [30, 30, 40]) == pytest.approx(
         (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.4 - 0.2) * math.log(0.4 / 0.2), abs=1e-12
     )
-    # an empty bin counts as EPSILON
+    # an empty bin counts as a share of 1e-4
     assert psi([10, 0], [5, 5]) == pytest.approx(
-        (0.5 - 1) * math.log(0.5 / 1) + (0.5 - EPSILON) * math.log(0.5 / EPSILON), abs=1e-12
+        (0.5 - 1) * math.log(0.5 / 1) + (0.5 - 1e-4) * math.log(0.5 / 1e-4), abs=1e-12
     )
     assert psi([1, 2, 3], [2, 4, 6]) == pytest.approx(0.0, abs=1e-15)
     with pytest.raises(ValueError, match="aligned"):
@@ -165,7 +176,7 @@ def test_numeric_psi_by_hand_with_missing_bin() -> None:
     # deciles 100, 200, ..., 900; right-closed bins, open ends, then the missing bin
     ref_counts = [100] * 10 + [0]
     cur_counts = [100] * 6 + [0] * 3 + [200] + [200]
-    assert got["psi"] == pytest.approx(psi(ref_counts, cur_counts), abs=1e-12)
+    assert got["psi"] == pytest.approx(psi_by_hand(ref_counts, cur_counts), abs=1e-12)
     assert got["missing_share_reference"] == 0.0 and got["missing_share_current"] == pytest.approx(0.2)
     assert got["drifted"] and got["reason"].startswith("PSI")
 
@@ -173,18 +184,24 @@ def test_numeric_psi_by_hand_with_missing_bin() -> None:
 # --- decision rule --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 40 report pairs on real generated features
 def test_no_false_alarm_on_two_samples_of_one_distribution(pools: dict[str, pd.DataFrame]) -> None:
     pool = pools["none"]
-    verdicts = Counter()
+    verdicts, flagged = Counter(), Counter()
     max_psi = 0.0
     for seed in range(SEEDS):
         pick = np.random.default_rng(seed).permutation(len(pool))[: 2 * SAMPLE]
         report = report_of(pool.iloc[pick[:SAMPLE]], pool.iloc[pick[SAMPLE:]])
         verdicts[report["verdict"]] += 1
+        flagged.update(f["feature"] for f in [*report["features"], report["prediction"]] if f["drifted"])
+        assert report["drifted_features"] == []
         max_psi = max(max_psi, *(f["psi"] for f in report["features"]), report["prediction"]["psi"])
-    assert verdicts["no_drift"] >= 0.95 * SEEDS, (verdicts, max_psi)
+    # What the README claims (measured: 40/40, no feature and not the score flagged in any of the 40 pairs).
+    assert verdicts == {"no_drift": SEEDS}, (verdicts, max_psi)
+    assert flagged == Counter(), flagged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drift", ["demographics", "behaviour"])
 def test_real_shift_is_detected(pools: dict[str, pd.DataFrame], drift: str) -> None:
     verdicts = Counter()

@@ -4,9 +4,13 @@ import pytest
 
 from hvbuyer_assets.core.features import (
     BEHAVIOUR_FEATURES,
+    DEMOGRAPHIC_FEATURES,
     FEATURE_COLUMNS,
     FEATURE_NUMERIC,
+    FEATURES,
     NO_HISTORY,
+    SERVING_RULES,
+    TIME_INDEXED_FEATURES,
     build_features,
     latest_event_time,
     serving_frame,
@@ -125,7 +129,9 @@ def test_failed_only_customer_has_no_purchase_history_but_a_failed_count():
 
 def test_customer_without_transactions_gets_the_no_history_values():
     c = build_features(TX, CUSTOMERS, AS_OF).loc["c"]
+    recencies = {"days_since_last_purchase", "days_since_first_purchase"}  # documented: counts/amounts 0, recencies NaN
     for name in BEHAVIOUR_FEATURES:
+        assert np.isnan(c[name]) if name in recencies else c[name] == 0, name
         expected = NO_HISTORY[name]
         assert (np.isnan(c[name]) and np.isnan(expected)) or c[name] == expected, name
     assert c["last_event_at"] is pd.NaT
@@ -244,3 +250,33 @@ def test_latest_event_time_is_the_max_valid_timestamp():
     assert latest_event_time(tx) == days_before(1)
     with pytest.raises(ValueError, match="as-of"):
         latest_event_time(transactions([]))
+
+
+def test_column_tuples_are_derived_from_the_one_declaration():
+    declared = [f.name for f in FEATURES]
+    assert sorted(FEATURE_COLUMNS) == sorted(declared) and len(FEATURE_COLUMNS) == len(declared)
+    categorical = [f.name for f in FEATURES if f.kind == "categorical"]
+    assert list(FEATURE_COLUMNS[len(FEATURE_NUMERIC) :]) == categorical  # the model's order: numerics first
+    assert DEMOGRAPHIC_FEATURES + BEHAVIOUR_FEATURES == FEATURE_NUMERIC
+    assert set(NO_HISTORY) == set(BEHAVIOUR_FEATURES)
+    assert set(TIME_INDEXED_FEATURES) <= set(FEATURE_NUMERIC)
+    assert all(f.description.strip() for f in FEATURES)
+    # what build_features computes is exactly what is declared, in the model's input order
+    assert list(build_features(TX, CUSTOMERS, AS_OF).columns[: len(FEATURE_COLUMNS)]) == list(FEATURE_COLUMNS)
+
+
+def test_serving_rules_on_a_matrix_equal_the_rules_on_a_row():
+    rng = np.random.default_rng(11)
+    n = 400
+    matrix = rng.uniform(-50, 200, size=(n, len(FEATURE_NUMERIC)))
+    matrix[rng.random(matrix.shape) < 0.3] = np.nan  # not sent
+    rows = [[None if np.isnan(v) else float(v) for v in row] for row in matrix]
+    by_matrix = SERVING_RULES.matrix(matrix.copy())
+    by_row = np.array([SERVING_RULES.row(list(row)) for row in rows], dtype=np.float64)
+    np.testing.assert_array_equal(by_matrix, by_row)
+    age, points, tenure = (FEATURE_NUMERIC.index(n) for n in ("age", "loyalty_points", "tenure_days"))
+    assert not ((by_matrix[:, age] < 13) | (by_matrix[:, age] > 110)).any()  # outside the cleaning range: unknown
+    assert not (by_matrix[:, points] < 0).any() and not (by_matrix[:, tenure] < 0).any()
+    for i, name in enumerate(FEATURE_NUMERIC):
+        if name in NO_HISTORY and not np.isnan(NO_HISTORY[name]):
+            assert not np.isnan(by_matrix[:, i]).any(), name  # omitted behaviour = no history

@@ -71,3 +71,114 @@ def test_compare_flags_a_drop_beyond_the_limit_only() -> None:
     assert not few["degraded"] and "50 matured rows" in few["reason"]
     undefined = performance.compare({"rows": 500, "roc_auc": None, "brier": 0.1}, expected, rule)
     assert not undefined["degraded"] and "undefined" in undefined["reason"]
+
+
+def _key(as_of: str, version: str) -> performance.ArchiveKey:
+    return performance.ArchiveKey(pd.Timestamp(as_of, tz="UTC"), version)
+
+
+def test_the_latest_matured_scoring_of_each_version_is_selected() -> None:
+    keys = performance.archive_keys(
+        [_key(d, v).stem for d, v in [("2026-03-01", "1"), ("2026-04-01", "1"), ("2026-05-01", "2")]]
+        + [_key("2026-08-01", "1").stem, "notes", "20260101_v1"]
+    )
+    assert len(keys) == 4
+    data_as_of = pd.Timestamp("2026-07-30", tz="UTC")  # 2026-05-01 + 90 days: just matured; 2026-08-01 is not
+    latest = performance.latest_matured(keys, data_as_of, 90)
+    assert latest == {"1": _key("2026-04-01", "1"), "2": _key("2026-05-01", "2")}
+    assert list(latest) == ["1", "2"]
+    assert performance.latest_matured(keys, data_as_of, 150) == {"1": _key("2026-03-01", "1")}
+    assert performance.latest_matured(keys, pd.Timestamp("2026-05-01", tz="UTC"), 90) == {}
+
+
+def test_expected_metrics_prefer_the_run_and_fall_back_to_the_tag() -> None:
+    assert performance.expected_metrics(None, "0.7") == {"roc_auc": None, "brier": None}
+    assert performance.expected_metrics({"roc_auc": 0.8, "brier": 0.1}, "0.7") == {"roc_auc": 0.8, "brier": 0.1}
+    assert performance.expected_metrics({}, "0.700000") == {"roc_auc": 0.7, "brier": None}
+    assert performance.expected_metrics({}) == {"roc_auc": None, "brier": None}
+
+
+def _transactions(rows: list[tuple[str, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"T{i}" for i in range(len(rows))],
+            "customer_id": [r[0] for r in rows],
+            "amount": [r[1] for r in rows],
+            "timestamp": pd.to_datetime([r[2] for r in rows], utc=True),
+            "status": "completed",
+        }
+    )
+
+
+def test_a_scoring_is_judged_on_its_realised_labels() -> None:
+    key = _key("2026-06-30", "3")
+    archived = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "large_purchase_probability": [0.9, 0.2, 0.7, 0.1]})
+    # A and C buy large inside (as_of, as_of + 90d]; B only after the window, D small.
+    tx = _transactions(
+        [("A", 500.0, "2026-07-10"), ("B", 500.0, "2026-10-01"), ("C", 300.0, "2026-09-28"), ("D", 20.0, "2026-07-02")]
+    )
+    rule = performance.PerformanceRule(max_auc_drop=0.05, min_rows=4)
+    entry = performance.evaluate_scoring(key, archived, tx, {"roc_auc": 0.8, "brier": 0.2}, rule, 90, 300.0)
+    assert entry["model_version"] == "3" and entry["scored_as_of"] == "2026-06-30T00:00:00+00:00"
+    assert entry["label_window_end"] == "2026-09-28T00:00:00+00:00"
+    assert entry["realised"]["positives"] == 2 and entry["realised"]["roc_auc"] == 1.0
+    assert not entry["degraded"] and entry["auc_drop"] == pytest.approx(-0.2)
+    assert entry["expected"] == {"roc_auc": 0.8, "brier": 0.2}
+
+
+def test_status_refers_to_the_champion_only() -> None:
+    data_as_of = pd.Timestamp("2026-07-30", tz="UTC")
+    keys = [_key("2026-06-30", "1"), _key("2026-05-01", "1")]
+    assert performance.status([], [], "1", data_as_of, 90) == ("no_matured_scores", "no matured scores yet", False)
+    state, reason, degraded = performance.status([], keys, "1", data_as_of, 90)
+    assert state == "no_matured_scores" and not degraded
+    assert reason == (
+        "no matured scores yet: the earliest archived scoring (as of 2026-05-01 00:00) matures once the data "
+        "reaches 2026-07-30 00:00 (data as of 2026-07-30 00:00)"
+    )
+    other = {"model_version": "1", "degraded": True, "reason": "v1 dropped"}
+    assert performance.status([other], keys, "2", data_as_of, 90) == (
+        "no_matured_champion_scores",
+        "no matured scores of champion v2 yet",
+        False,
+    )
+    assert performance.status([other], keys, "1", data_as_of, 90) == ("evaluated", "v1 dropped", True)
+    held = {**other, "degraded": False, "reason": "held"}
+    assert performance.status([held], keys, "1", data_as_of, 90) == ("evaluated", "held", False)
+
+
+def test_the_performance_report_and_its_table() -> None:
+    entry = {
+        "model_version": "1",
+        "scored_as_of": "2026-05-01T00:00:00+00:00",
+        "realised": {"rows": 300, "roc_auc": 0.7, "brier": 0.1},
+        "expected": {"roc_auc": 0.8, "brier": 0.09},
+        "degraded": True,
+        "reason": "dropped",
+    }
+    rule = performance.PerformanceRule(max_auc_drop=0.05, min_rows=200)
+    data_as_of = pd.Timestamp("2026-08-01", tz="UTC")
+    report = performance.performance_report([entry], [_key("2026-05-01", "1")], "1", data_as_of, 90, rule)
+    assert report == {
+        "status": "evaluated",
+        "reason": "dropped",
+        "degraded": True,
+        "champion_version": "1",
+        "data_as_of": "2026-08-01T00:00:00+00:00",
+        "horizon_days": 90,
+        "rule": {"max_auc_drop": 0.05, "min_rows": 200},
+        "evaluations": [entry],
+    }
+    table = performance.evaluations_table([entry])
+    assert table.to_dict(orient="records") == [
+        {
+            "version": "1",
+            "scored_as_of": "2026-05-01",
+            "rows": 300,
+            "realised_roc_auc": 0.7,
+            "holdout_roc_auc": 0.8,
+            "realised_brier": 0.1,
+            "holdout_brier": 0.09,
+            "degraded": True,
+        }
+    ]

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hvbuyer_tests.pipeline import Workspace, check_results, read_frame
+
+pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
 
 AS_OF = pd.Timestamp("2025-03-31T12:00:00Z")
 

@@ -15,15 +15,16 @@ from typing import Any
 
 import dagster as dg
 import mlflow
+import pytest
 
-from hvbuyer_assets import datagen
-from hvbuyer_assets.definitions import ALL_ASSETS
+from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
-from hvbuyer_assets.defs.resources import build_resources
 from hvbuyer_assets.defs.sensors.raw import raw_drop_sensor
 from hvbuyer_assets.defs.sensors.retraining import RetrainingPolicyResource, retraining_sensor
-from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, read_frame, write_sample
+from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, Workspace, read_frame, write_drop, write_sample
 from hvbuyer_tests.serving.conftest import serve
+
+pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
 
 # The sample covers 730 days up to 2026-06-30; the later drop brings the next 148 days (to 2026-11-25) with
 # behaviour drift (same customers, amounts x1.6, purchase rates x0.75). It covers the initial scoring's label
@@ -136,15 +137,7 @@ def test_drift_retrains_promotes_and_the_api_follows(tmp_path: Path) -> None:
             assert api.get("/health").json()["model_version"] == "1"
 
             # A later drop in which the same customers buy less often but spend more.
-            datagen.write_drop(
-                workspace.raw,
-                SAMPLE_CUSTOMERS,
-                seed=SAMPLE_SEED,
-                drift="behaviour",
-                drop="q4drift",
-                as_of=LATER_AS_OF,
-                days=LATER_DAYS,
-            )
+            write_drop(workspace.raw, LATER_AS_OF, drift="behaviour", drop="q4drift", days=LATER_DAYS)
             ingest = loop.request(raw_drop_sensor)
             assert ingest.job_name == "ingest_drop"
             loop.execute(raw_drop_sensor, ingest)

@@ -9,13 +9,11 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 
-from hvbuyer_assets import datagen
-from hvbuyer_assets.definitions import ALL_ASSETS
+from hvbuyer_assets.core.drift_report import TIME_INDEXED_FEATURES
+from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
-from hvbuyer_assets.defs.monitoring.assets import TIME_INDEXED_FEATURES
-from hvbuyer_assets.defs.resources import build_resources
 from hvbuyer_assets.defs.sensors.retraining import retraining_sensor
-from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, digest
+from hvbuyer_tests.pipeline import Workspace, digest, write_drop
 
 
 def _json(path: Path) -> dict:
@@ -55,7 +53,7 @@ def test_full_build_writes_the_reference_and_the_first_archive(built: Workspace)
 def test_a_later_drop_without_drift_does_not_trigger_retraining(workspace_copy: Workspace) -> None:
     monitoring = workspace_copy.root / "monitoring"
     kept = digest([*(monitoring / "reference").iterdir(), *(monitoring / "score_history").iterdir()])
-    datagen.write_drop(workspace_copy.raw, SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, drop="q3", as_of="2026-09-28", days=90)
+    write_drop(workspace_copy.raw, "2026-09-28", drop="q3", days=90)
     defs = dg.Definitions(
         assets=ALL_ASSETS,
         jobs=JOBS,

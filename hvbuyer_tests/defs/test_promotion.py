@@ -6,8 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from hvbuyer_assets import registry
 from hvbuyer_tests.pipeline import Workspace
+
+pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
 
 # The decision needs nothing downstream of the champion: scoring and monitoring are left out to keep this quick.
 # (the cleaning multi-assets cannot be split, so their quarantine outputs come along).

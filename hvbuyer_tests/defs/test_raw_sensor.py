@@ -13,12 +13,13 @@ import mlflow
 import pytest
 
 from hvbuyer_assets import datagen
-from hvbuyer_assets.definitions import ALL_ASSETS
+from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
-from hvbuyer_assets.defs.resources import build_resources
 from hvbuyer_assets.defs.sensors.raw import DROP_TAG, FILES_TAG, raw_drop_sensor, split_s3_uri
 from hvbuyer_assets.settings import Settings, load_settings
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, write_sample
+
+pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
 
 LATER_AS_OF = "2026-09-28"  # a drop one quarter after the sample's 2026-06-30 (and before today)
 

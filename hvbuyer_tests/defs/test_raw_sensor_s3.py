@@ -16,6 +16,8 @@ from hvbuyer_tests.defs.test_raw_sensor import SensorHarness, later_drop
 from hvbuyer_tests.pipeline import digest, read_frame, write_sample
 from hvbuyer_tests.s3 import S3Server, s3_server  # noqa: F401  (pytest fixture)
 
+pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
+
 BUCKET = "hvbuyer-raw"
 
 

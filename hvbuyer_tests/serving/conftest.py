@@ -26,9 +26,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(data_dir: Path, poll_seconds: float = 0.3, ready: bool = True, **env: str) -> Iterator[httpx.Client]:
+def serve(
+    data_dir: Path, poll_seconds: float = 0.3, ready: bool = True, log_file: Path | None = None, **env: str
+) -> Iterator[httpx.Client]:
     """Start ``uvicorn hvbuyer_serving.app:app`` against a data dir; yield a client once it answers (and, with
-    ``ready``, serves a verified model); stop it."""
+    ``ready``, serves a verified model); stop it. The service's output goes to ``log_file`` when given."""
     port = free_port()
     environ = {
         **os.environ,
@@ -49,7 +51,8 @@ def serve(data_dir: Path, poll_seconds: float = 0.3, ready: bool = True, **env: 
         "--port",
         str(port),
     ]
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in finally; an unread pipe would block uvicorn
+    # closed in finally; an unread pipe would block uvicorn
+    log = open(log_file, "w+") if log_file else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT, text=True)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     try:

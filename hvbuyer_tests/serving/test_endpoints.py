@@ -9,24 +9,30 @@ import pytest
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import features
-from hvbuyer_serving.settings import MAX_BATCH_ROWS
+from hvbuyer_assets.core.feature_spec import REQUIRED_FIELDS
 from hvbuyer_tests.pipeline import Workspace, read_frame
 from hvbuyer_tests.serving.conftest import ADMIN_TOKEN, free_port
 
 SEED = {"age": 35, "region": "East", "loyalty_points": 1200}
+NOBODY = {"age": None, "region": None, "loyalty_points": None}  # sent, all unknown
+MAX_BATCH_ROWS = 10_000  # documented batch limit
 
 
 def _feature_rows(built: Workspace, n: int) -> list[dict]:
     feats = read_frame(built.root / "features" / "customer_features.parquet").head(n)
     rows = []
     for _, row in feats.iterrows():
-        payload = {name: float(row[name]) for name in features.FEATURE_NUMERIC if not np.isnan(row[name])}
+        payload = {
+            name: None if np.isnan(row[name]) else float(row[name])
+            for name in features.FEATURE_NUMERIC
+            if name in REQUIRED_FIELDS or not np.isnan(row[name])
+        }
         rows.append({**payload, "region": str(row["region"])})
     return rows
 
 
 def test_batch_answers_in_order_like_single_calls(api: httpx.Client, built: Workspace) -> None:
-    rows = _feature_rows(built, 25) + [SEED, {}]
+    rows = _feature_rows(built, 25) + [SEED, NOBODY]
     response = api.post("/predict/batch", json={"rows": rows})
     assert response.status_code == 200
     body = response.json()
@@ -35,10 +41,24 @@ def test_batch_answers_in_order_like_single_calls(api: httpx.Client, built: Work
     assert body["large_purchase_probability"] == pytest.approx(singles, abs=1e-12)
 
 
+def _batch(api: httpx.Client, rows: list[dict]) -> list[float]:
+    response = api.post("/predict/batch", json={"rows": rows})
+    assert response.status_code == 200
+    return response.json()["large_purchase_probability"]
+
+
 def test_batch_of_the_maximum_size_is_scored_and_one_more_is_refused(api: httpx.Client) -> None:
     rows = [{**SEED, "age": 20 + i % 60, "loyalty_points": i} for i in range(MAX_BATCH_ROWS)]
     ok = api.post("/predict/batch", json={"rows": rows})
     assert ok.status_code == 200 and len(ok.json()["large_purchase_probability"]) == MAX_BATCH_ROWS
+    # The only call through the multi-threaded batch session: every value equals the single-row path's
+    # (batches under 256 rows use the one-thread session /predict uses; a sample is also sent one by one).
+    big = ok.json()["large_purchase_probability"]
+    small = [p for i in range(0, MAX_BATCH_ROWS, 200) for p in _batch(api, rows[i : i + 200])]
+    assert big == pytest.approx(small, abs=1e-12)
+    for i in range(0, MAX_BATCH_ROWS, 97):
+        single = api.post("/predict", json=rows[i]).json()["large_purchase_probability"]
+        assert big[i] == pytest.approx(single, abs=1e-12), rows[i]
     too_many = api.post("/predict/batch", json={"rows": [*rows, SEED]})
     assert too_many.status_code == 422
     assert too_many.json()["detail"][0]["loc"] == ["body", "rows"]
@@ -51,7 +71,7 @@ def test_unknown_region_is_a_422_listing_the_known_ones(api: httpx.Client) -> No
     (issue,) = response.json()["detail"]
     assert issue["loc"] == ["body", "region"]
     assert all(region in issue["msg"] for region in known)
-    batch = api.post("/predict/batch", json={"rows": [SEED, {"region": "Atlantis"}]})
+    batch = api.post("/predict/batch", json={"rows": [SEED, {**SEED, "region": "Atlantis"}]})
     assert batch.status_code == 422 and batch.json()["detail"][0]["loc"] == ["body", "rows", 1, "region"]
 
 
@@ -160,3 +180,30 @@ def test_openapi_documents_bodies_with_examples(api: httpx.Client) -> None:
         "/metrics",
         "/admin/reload",
     } <= set(spec["paths"])
+
+
+def test_an_empty_body_is_a_422_naming_each_required_field(api: httpx.Client) -> None:
+    for path, body, prefix in [
+        ("/predict", {}, ["body"]),
+        ("/predict/batch", {"rows": [SEED, {}]}, ["body", "rows", 1]),
+    ]:
+        response = api.post(path, json=body)
+        assert response.status_code == 422
+        missing = {tuple(i["loc"]) for i in response.json()["detail"] if i["type"] == "missing"}
+        assert missing == {(*prefix, name) for name in REQUIRED_FIELDS}
+    assert api.post("/predict", json=NOBODY).status_code == 200  # sent as unknown: scored
+
+
+def test_every_invalid_field_is_reported_in_one_422(api: httpx.Client) -> None:
+    bad = {"age": -3, "region": "Atlantis", "loyalty_points": "many", "refund_rate": 2, "favourite_colour": "red"}
+    response = api.post("/predict", json=bad)
+    assert response.status_code == 422
+    assert {tuple(i["loc"]) for i in response.json()["detail"]} == {("body", name) for name in bad}
+    rows = [SEED, {**SEED, "age": 500}, {**SEED, "region": "Atlantis", "n_failed": -1}]
+    response = api.post("/predict/batch", json={"rows": rows})
+    assert response.status_code == 422
+    assert {tuple(i["loc"]) for i in response.json()["detail"]} == {
+        ("body", "rows", 1, "age"),
+        ("body", "rows", 2, "region"),
+        ("body", "rows", 2, "n_failed"),
+    }

@@ -82,9 +82,10 @@ def _corrupt_version(workspace: Workspace) -> str:
     return _copy_of(client, "1", run_id=run.info.run_id, **{registry.ONNX_URI_TAG: uri})
 
 
-def test_hot_swap_under_load_and_corrupt_version_rejected(workspace_copy: Workspace) -> None:
+def test_hot_swap_under_load_and_corrupt_version_rejected(workspace_copy: Workspace, tmp_path: Path) -> None:
     client = workspace_copy.client()
-    with serve(workspace_copy.root, poll_seconds=0.2) as api:
+    log_file = tmp_path / "api.log"
+    with serve(workspace_copy.root, poll_seconds=0.2, log_file=log_file) as api:
         assert api.post("/admin/reload").status_code == 403  # HVBUYER_ADMIN_TOKEN unset: admin disabled
         with LoadLoop(str(api.base_url)) as load:
             _wait_for(lambda: sum(load.outcomes.values()) > 50, "the load loop to run")
@@ -105,8 +106,17 @@ def test_hot_swap_under_load_and_corrupt_version_rejected(workspace_copy: Worksp
 
         card = api.get("/model").json()
         assert card["version"] == new and card["runtime"] == "onnx"
-        assert card["rejected_version"] == corrupt and corrupt in card["last_error"]
+        assert card["rejected_version"] == corrupt
+        # the cause, not just "rejected": the ONNX graph could not be parsed (ONNX Runtime's InvalidProtobuf)
+        assert card["last_error"].startswith(f"version {corrupt} rejected: InvalidProtobuf: ")
+        assert "protobuf parsing failed" in card["last_error"]
         assert card["load_failures"] == 1
         assert "hvbuyer_model_load_failures_total 1.0" in api.get("/metrics").text
         assert api.post("/predict", json=SEED).json()["model_version"] == new
         assert api.get("/health/ready").json()["model_version"] == new
+
+    lines = log_file.read_text().splitlines()  # the service says what it serves, once per event
+    assert sum("loaded champion version 1 (onnx)" in line for line in lines) == 1, lines
+    assert sum(f"swapped champion version 1 -> {new} (onnx)" in line for line in lines) == 1, lines
+    rejected = [line for line in lines if f"rejected champion version {corrupt} " in line]
+    assert len(rejected) == 1 and f"still serving version {new}" in rejected[0], lines

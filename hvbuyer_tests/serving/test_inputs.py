@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hvbuyer_assets.core import features, model
+from hvbuyer_assets.core.feature_spec import FEATURES, REQUIRED_FIELDS
 from hvbuyer_serving import inputs
 from hvbuyer_serving.schemas import BatchRequest, PredictRequest
 
@@ -29,7 +30,7 @@ def _records(n: int, seed: int) -> list[dict]:
             record["age"] = float(rng.choice([0, 5, 12.9, 13, 110, 110.5, 120]))  # outside the cleaning range too
         if rng.random() < 0.8:
             record["region"] = spellings[int(rng.integers(len(spellings)))]
-        records.append(record)
+        records.append({name: None for name in REQUIRED_FIELDS} | record)  # required: sent, maybe null
     return records
 
 
@@ -61,7 +62,7 @@ def test_single_row_path_equals_the_batch_path() -> None:
 
 @pytest.mark.parametrize("seed", [4, 5])
 def test_fast_batch_parser_equals_the_pydantic_path(seed: int) -> None:
-    records = [{k: v for k, v in r.items() if v is not None or k == "region"} for r in _records(500, seed)]
+    records = [{k: v for k, v in r.items() if v is not None or k in REQUIRED_FIELDS} for r in _records(500, seed)]
     records[0]["age"] = 40  # JSON integers are numbers too
     body = json.dumps({"rows": records}).encode()
     parsed = inputs.fast_batch(body, 10_000)
@@ -83,6 +84,7 @@ def test_fast_batch_parser_equals_the_pydantic_path(seed: int) -> None:
         [{"region": 5}],
         [{"region": "x" * 65}],
         [{"favourite_colour": "red"}],
+        [{"age": 35, "region": "East"}],  # a required field missing: pydantic names it
         [],
         [[1, 2]],
     ],
@@ -92,3 +94,18 @@ def test_fast_batch_parser_leaves_anything_unusual_to_pydantic(rows: list) -> No
     assert inputs.fast_batch(b'{"rows": [{"age": NaN}]}', 10_000) is None
     assert inputs.fast_batch(json.dumps({"rows": [{}], "extra": 1}).encode(), 10_000) is None
     assert inputs.fast_batch(json.dumps({"rows": [{}] * 3}).encode(), 2) is None
+
+
+def test_request_model_is_the_feature_declaration() -> None:
+    schema = PredictRequest.model_json_schema()
+    assert list(schema["properties"]) == [f.name for f in FEATURES]  # one field per declared feature, in order
+    for feature in FEATURES:
+        prop = schema["properties"][feature.name]
+        assert prop["description"] == feature.description
+        accepted = prop["anyOf"][0]
+        if feature.kind == "categorical":
+            assert accepted["type"] == "string" and accepted["maxLength"] == feature.max_length
+        else:
+            assert accepted["type"] == "number"
+            assert (feature.ge is None) or accepted["minimum"] == feature.ge, feature.name
+            assert (feature.le is None) or accepted["maximum"] == feature.le, feature.name

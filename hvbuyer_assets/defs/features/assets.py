@@ -7,7 +7,8 @@ import pandas as pd
 
 from hvbuyer_assets.core import features, training
 from hvbuyer_assets.defs.features import checks
-from hvbuyer_assets.defs.resources import PredictionProblem, layer
+from hvbuyer_assets.defs.metadata import layer
+from hvbuyer_assets.defs.problem import PredictionProblem
 
 
 @dg.asset(

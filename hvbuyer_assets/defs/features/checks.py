@@ -5,10 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-# A "large purchase within H days" rarer than this leaves too few positives to learn from; more common than
-# this means the threshold or the horizon is misconfigured (or the labels leak).
-PREVALENCE_MIN = 0.005
-PREVALENCE_MAX = 0.60
+from hvbuyer_assets.core import checks as core_checks
+from hvbuyer_assets.core.checks import PREVALENCE_MAX, PREVALENCE_MIN
+from hvbuyer_assets.defs.metadata import rounded_metadata
 
 FEATURES_NOT_AFTER_CUTOFF = dg.AssetCheckSpec(
     "features_not_after_cutoff",
@@ -33,23 +32,19 @@ LABEL_PREVALENCE = dg.AssetCheckSpec(
 def not_after_cutoff(
     check_name: str, last_event_at: pd.Series, cutoff: pd.Series | pd.Timestamp
 ) -> dg.AssetCheckResult:
-    """Pass when every row's latest used event is at or before its cutoff."""
-    late = (last_event_at > cutoff).fillna(False)
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        passed=not bool(late.any()),
-        description=f"{int(late.sum())} rows use events after the cutoff" if late.any() else "no leakage",
-        metadata={"rows_after_cutoff": int(late.sum())},
-    )
+    """``core.checks.not_after_cutoff``: every row's latest used event is at or before its cutoff."""
+    return _result(check_name, core_checks.not_after_cutoff(last_event_at, cutoff))
 
 
 def label_prevalence(training_set: pd.DataFrame) -> dg.AssetCheckResult:
-    """Pass when each split's positive share is in the sane range."""
-    by_split = training_set.groupby("split", observed=True)["label"].mean().astype(float)
-    bad = {split: share for split, share in by_split.items() if not PREVALENCE_MIN <= share <= PREVALENCE_MAX}
+    """``core.checks.label_prevalence``: each split's positive share is in the sane range."""
+    return _result(LABEL_PREVALENCE.name, core_checks.label_prevalence(training_set))
+
+
+def _result(check_name: str, outcome: core_checks.Outcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        check_name=LABEL_PREVALENCE.name,
-        passed=not bad and len(by_split) > 0,
-        description=", ".join(f"{s}: {p:.2%}" for s, p in by_split.items()),
-        metadata={f"prevalence_{split}": float(share) for split, share in by_split.items()},
+        check_name=check_name,
+        passed=outcome.passed,
+        description=outcome.description,
+        metadata=rounded_metadata(outcome.metadata),
     )

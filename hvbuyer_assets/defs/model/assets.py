@@ -1,12 +1,7 @@
-"""Train -> evaluate on the temporal hold-out -> register in MLflow -> promote to ``champion`` if better."""
+"""Train -> evaluate on the temporal hold-out -> register in MLflow -> promote to `champion` if better."""
 
-import hashlib
-import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,21 +10,25 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from hvbuyer_assets import registry
-from hvbuyer_assets.core import evaluation, features, model
-from hvbuyer_assets.defs.model import checks
-from hvbuyer_assets.defs.resources import ModelRegistryResource, layer, png_metadata
+from hvbuyer_assets.core import evaluation, fingerprints, labels, model, promotion
+from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
+from hvbuyer_assets.defs.model import checks, tracking
+from hvbuyer_assets.defs.model.resources import ModelRegistryResource
+from hvbuyer_assets.defs.problem import PredictionProblem
+from hvbuyer_assets.settings import load_settings
 
 BASELINES = ("logistic_regression", "demographics_only")
 
 
 class ModelConfig(dg.Config):
-    """Random-forest hyper-parameters of the candidate (and of the demographics-only baseline)."""
+    """Random-forest hyper-parameters of the candidate (and of the demographics-only baseline); the defaults
+    are `core.model.ModelParams`'s."""
 
-    n_estimators: int = model.ModelParams.n_estimators  # 100: see core.model.ModelParams
-    max_depth: int | None = 12
-    min_samples_leaf: int = 20
-    max_samples: float | None = 0.5
-    random_state: int = 42
+    n_estimators: int = model.ModelParams.n_estimators
+    max_depth: int | None = model.ModelParams.max_depth
+    min_samples_leaf: int = model.ModelParams.min_samples_leaf
+    max_samples: float | None = model.ModelParams.max_samples
+    random_state: int = model.ModelParams.random_state
 
     def params(self) -> model.ModelParams:
         """As the core's frozen parameter object."""
@@ -61,7 +60,7 @@ def trained_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
     context.add_output_metadata(
         {
             "train_rows": len(train),
-            "train_prevalence": float(train["label"].mean()),
+            "train_prevalence": round(float(train["label"].mean()), 4),
             "fit_seconds": round(time.perf_counter() - started, 2),
             "params": dg.MetadataValue.json(config.model_dump()),
         }
@@ -79,36 +78,46 @@ def model_evaluation(
     trained_model: Pipeline, training_set: pd.DataFrame, config: EvaluationConfig
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Hold-out metrics (ROC-AUC, PR-AUC, Brier, log-loss, calibration, lift) next to two baselines trained on
-    the same rows: logistic regression on the same features and a demographics-only model."""
+    the same rows: logistic regression on the same features and a demographics-only model. The ROC, calibration
+    and lift plots show the candidate and both baselines on one chart each."""
     holdout = _holdout(training_set)
-    proba = model.predict_proba(trained_model, holdout)
-    report = evaluation.evaluate(holdout["label"].to_numpy(), proba)
-    baselines = {}
+    y = holdout["label"].to_numpy()
     rf_params = trained_model.named_steps["classifier"].get_params()
     params = model.ModelParams(
         **{k: rf_params[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_samples", "random_state")}
     )
+    probas = {tracking.CANDIDATE: model.predict_proba(trained_model, holdout)}
     for kind in BASELINES:
-        fitted = model.train_model(training_set, params, kind=kind)
-        baselines[kind] = evaluation.evaluate(holdout["label"].to_numpy(), model.predict_proba(fitted, holdout))
+        probas[kind] = model.predict_proba(model.train_model(training_set, params, kind=kind), holdout)
+    reports = {name: evaluation.evaluate(y, proba) for name, proba in probas.items()}
+    report = reports[tracking.CANDIDATE]
     metrics = evaluation.scalar_metrics(report)
     value = {
         "metrics": metrics,
-        "baselines": {kind: evaluation.scalar_metrics(r) for kind, r in baselines.items()},
+        "baselines": {kind: evaluation.scalar_metrics(reports[kind]) for kind in BASELINES},
         "calibration": report["calibration"].to_dict(orient="records"),
         "lift": report["lift"].to_dict(orient="records"),
         "holdout_cutoff": pd.Timestamp(holdout["cutoff"].iloc[0]).isoformat(),
         "holdout_rows": len(holdout),
+        "curves": {
+            name: {
+                "roc": evaluation.roc_points(y, probas[name]),
+                "calibration": r["calibration"].to_dict(orient="records"),
+                "lift": r["lift"].to_dict(orient="records"),
+            }
+            for name, r in reports.items()
+        },
     }
-    table = pd.DataFrame({"candidate": metrics, **{kind: value["baselines"][kind] for kind in BASELINES}}).round(4)
+    plots = tracking.comparison_plots(value)
     yield dg.Output(
         value,
         metadata={
-            **{key: float(v) for key, v in metrics.items()},
-            "comparison": dg.MetadataValue.md(table.to_markdown()),
-            "roc_curve": png_metadata("ROC", evaluation.plot_roc(holdout["label"].to_numpy(), proba)),
-            "calibration_plot": png_metadata("calibration", evaluation.plot_calibration(report["calibration"])),
-            "lift_plot": png_metadata("lift", evaluation.plot_lift(report["lift"])),
+            **{key: round(float(v), 4) for key, v in metrics.items() if key != "n"},
+            "holdout_rows": len(holdout),
+            "comparison": comparison_table({tracking.CANDIDATE: metrics, **value["baselines"]}),
+            "roc_curve": png_metadata("ROC: candidate vs baselines", plots["roc.png"]),
+            "calibration_plot": png_metadata("calibration: candidate vs baselines", plots["calibration.png"]),
+            "lift_plot": png_metadata("lift: candidate vs baselines", plots["lift.png"]),
         },
     )
     yield checks.quality_floor(
@@ -116,29 +125,20 @@ def model_evaluation(
     )
 
 
-def training_fingerprint(training_set: pd.DataFrame, fitted: Pipeline) -> str:
-    """Identity of (training data, features, hyper-parameters): a re-run on identical inputs registers nothing."""
-    digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(training_set, index=False).to_numpy().tobytes())
-    digest.update(json.dumps(list(features.FEATURE_COLUMNS)).encode())
-    digest.update(json.dumps(fitted.named_steps["classifier"].get_params(), sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:32]
+METRIC_COLUMNS = {
+    "model": "The candidate, then the baselines it is compared with (trained on the same rows).",
+    "roc_auc": "ROC-AUC (higher is better; decides promotion).",
+    "pr_auc": "Average precision (higher is better).",
+    "brier": "Brier score (lower is better).",
+    "log_loss": "Log-loss (lower is better).",
+    "prevalence": "Share of positives in the hold-out.",
+}
 
 
-def _log_evaluation(value: dict[str, Any], fitted: Pipeline) -> None:
-    mlflow.log_params({k: v for k, v in fitted.named_steps["classifier"].get_params().items() if v is not None})
-    mlflow.log_metrics({f"holdout_{k}": float(v) for k, v in value["metrics"].items()})
-    for kind, metrics in value["baselines"].items():
-        mlflow.log_metrics({f"{kind}_{k}": float(v) for k, v in metrics.items()})
-    mlflow.log_dict(value, "evaluation/model_evaluation.json")
-    with tempfile.TemporaryDirectory() as tmp:
-        plots = {
-            "calibration.png": evaluation.plot_calibration(pd.DataFrame(value["calibration"])),
-            "lift.png": evaluation.plot_lift(pd.DataFrame(value["lift"])),
-        }
-        for name, png in plots.items():
-            (Path(tmp) / name).write_bytes(png)
-            mlflow.log_artifact(str(Path(tmp) / name), artifact_path="evaluation")
+def comparison_table(by_model: dict[str, dict[str, float]]) -> dg.MetadataValue:
+    """Hold-out metrics, one row per model (candidate first), rounded to 4 decimals, as a Dagster table."""
+    frame = pd.DataFrame([{"model": tracking.LABELS.get(name, name), **metrics} for name, metrics in by_model.items()])
+    return table_metadata(frame[list(METRIC_COLUMNS)], METRIC_COLUMNS)
 
 
 def _onnx_parity(
@@ -170,25 +170,30 @@ def registered_model(
     training_set: pd.DataFrame,
     model_evaluation: dict[str, Any],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Log the run (params, metrics, evaluation, model with signature + input example, its ONNX graph) and
-    register a version of ``hvbuyer``; an identical re-run reuses the version trained on the same data and
-    parameters. The blocking check ``onnx_parity`` compares ONNX Runtime with sklearn on the hold-out rows and
-    its result is tagged on the version (``hvbuyer.onnx_verified``): the API serves ONNX only when verified."""
+    """Register a version of `hvbuyer` in MLflow. Its run (named after the Dagster job and run, e.g.
+    `full_build-1a2b3c4d`) logs the problem definition (horizon, threshold, cutoffs, data as-of) and the forest's
+    parameters, hold-out metrics next to the baselines', the evaluation with its ROC / calibration / lift plots,
+    the model with signature + input example and its ONNX graph. A re-run on the same data and parameters reuses
+    the version trained on them (no new run). The blocking check `onnx_parity` compares ONNX Runtime with sklearn
+    on the hold-out rows; its result is tagged on the version (`hvbuyer.onnx_verified`): the API serves ONNX only
+    when verified."""
     model_registry: ModelRegistryResource = context.resources.model_registry
+    problem: PredictionProblem = context.resources.problem
     client = model_registry.client()
-    fingerprint = training_fingerprint(training_set, trained_model)
-    run_id = mlflow.active_run().info.run_id
+    classifier_params = trained_model.named_steps["classifier"].get_params()
+    fingerprint = fingerprints.training_fingerprint(training_set, classifier_params)
     holdout = _holdout(training_set)
-    horizon = pd.Timedelta(days=context.resources.problem.horizon_days)
-    data_as_of = (pd.Timestamp(model_evaluation["holdout_cutoff"]) + horizon).isoformat()
+    data_as_of = labels.label_window(model_evaluation["holdout_cutoff"], problem.horizon_days)[1].isoformat()
     try:
         existing = registry.find_version_by_fingerprint(client, fingerprint)
         if existing is not None:
-            version, reused = str(existing.version), True
-            mlflow.set_tag("hvbuyer.registration", f"reused version {version} (same training fingerprint)")
+            version, reused, run_id = str(existing.version), True, existing.run_id or ""
             existing_uri = (existing.tags or {}).get(registry.ONNX_URI_TAG)
         else:
-            _log_evaluation(model_evaluation, trained_model)
+            run_id = context.resources.mlflow.start()
+            params = tracking.problem_params(problem.params(), training_set, data_as_of)
+            note = tracking.problem_note(problem.params(), params)
+            tracking.log_candidate_run(model_evaluation, classifier_params, params, note)
             example = model.model_input(holdout.head(5))
             uri = registry.log_model(trained_model, example)
             tags = {
@@ -211,8 +216,10 @@ def registered_model(
             onnx_tags[registry.ONNX_URI_TAG] = onnx_uri
         for key, value in onnx_tags.items():
             client.set_model_version_tag(registry.MODEL_NAME, version, key, value)
-    finally:
-        mlflow.end_run()  # materialize() and the CLI attach no dagster-mlflow hook: close the run here
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()  # materialize() and the CLI attach no dagster-mlflow hook: close the run here
     yield dg.Output(
         {
             "version": version,
@@ -227,9 +234,12 @@ def registered_model(
         metadata={
             "version": version,
             "reused": reused,
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": dg.MetadataValue.url(model_registry.run_url(run_id)) if run_id else "",
+            "mlflow_model_version": dg.MetadataValue.url(model_registry.version_url(version)),
+            "holdout_roc_auc": round(float(model_evaluation["metrics"]["roc_auc"]), 4),
+            "data_as_of": data_as_of,
             "onnx_artifact_uri": onnx_uri or "",
-            "onnx_max_abs_diff": -1.0 if max_diff is None else max_diff,
+            "onnx_max_abs_diff": -1.0 if max_diff is None else float(f"{max_diff:.3g}"),
         },
     )
     yield check
@@ -237,12 +247,12 @@ def registered_model(
 
 def _notify_api(context: dg.AssetExecutionContext) -> None:
     """Tell a running prediction API to reload the champion now (it polls the alias anyway). Needs
-    ``HVBUYER_ADMIN_TOKEN``; the API is at ``HVBUYER_API_URL`` (default http://127.0.0.1:8080). Never fails."""
-    token = os.environ.get("HVBUYER_ADMIN_TOKEN")
-    if not token:
+    `HVBUYER_ADMIN_TOKEN`; the API is at `HVBUYER_API_URL` (default http://127.0.0.1:8080). Never fails."""
+    settings = load_settings()
+    if not settings.admin_token:
         return
-    url = os.environ.get("HVBUYER_API_URL") or "http://127.0.0.1:8080"
-    if registry.notify_reload(url, token):
+    url = settings.api_url
+    if registry.notify_reload(url, settings.admin_token):
         context.log.info(f"prediction API at {url} reloaded the champion")
     else:
         context.log.warning(f"could not notify the prediction API at {url}; it will pick the champion up by polling")
@@ -251,7 +261,7 @@ def _notify_api(context: dg.AssetExecutionContext) -> None:
 @dg.asset(
     group_name="model",
     metadata=layer("models"),
-    required_resource_keys={"mlflow", "model_registry"},
+    required_resource_keys={"model_registry"},
     kinds={"mlflow"},
 )
 def champion_model(
@@ -260,63 +270,60 @@ def champion_model(
     training_set: pd.DataFrame,
     config: PromotionConfig,
 ) -> dict[str, Any]:
-    """Alias ``champion``: the candidate replaces the current champion only if it scores better on the same
-    hold-out data. Every decision, "kept the champion" included, is recorded in metadata and MLflow tags."""
+    """Alias `champion`: the candidate replaces the current champion only if it scores better on the same
+    hold-out data. Every decision, "kept the champion" included, is recorded in metadata, as the version's
+    `hvbuyer.promotion` tag and as `hvbuyer.promotion.*` tags of the candidate's own MLflow run."""
     model_registry: ModelRegistryResource = context.resources.model_registry
     client = model_registry.client()
     candidate = registered_model["version"]
     candidate_metrics = registered_model["metrics"]
     current = registry.champion(client)
+    previous = None if current is None else str(current.version)
     champion_metrics: dict[str, float] | None = None
-    try:
-        if current is None:
-            promote, reason = True, "first model to pass the quality floor"
-        elif str(current.version) == candidate:
-            promote, reason = False, f"version {candidate} is already the champion"
-        else:
-            holdout = _holdout(training_set)
-            try:
-                previous = model_registry.load(str(current.version))
-                report = evaluation.evaluate(holdout["label"].to_numpy(), model.predict_proba(previous, holdout))
-                champion_metrics = evaluation.scalar_metrics(report)
-            except Exception as exc:  # a champion that cannot score today's features cannot keep serving
-                promote, reason = (
-                    True,
-                    f"champion v{current.version} cannot score the current features ({exc})",
-                )
-            else:
-                promote = evaluation.is_better(candidate_metrics, champion_metrics, config.min_improvement)
-                verb = "beats" if promote else "does not beat"
-                reason = (
-                    f"candidate v{candidate} ROC-AUC {candidate_metrics['roc_auc']:.4f} {verb} champion "
-                    f"v{current.version} {champion_metrics['roc_auc']:.4f} on the same hold-out"
-                )
-        if promote:
-            registry.promote(client, candidate)
-        decision = "promoted" if promote else "kept"
-        champion_version = candidate if promote else str(current.version)
-        client.set_model_version_tag(registry.MODEL_NAME, candidate, "hvbuyer.promotion", f"{decision}: {reason}")
-        mlflow.set_tags(
-            {
-                "hvbuyer.promotion.decision": decision,
-                "hvbuyer.promotion.reason": reason,
-                "hvbuyer.champion_version": champion_version,
-            }
-        )
-    finally:
-        mlflow.end_run()
-    context.log.info(f"champion {decision}: {reason}")
-    if promote:
+    error: str | None = None
+    if promotion.needs_comparison(candidate, previous):
+        holdout = _holdout(training_set)
+        try:
+            fitted = model_registry.load(previous)
+            report = evaluation.evaluate(holdout["label"].to_numpy(), model.predict_proba(fitted, holdout))
+            champion_metrics = evaluation.scalar_metrics(report)
+        except Exception as exc:  # a champion that cannot score today's features cannot keep serving
+            error = str(exc)
+    outcome = promotion.decide(candidate, candidate_metrics, previous, champion_metrics, config.min_improvement, error)
+    if outcome.promote:
+        registry.promote(client, candidate)
+    client.set_model_version_tag(
+        registry.MODEL_NAME, candidate, "hvbuyer.promotion", f"{outcome.decision}: {outcome.reason}"
+    )
+    run_tags = {
+        "hvbuyer.promotion.decision": outcome.decision,
+        "hvbuyer.promotion.reason": outcome.reason,
+        "hvbuyer.champion_version": outcome.champion_version,
+        "hvbuyer.promotion.dagster_run_id": context.run_id,
+    }
+    for key, value in run_tags.items() if registered_model.get("run_id") else ():  # the model's own run
+        client.set_tag(registered_model["run_id"], key, value)
+    context.log.info(f"champion {outcome.decision}: {outcome.reason}")
+    if outcome.promote:
         _notify_api(context)
     value = {
-        "champion_version": champion_version,
+        "champion_version": outcome.champion_version,
         "candidate_version": candidate,
-        "previous_champion": None if current is None else str(current.version),
-        "decision": decision,
-        "reason": reason,
+        "previous_champion": previous,
+        "decision": outcome.decision,
+        "reason": outcome.reason,
         "candidate_metrics": candidate_metrics,
         "champion_metrics": champion_metrics,
         "decided_at": pd.Timestamp.now(tz="UTC").isoformat(),
     }
-    context.add_output_metadata({"champion_version": champion_version, "decision": decision, "reason": reason})
+    context.add_output_metadata(
+        {
+            "champion_version": outcome.champion_version,
+            "decision": outcome.decision,
+            "reason": outcome.reason,
+            "candidate_roc_auc": round(float(candidate_metrics["roc_auc"]), 4),
+            **({} if champion_metrics is None else {"champion_roc_auc": round(float(champion_metrics["roc_auc"]), 4)}),
+            "mlflow_champion": dg.MetadataValue.url(model_registry.version_url(outcome.champion_version)),
+        }
+    )
     return value

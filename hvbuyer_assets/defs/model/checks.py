@@ -1,8 +1,11 @@
-"""The quality floor a model must pass before it may be promoted."""
+"""Blocking checks on the model: the quality floor before promotion and ONNX parity (rules in ``core.checks``)."""
 
 from __future__ import annotations
 
 import dagster as dg
+
+from hvbuyer_assets.core import checks as core_checks
+from hvbuyer_assets.defs.metadata import rounded_metadata
 
 MODEL_QUALITY_FLOOR = dg.AssetCheckSpec(
     "model_quality_floor",
@@ -14,19 +17,8 @@ MODEL_QUALITY_FLOOR = dg.AssetCheckSpec(
 
 
 def quality_floor(metrics: dict[str, float], baseline_roc_auc: float, floor: float) -> dg.AssetCheckResult:
-    """Pass when the candidate clears the absolute floor and beats the demographics-only baseline."""
-    roc_auc = float(metrics["roc_auc"])
-    problems = []
-    if not roc_auc >= floor:
-        problems.append(f"hold-out ROC-AUC {roc_auc:.4f} below the floor {floor:.2f}")
-    if not roc_auc > baseline_roc_auc:
-        problems.append(f"hold-out ROC-AUC {roc_auc:.4f} not above the demographics-only {baseline_roc_auc:.4f}")
-    return dg.AssetCheckResult(
-        check_name=MODEL_QUALITY_FLOOR.name,
-        passed=not problems,
-        description="; ".join(problems) or f"ROC-AUC {roc_auc:.4f} >= floor {floor:.2f}",
-        metadata={"roc_auc": roc_auc, "floor": floor, "demographics_only_roc_auc": baseline_roc_auc},
-    )
+    """``core.checks.quality_floor`` on the candidate's hold-out ROC-AUC."""
+    return _result(MODEL_QUALITY_FLOOR.name, core_checks.quality_floor(metrics["roc_auc"], baseline_roc_auc, floor))
 
 
 ONNX_PARITY = dg.AssetCheckSpec(
@@ -41,17 +33,14 @@ ONNX_PARITY = dg.AssetCheckSpec(
 def onnx_parity(
     max_abs_diff: float | None, tolerance: float, rows: int, error: str | None = None
 ) -> dg.AssetCheckResult:
-    """Pass when ONNX Runtime and sklearn agree on every hold-out row (max |diff| <= tolerance)."""
-    if error is not None or max_abs_diff is None:
-        description = f"ONNX conversion or scoring failed: {error}"
-        passed = False
-    else:
-        passed = max_abs_diff <= tolerance
-        verb = "<=" if passed else ">"
-        description = f"max |ONNX - sklearn| = {max_abs_diff:.2e} {verb} {tolerance:.0e} over {rows} hold-out rows"
+    """``core.checks.onnx_parity`` of the registered graph."""
+    return _result(ONNX_PARITY.name, core_checks.onnx_parity(max_abs_diff, tolerance, rows, error))
+
+
+def _result(check_name: str, outcome: core_checks.Outcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        check_name=ONNX_PARITY.name,
-        passed=passed,
-        description=description,
-        metadata={"max_abs_diff": -1.0 if max_abs_diff is None else max_abs_diff, "tolerance": tolerance, "rows": rows},
+        check_name=check_name,
+        passed=outcome.passed,
+        description=outcome.description,
+        metadata=rounded_metadata(outcome.metadata),
     )

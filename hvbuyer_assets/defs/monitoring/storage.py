@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from hvbuyer_assets.defs.resources import read_stored, storage_options, write_json, write_parquet
+from hvbuyer_assets.storage import location, read_stored, write_json, write_parquet
 
 
 class MonitoringStore(dg.ConfigurableResource):
@@ -23,7 +23,7 @@ class MonitoringStore(dg.ConfigurableResource):
 
     def path(self, relative: str) -> UPath:
         """The UPath of a file relative to the monitoring layer."""
-        return UPath(self.base_uri, **storage_options(self.base_uri, self.s3_endpoint_url)) / relative
+        return location(self.base_uri, self.s3_endpoint_url) / relative
 
     def exists(self, relative: str) -> bool:
         """Is the file there?"""

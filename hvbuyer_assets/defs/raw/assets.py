@@ -1,34 +1,97 @@
-"""Raw drops -> contract-checked raw tables -> clean tables + quarantine."""
+"""Raw drops -> contract-checked raw tables -> clean tables + quarantine: two assets per raw source, built from
+its declaration (`core.sources.SOURCES`)."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hvbuyer_assets.core import cleaning, contract
-from hvbuyer_assets.core.drops import CUSTOMER_PATTERNS, TRANSACTION_PATTERNS
+from hvbuyer_assets.core import contract
+from hvbuyer_assets.core.cleaning import CleanResult
+from hvbuyer_assets.core.sources import BY_KIND, SOURCES, RawSource
+from hvbuyer_assets.defs.metadata import layer
 from hvbuyer_assets.defs.raw import checks
-from hvbuyer_assets.defs.resources import RawFileInfo, RawStorageResource, layer
+from hvbuyer_assets.defs.raw.resources import RawFileInfo, RawStorageResource
 
 
 class RawFilesConfig(dg.Config):
-    """Which raw files to read. ``files`` unset: every matching file (a full build from the CLI or the UI);
-    ``raw_drop_sensor`` sets it to the files of the complete drops, so a file still being written is never read."""
+    """Which raw files to read. `files` unset: every matching file (a full build from the CLI or the UI);
+    `raw_drop_sensor` sets it to the files of the complete drops, so a file still being written is never read."""
 
     files: list[str] | None = None
 
 
+def raw_asset(source: RawSource) -> dg.AssetsDefinition:
+    """`raw_<kind>`: every file of the source in the raw location, read and checked against the contract."""
+
+    @dg.asset(
+        name=source.raw_asset,
+        group_name="raw",
+        metadata=layer("interim"),
+        kinds={"pandas", "parquet"},
+        check_specs=[checks.contract_spec(source)],
+        description=source.raw_description,
+        output_required=False,  # a refused drop stores nothing: the interim copy of the last accepted one stays
+    )
+    def _raw(config: RawFilesConfig, raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        raw, files, violations = _read_drops(raw_storage, source, config.files)
+        yield from _raw_output(raw, files, violations, source.contract_check)
+
+    return _raw
+
+
+def clean_asset(source: RawSource) -> dg.AssetsDefinition:
+    """`clean_<kind>` + `quarantined_<kind>`: the source's cleaning rules applied to its raw table (and the
+    clean tables of the sources it needs), with the clean checks."""
+    ins = {source.raw_asset: dg.AssetIn(dagster_type=pd.DataFrame)}
+    ins.update({BY_KIND[kind].clean_asset: dg.AssetIn(dagster_type=pd.DataFrame) for kind in source.needs})
+
+    @dg.multi_asset(
+        name=source.clean_asset,
+        group_name="processed",
+        ins=ins,
+        outs={
+            source.clean_asset: dg.AssetOut(
+                metadata=layer("processed"),
+                kinds={"pandas", "parquet"},
+                description=f"{source.clean_description} Rows set aside are in {source.quarantine_asset}.",
+            ),
+            source.quarantine_asset: dg.AssetOut(
+                metadata=layer("quarantine"),
+                kinds={"pandas", "parquet"},
+                description=f"What cleaning set aside from {source.raw_asset}: one row per problem (file, row, "
+                f"record id, field, value as sent, reason, action taken); {source.clean_asset} holds the rest.",
+            ),
+        },
+        check_specs=checks.clean_specs(source),
+        description=source.clean_description,
+        # every source's contract check (blocking) gates every cleaning: a refused file of one source replaces
+        # no clean table of another
+        deps=[other.raw_asset for other in SOURCES if other.raw_asset not in ins],
+    )
+    def _clean(**inputs: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        needed = [inputs[BY_KIND[kind].clean_asset] for kind in source.needs]
+        started = time.perf_counter()
+        result = source.clean(inputs[source.raw_asset], *needed)
+        metadata = {**_stats(result.stats), "clean_seconds": round(time.perf_counter() - started, 2)}
+        yield dg.Output(result.clean, output_name=source.clean_asset, metadata=metadata)
+        yield dg.Output(result.quarantine, output_name=source.quarantine_asset, metadata=_reasons(result))
+        yield from checks.clean_results(source, result, *needed)
+
+    return _clean
+
+
+ASSETS = [asset for source in SOURCES for asset in (raw_asset(source), clean_asset(source))]
+
+
 def _read_drops(
-    storage: RawStorageResource,
-    patterns: tuple[str, ...],
-    reader: Callable[[object, str], pa.Table],
-    only: list[str] | None = None,
+    storage: RawStorageResource, source: RawSource, only: list[str] | None = None
 ) -> tuple[pd.DataFrame, list[RawFileInfo], list[str]]:
-    """Read every matching raw file (or only the named ones); files that break the contract are listed, not read."""
-    files = storage.list_files(patterns)
+    """Read every file of the source (or only the named ones); files that break the contract are listed, not read."""
+    files = storage.list_files(source.patterns)
     violations = []
     if only is not None:
         present = {info.name for info in files}
@@ -42,8 +105,8 @@ def _read_drops(
     frames = []
     for info in files:
         try:
-            with storage.open(info.uri) as source:
-                table = reader(source, info.name)
+            with storage.open(info.uri) as handle:
+                table = source.reader(handle, info.name)
         except contract.ContractViolation as exc:
             violations.append(str(exc))
             continue
@@ -52,7 +115,7 @@ def _read_drops(
         frame["arrived_at"] = info.modified
         frames.append(frame)
     if not files:
-        violations.append(f"{storage.uri}: no file matching {' or '.join(patterns)}")
+        violations.append(f"{storage.uri}: no file matching {' or '.join(source.patterns)}")
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return raw, files, violations
 
@@ -60,6 +123,9 @@ def _read_drops(
 def _raw_output(
     raw: pd.DataFrame, files: list[RawFileInfo], violations: list[str], check_name: str
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    if violations:  # refused: no output, so nothing stored is replaced; the failed check names file and problem
+        yield checks.contract_result(check_name, violations)
+        return
     yield dg.Output(
         raw,
         metadata={
@@ -73,75 +139,11 @@ def _raw_output(
     yield checks.contract_result(check_name, violations)
 
 
-@dg.asset(
-    group_name="raw",
-    metadata=layer("interim"),
-    kinds={"pandas", "parquet"},
-    check_specs=[checks.CUSTOMERS_CONTRACT],
-    description="Every customers*.csv in the raw location, read with pyarrow and checked against the contract.",
-)
-def raw_customers(config: RawFilesConfig, raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    raw, files, violations = _read_drops(raw_storage, CUSTOMER_PATTERNS, contract.read_customers_file, config.files)
-    yield from _raw_output(raw, files, violations, checks.CUSTOMERS_CONTRACT.name)
-
-
-@dg.asset(
-    group_name="raw",
-    metadata=layer("interim"),
-    kinds={"pandas", "parquet"},
-    check_specs=[checks.TRANSACTIONS_CONTRACT],
-    description="Every transactions*.json / *.jsonl in the raw location (JSON Lines or array), contract-checked.",
-)
-def raw_transactions(
-    config: RawFilesConfig, raw_storage: RawStorageResource
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    raw, files, violations = _read_drops(
-        raw_storage, TRANSACTION_PATTERNS, contract.read_transactions_file, config.files
-    )
-    yield from _raw_output(raw, files, violations, checks.TRANSACTIONS_CONTRACT.name)
-
-
-@dg.multi_asset(
-    group_name="processed",
-    outs={
-        "clean_customers": dg.AssetOut(metadata=layer("processed"), kinds={"pandas", "parquet"}),
-        "quarantined_customers": dg.AssetOut(metadata=layer("quarantine"), kinds={"pandas", "parquet"}),
-    },
-    check_specs=checks.CUSTOMER_CHECKS,
-    description="Typed, normalised, de-duplicated customers (latest record wins) and their quarantine rows.",
-)
-def clean_customers(raw_customers: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    result = cleaning.clean_customers(raw_customers)
-    yield dg.Output(result.clean, output_name="clean_customers", metadata=_stats(result.stats))
-    yield dg.Output(result.quarantine, output_name="quarantined_customers", metadata=_reasons(result))
-    yield from checks.customer_results(result)
-
-
-@dg.multi_asset(
-    group_name="processed",
-    outs={
-        "clean_transactions": dg.AssetOut(metadata=layer("processed"), kinds={"pandas", "parquet"}),
-        "quarantined_transactions": dg.AssetOut(metadata=layer("quarantine"), kinds={"pandas", "parquet"}),
-    },
-    check_specs=checks.TRANSACTION_CHECKS,
-    description="Typed, UTC, de-duplicated usable transactions of known customers and their quarantine rows.",
-)
-def clean_transactions(
-    raw_transactions: pd.DataFrame, clean_customers: pd.DataFrame
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    started = time.perf_counter()
-    result = cleaning.clean_transactions(raw_transactions, clean_customers["customer_id"])
-    metadata = {**_stats(result.stats), "clean_seconds": round(time.perf_counter() - started, 2)}
-    yield dg.Output(result.clean, output_name="clean_transactions", metadata=metadata)
-    yield dg.Output(result.quarantine, output_name="quarantined_transactions", metadata=_reasons(result))
-    yield from checks.transaction_results(result, clean_customers["customer_id"])
-
-
 def _stats(stats: dict[str, int]) -> dict[str, int]:
     return {key: int(value) for key, value in stats.items()}
 
 
-def _reasons(result: cleaning.CleanResult) -> dict[str, object]:
+def _reasons(result: CleanResult) -> dict[str, object]:
     """Quarantine counts by kind of reason (values masked), for the UI; pyarrow: ~400k rows at 20M input."""
     reasons = pa.array(result.quarantine["reason"], type=pa.string())
     kinds = pc.value_counts(pc.replace_substring_regex(reasons, r"'[^']*'|\d[\d.,:TZ+-]*", "…"))

@@ -1,70 +1,47 @@
-"""Checks on raw and clean data. Results are computed in the asset bodies from the frames already in memory
-(re-reading 20M transactions per check would cost more than the checks themselves)."""
+"""Checks on raw and clean data, derived from each source's declaration (``core.sources``). Results are
+computed in the asset bodies from the frames already in memory (re-reading 20M transactions per check would cost
+more than the checks themselves)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hvbuyer_assets.core import cleaning, contract
+from hvbuyer_assets.core.cleaning import CleanResult
+from hvbuyer_assets.core.sources import RawSource
 
 # Share of rows set aside (duplicates excluded): real exports lose a few percent; far more means a broken export.
 QUARANTINE_WARN_SHARE = 0.05
 QUARANTINE_ERROR_SHARE = 0.30
+_SHARE_DESCRIPTION = f"Warn above {QUARANTINE_WARN_SHARE:.0%} of rows dropped, fail above {QUARANTINE_ERROR_SHARE:.0%}."
 
-CUSTOMERS_CONTRACT = dg.AssetCheckSpec(
-    "customers_contract",
-    asset="raw_customers",
-    blocking=True,
-    description="Every customers*.csv parses and has the contract columns; at least one file exists.",
-)
-TRANSACTIONS_CONTRACT = dg.AssetCheckSpec(
-    "transactions_contract",
-    asset="raw_transactions",
-    blocking=True,
-    description="Every transactions*.json(l) parses and has the contract columns; at least one file exists.",
-)
-CUSTOMER_CHECKS = [
-    dg.AssetCheckSpec("customer_ids_unique", asset="clean_customers", blocking=True),
-    dg.AssetCheckSpec(
-        "customer_values_in_range",
-        asset="clean_customers",
-        blocking=True,
-        description=f"age in [{cleaning.AGE_MIN}, {cleaning.AGE_MAX}] or missing, loyalty_points >= 0 or missing.",
-    ),
-    dg.AssetCheckSpec(
-        "customer_quarantine_share",
-        asset="clean_customers",
-        blocking=True,
-        description=f"Warn above {QUARANTINE_WARN_SHARE:.0%} of rows dropped, fail above {QUARANTINE_ERROR_SHARE:.0%}.",
-    ),
-]
-TRANSACTION_CHECKS = [
-    dg.AssetCheckSpec("transaction_ids_unique", asset="clean_transactions", blocking=True),
-    dg.AssetCheckSpec(
-        "transaction_values_valid",
-        asset="clean_transactions",
-        blocking=True,
-        description="amount > 0 and finite, timestamp present, status one of the contract's values.",
-    ),
-    dg.AssetCheckSpec(
-        "transactions_reference_known_customers",
-        asset="clean_transactions",
-        blocking=True,
-        description="Referential integrity: every transaction's customer_id is a clean customer.",
-    ),
-    dg.AssetCheckSpec(
-        "transaction_quarantine_share",
-        asset="clean_transactions",
-        blocking=True,
-        description=f"Warn above {QUARANTINE_WARN_SHARE:.0%} of rows dropped, fail above {QUARANTINE_ERROR_SHARE:.0%}.",
-    ),
-]
+
+def contract_spec(source: RawSource) -> dg.AssetCheckSpec:
+    """The blocking check that every file of the source follows the contract (on its raw asset)."""
+    return dg.AssetCheckSpec(
+        source.contract_check, asset=source.raw_asset, blocking=True, description=source.contract_description
+    )
+
+
+def clean_specs(source: RawSource) -> list[dg.AssetCheckSpec]:
+    """The blocking checks of the source's clean asset: ids unique, its value checks, quarantine share."""
+    return [
+        dg.AssetCheckSpec(
+            source.unique_check,
+            asset=source.clean_asset,
+            blocking=True,
+            description=f"Every {source.key} is present and appears once (cleaning keeps the latest record).",
+        ),
+        *(
+            dg.AssetCheckSpec(check.name, asset=source.clean_asset, blocking=True, description=check.description)
+            for check in source.checks
+        ),
+        dg.AssetCheckSpec(source.share_check, asset=source.clean_asset, blocking=True, description=_SHARE_DESCRIPTION),
+    ]
 
 
 def contract_result(check_name: str, violations: list[str]) -> dg.AssetCheckResult:
@@ -78,16 +55,22 @@ def contract_result(check_name: str, violations: list[str]) -> dg.AssetCheckResu
     )
 
 
+def clean_results(source: RawSource, result: CleanResult, *needed: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
+    """Results of :func:`clean_specs` for a cleaning result; ``needed`` are the clean frames of
+    ``source.needs``."""
+    clean = result.clean
+    frames = dict(zip(source.needs, needed, strict=True))
+    yield _unique(source.unique_check, clean[source.key])
+    for check in source.checks:
+        bad = check.bad_rows(clean, *(frames[kind] for kind in check.needs))
+        yield _bad_count(check.name, pd.Series(bad), check.what)
+    yield _share(source.share_check, result.stats)
+
+
 def _arrow(values: pd.Series) -> pa.ChunkedArray:
     # Checks run on 20M-row columns: pyarrow kernels on the string[pyarrow] buffers are ~10x faster than the
     # pandas equivalents (which materialise Python objects).
     return pa.chunked_array([pa.array(values)])
-
-
-def _in(values: pd.Series, allowed: pd.Series | tuple[str, ...]) -> np.ndarray:
-    value_set = pa.array(list(allowed), type=pa.string()) if isinstance(allowed, tuple) else pa.array(allowed)
-    mask = pc.is_in(_arrow(values).cast(pa.string()), value_set=value_set.cast(pa.string()))
-    return mask.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def duplicated_values(values: pd.Series) -> pa.ChunkedArray:
@@ -136,29 +119,3 @@ def _bad_count(check_name: str, bad: pd.Series, what: str) -> dg.AssetCheckResul
         description=f"{count} {what}" if count else "ok",
         metadata={"violations": count},
     )
-
-
-def customer_results(result: cleaning.CleanResult) -> Iterator[dg.AssetCheckResult]:
-    """Results of CUSTOMER_CHECKS for a cleaning result."""
-    clean = result.clean
-    yield _unique("customer_ids_unique", clean["customer_id"])
-    bad_age = clean["age"].notna() & ~clean["age"].between(cleaning.AGE_MIN, cleaning.AGE_MAX)
-    bad_points = clean["loyalty_points"].notna() & (clean["loyalty_points"] < 0)
-    yield _bad_count("customer_values_in_range", bad_age | bad_points, "customers with out-of-range values")
-    yield _share("customer_quarantine_share", result.stats)
-
-
-def transaction_results(result: cleaning.CleanResult, customer_ids: pd.Series) -> Iterator[dg.AssetCheckResult]:
-    """Results of TRANSACTION_CHECKS for a cleaning result."""
-    clean = result.clean
-    yield _unique("transaction_ids_unique", clean["transaction_id"])
-    amount = clean["amount"].to_numpy(dtype="float64", na_value=np.nan)
-    bad = (
-        ~(np.isfinite(amount) & (amount > 0))
-        | clean["timestamp"].isna().to_numpy()
-        | ~_in(clean["status"], contract.TRANSACTION_STATUSES)
-    )
-    yield _bad_count("transaction_values_valid", pd.Series(bad), "transactions with invalid values")
-    orphans = ~_in(clean["customer_id"], customer_ids)
-    yield _bad_count("transactions_reference_known_customers", pd.Series(orphans), "transactions of unknown customers")
-    yield _share("transaction_quarantine_share", result.stats)

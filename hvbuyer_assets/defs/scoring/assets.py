@@ -1,22 +1,31 @@
 """Batch scores of every known customer with the champion, and the ranked customer-group summary."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from hvbuyer_assets.core import model, segments
-from hvbuyer_assets.defs.resources import ModelRegistryResource, layer
+from hvbuyer_assets.core import evaluation, model, segments
+from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
+from hvbuyer_assets.defs.model.resources import ModelRegistryResource
+from hvbuyer_assets.defs.scoring import checks
 
 
-@dg.asset(group_name="scoring", metadata=layer("scores"), kinds={"pandas", "parquet"})
+@dg.asset(
+    group_name="scoring",
+    metadata=layer("scores"),
+    kinds={"pandas", "parquet"},
+    check_specs=[checks.SCORES_ARE_PROBABILITIES, checks.ONE_SCORE_PER_CUSTOMER],
+)
 def customer_scores(
-    context: dg.AssetExecutionContext,
     customer_features: pd.DataFrame,
     champion_model: dict[str, Any],
     model_registry: ModelRegistryResource,
-) -> pd.DataFrame:
-    """P(large purchase in the next H days) for every known customer, features as of T, champion model."""
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """P(large purchase in the next H days) for every known customer: features as of T, the champion model.
+    One row per customer (`customer_id`, `large_purchase_probability`, `model_version`, `scored_at`,
+    `features_as_of`); the metadata shows the score distribution."""
     version = champion_model["champion_version"]
     champion = model_registry.load(version)
     scores = pd.DataFrame(
@@ -28,15 +37,20 @@ def customer_scores(
             "features_as_of": customer_features["feature_as_of"].to_numpy(),
         }
     ).reset_index(drop=True)
-    context.add_output_metadata(
-        {
+    probabilities = scores["large_purchase_probability"]
+    yield dg.Output(
+        scores,
+        metadata={
             "model_version": version,
             "customers": len(scores),
-            "mean_probability": float(scores["large_purchase_probability"].mean()),
-            "expected_large_buyers": float(scores["large_purchase_probability"].sum()),
-        }
+            "mean_probability": round(float(probabilities.mean()), 4),
+            "median_probability": round(float(probabilities.median()), 4),
+            "expected_large_buyers": round(float(probabilities.sum()), 1),
+            "score_histogram": png_metadata("score distribution", evaluation.plot_score_histogram(probabilities)),
+        },
     )
-    return scores
+    yield checks.scores_are_probabilities(scores)
+    yield checks.one_score_per_customer(scores, len(customer_features))
 
 
 @dg.asset(group_name="scoring", metadata=layer("scores"), kinds={"pandas", "parquet"})
@@ -50,7 +64,7 @@ def segment_summary(
     context.add_output_metadata(
         {
             "segments": len(summary),
-            "top_segments": dg.MetadataValue.md(summary.head(10).to_markdown(index=False)),
+            "top_segments": table_metadata(summary.head(10)),
         }
     )
     return summary

@@ -17,11 +17,13 @@ from dagster_aws.s3.sensor import get_objects
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drops
+from hvbuyer_assets.core.sources import SOURCES
 from hvbuyer_assets.defs.jobs import IN_FLIGHT_STATUSES, full_build_job, ingest_job
-from hvbuyer_assets.defs.resources import ModelRegistryResource, RawStorageResource
+from hvbuyer_assets.defs.model.resources import ModelRegistryResource
+from hvbuyer_assets.defs.raw.resources import RawStorageResource
 from hvbuyer_assets.settings import load_settings
 
-RAW_ASSETS = {"customers": "raw_customers", "transactions": "raw_transactions"}
+RAW_ASSETS = {source.kind: source.raw_asset for source in SOURCES}
 RUN_KEY_TAG = "dagster/run_key"
 DROP_TAG = "hvbuyer/drop"
 FILES_TAG = "hvbuyer/files"

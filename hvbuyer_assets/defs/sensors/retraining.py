@@ -2,8 +2,7 @@
 says so, under the guards of ``core.retraining`` (cooldown, new data, nothing in flight, no repeat on the same
 data). Every tick that requests nothing says why (a skip reason in the UI's tick history)."""
 
-import os
-from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
@@ -12,36 +11,22 @@ import pandas as pd
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import retraining
 from hvbuyer_assets.defs.jobs import IN_FLIGHT_STATUSES, JOBS, retrain_job
-from hvbuyer_assets.defs.resources import ModelRegistryResource
-
-ENV = {
-    "cooldown_hours": "HVBUYER_RETRAIN_COOLDOWN_HOURS",
-    "max_model_age_days": "HVBUYER_MAX_MODEL_AGE_DAYS",
-    "min_new_data_days": "HVBUYER_MIN_NEW_DATA_DAYS",
-}
+from hvbuyer_assets.defs.model.resources import ModelRegistryResource
+from hvbuyer_assets.settings import Settings
 
 
 class RetrainingPolicyResource(dg.ConfigurableResource):
-    """Knobs of the retraining policy (``core.retraining``); defaults overridable by environment variables
-    ``HVBUYER_RETRAIN_COOLDOWN_HOURS``, ``HVBUYER_MAX_MODEL_AGE_DAYS`` and ``HVBUYER_MIN_NEW_DATA_DAYS``."""
+    """Knobs of the retraining policy (``core.retraining.Policy``, whose defaults these are); a deployment sets
+    them with ``HVBUYER_RETRAIN_COOLDOWN_HOURS``, ``HVBUYER_MAX_MODEL_AGE_DAYS`` and ``HVBUYER_MIN_NEW_DATA_DAYS``."""
 
     cooldown_hours: float = retraining.Policy.cooldown_hours
     max_model_age_days: float = retraining.Policy.max_model_age_days
     min_new_data_days: float = retraining.Policy.min_new_data_days
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "RetrainingPolicyResource":
-        """The policy with any of the environment overrides applied."""
-        env = os.environ if environ is None else environ
-        values: dict[str, float] = {}
-        for field, variable in ENV.items():
-            raw = env.get(variable)
-            if raw:
-                try:
-                    values[field] = float(raw)
-                except ValueError as exc:
-                    raise ValueError(f"{variable} must be a number, got {raw!r}") from exc
-        return cls(**values)
+    def from_settings(cls, settings: Settings) -> "RetrainingPolicyResource":
+        """The policy of a deployment (its settings' retraining knobs, validated by the core)."""
+        return cls(**asdict(settings.retraining_policy()))
 
     def policy(self) -> retraining.Policy:
         """As the core's policy object (validated)."""

@@ -1,0 +1,106 @@
+"""Pass/fail rules of the blocking checks on features, the training set and the model (``defs/*/checks.py``
+turn each :class:`Outcome` into a Dagster check result).
+
+- leakage: no row's features use an event after its cutoff;
+- label prevalence: each split's positive share within [``PREVALENCE_MIN``, ``PREVALENCE_MAX``];
+- quality floor: hold-out ROC-AUC >= the floor and above the demographics-only baseline;
+- ONNX parity: the served ONNX graph gives the sklearn probabilities within the tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+# A "large purchase within H days" rarer than this leaves too few positives to learn from; more common than
+# this means the threshold or the horizon is misconfigured (or the labels leak).
+PREVALENCE_MIN = 0.005
+PREVALENCE_MAX = 0.60
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A check's verdict, what it says and the figures behind it (plain values)."""
+
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def not_after_cutoff(last_event_at: pd.Series, cutoff: pd.Series | pd.Timestamp) -> Outcome:
+    """Pass when every row's latest used event is at or before its cutoff (missing = no event)."""
+    late = (last_event_at > cutoff).fillna(False)
+    return Outcome(
+        passed=not bool(late.any()),
+        description=f"{int(late.sum())} rows use events after the cutoff" if late.any() else "no leakage",
+        metadata={"rows_after_cutoff": int(late.sum())},
+    )
+
+
+def label_prevalence(training_set: pd.DataFrame) -> Outcome:
+    """Pass when there are rows and each split's positive share is in the sane range."""
+    by_split = training_set.groupby("split", observed=True)["label"].mean().astype(float)
+    bad = {split: share for split, share in by_split.items() if not PREVALENCE_MIN <= share <= PREVALENCE_MAX}
+    return Outcome(
+        passed=not bad and len(by_split) > 0,
+        description=", ".join(f"{s}: {p:.2%}" for s, p in by_split.items()),
+        metadata={f"prevalence_{split}": float(share) for split, share in by_split.items()},
+    )
+
+
+def quality_floor(roc_auc: float, baseline_roc_auc: float, floor: float) -> Outcome:
+    """Pass when the candidate's hold-out ROC-AUC clears the absolute floor and beats the demographics-only
+    baseline (NaN passes neither)."""
+    roc_auc = float(roc_auc)
+    problems = []
+    if not roc_auc >= floor:
+        problems.append(f"hold-out ROC-AUC {roc_auc:.4f} below the floor {floor:.2f}")
+    if not roc_auc > baseline_roc_auc:
+        problems.append(f"hold-out ROC-AUC {roc_auc:.4f} not above the demographics-only {baseline_roc_auc:.4f}")
+    return Outcome(
+        passed=not problems,
+        description="; ".join(problems) or f"ROC-AUC {roc_auc:.4f} >= floor {floor:.2f}",
+        metadata={"roc_auc": roc_auc, "floor": floor, "demographics_only_roc_auc": baseline_roc_auc},
+    )
+
+
+def onnx_parity(max_abs_diff: float | None, tolerance: float, rows: int, error: str | None = None) -> Outcome:
+    """Pass when ONNX Runtime and sklearn agree on every hold-out row (max |diff| <= tolerance); a failed
+    conversion or scoring (``error``, or no difference measured) fails."""
+    if error is not None or max_abs_diff is None:
+        passed, description = False, f"ONNX conversion or scoring failed: {error}"
+    else:
+        passed = max_abs_diff <= tolerance
+        verb = "<=" if passed else ">"
+        description = f"max |ONNX - sklearn| = {max_abs_diff:.2e} {verb} {tolerance:.0e} over {rows} hold-out rows"
+    return Outcome(
+        passed=passed,
+        description=description,
+        metadata={"max_abs_diff": -1.0 if max_abs_diff is None else max_abs_diff, "tolerance": tolerance, "rows": rows},
+    )
+
+
+def probabilities_in_range(probabilities: pd.Series) -> Outcome:
+    """Pass when every score is a probability: a number in [0, 1], none missing."""
+    values = pd.to_numeric(probabilities, errors="coerce").astype("float64")
+    bad = int((~values.between(0.0, 1.0)).sum())  # NaN is not between
+    return Outcome(
+        passed=bad == 0,
+        description=f"{bad} scores missing or outside [0, 1]" if bad else f"all {len(values)} scores in [0, 1]",
+        metadata={"rows_outside": bad, "min": float(values.min()), "max": float(values.max())},
+    )
+
+
+def one_row_per_customer(customer_ids: pd.Series, expected: int) -> Outcome:
+    """Pass when every customer appears exactly once and as many customers as the features have are scored."""
+    duplicates = int(customer_ids.duplicated().sum())
+    problems = [f"{duplicates} duplicate customer ids"] if duplicates else []
+    if len(customer_ids) != expected:
+        problems.append(f"{len(customer_ids)} rows for {expected} customers with features")
+    return Outcome(
+        passed=not problems,
+        description="; ".join(problems) or f"one row for each of the {expected} customers",
+        metadata={"rows": len(customer_ids), "customers": expected, "duplicates": duplicates},
+    )

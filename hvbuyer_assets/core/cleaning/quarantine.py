@@ -1,0 +1,106 @@
+"""The quarantine: rejected rows and values with one reason each, and the result of a cleaning function.
+
+A quarantine row has ``source_file, source_row, record_id, field, value, reason, action``; it is built only
+from the rows that failed a check, and always holds ``source_file`` as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hvbuyer_assets.core.cleaning.lineage import Rows
+from hvbuyer_assets.core.text import to_frame
+
+QUARANTINE_COLUMNS = ("source_file", "source_row", "record_id", "field", "value", "reason", "action")
+ROW_DROPPED, VALUE_NULLED, DUPLICATE_DROPPED = "row_dropped", "value_nulled", "duplicate_dropped"
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("record_id", pa.string()),
+        ("field", pa.string()),
+        ("value", pa.string()),
+        ("reason", pa.string()),
+        ("action", pa.string()),
+    ]
+)
+_REASON_VALUE_CHARS = 80  # values are cut to this length inside reason sentences (the value column is complete)
+
+
+@dataclass
+class CleanResult:
+    """Clean rows, quarantined rows/values and counts (rows_read, rows_clean, rows_dropped, duplicates,
+    values_nulled)."""
+
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def quarantine_part(
+    rows: Rows,
+    idx: np.ndarray,
+    record_id: pa.Array | pa.ChunkedArray,
+    field: str | None,
+    value: pa.Array | pa.ChunkedArray | None,
+    reason: pa.Array | str,
+    action: str,
+) -> pa.Table:
+    """Quarantine rows for raw positions ``idx``; ``record_id``/``value``/``reason`` are already aligned."""
+    n = len(idx)
+    return pa.table(
+        {
+            "source_file": rows.file(idx),
+            "source_row": pa.array(rows.row[idx], type=pa.int64()),
+            "record_id": record_id.cast(pa.string()),
+            "field": pa.repeat(pa.scalar(field, pa.string()), n),
+            "value": value.cast(pa.string()) if value is not None else pa.nulls(n, pa.string()),
+            "reason": pa.repeat(pa.scalar(reason), n) if isinstance(reason, str) else reason.cast(pa.string()),
+            "action": pa.repeat(pa.scalar(action), n),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def sentence(*parts: str | pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Element-wise concatenation of literal strings and (short-cut) value arrays."""
+    args = [
+        pa.scalar(p, pa.string())
+        if isinstance(p, str)
+        else pc.utf8_slice_codeunits(p.cast(pa.string()), 0, _REASON_VALUE_CHARS)
+        for p in parts
+    ]
+    out = pc.binary_join_element_wise(*args, "")
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def duplicate_part(
+    rows: Rows, dup_idx: np.ndarray, kept_for_dup: np.ndarray, ids: pa.ChunkedArray | pa.Array, name: str
+) -> pa.Table:
+    """Quarantine rows (action duplicate_dropped) for the superseded raw rows ``dup_idx``; ``ids`` are their
+    keys and ``kept_for_dup`` the raw row kept instead of each."""
+    if not len(dup_idx):
+        return QUARANTINE_SCHEMA.empty_table()
+    reason = sentence(
+        f"{name} ",
+        ids,
+        " is repeated; the later record (",
+        rows.file(kept_for_dup),
+        " row ",
+        pa.array(rows.row[kept_for_dup]).cast(pa.string()),
+        ") was kept",
+    )
+    return quarantine_part(rows, dup_idx, ids, name, ids, reason, DUPLICATE_DROPPED)
+
+
+def quarantine_frame(parts: list[pa.Table]) -> pd.DataFrame:
+    """The quarantine frame from its parts, ordered by (source_file, source_row)."""
+    parts = [p for p in parts if p.num_rows]
+    table = pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
+    table = table.sort_by([("source_file", "ascending"), ("source_row", "ascending")])
+    return to_frame({c: table.column(c) for c in QUARANTINE_COLUMNS})

@@ -1,0 +1,151 @@
+"""The raw sources, declared once: which files are of which kind, how they are read and cleaned, and the names
+of what the pipeline makes of them.
+
+Everything else derives from ``SOURCES``: the file kinds and the completion rule of ``core.drops``, the raw
+drop sensor's run config, and the raw/clean assets with their checks (``defs/raw``). Adding a source (say
+``products_*.csv``) is one ``RawSource`` entry here plus its cleaning rules in ``core/cleaning/`` (and its
+downstream use).
+
+Names derived from a source of kind K (record R): assets ``raw_K`` (group raw), ``clean_K`` and
+``quarantined_K`` (group processed); checks ``K_contract`` on ``raw_K``, ``R_ids_unique`` and
+``R_quarantine_share`` on ``clean_K``, plus the source's own ``checks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from hvbuyer_assets.core import contract, rules
+from hvbuyer_assets.core.cleaning import CleanResult, clean_customers, clean_transactions
+from hvbuyer_assets.core.cleaning import customers as customer_rules
+from hvbuyer_assets.core.cleaning import transactions as transaction_rules
+
+
+@dataclass(frozen=True)
+class ValueCheck:
+    """A blocking check of a source's clean frame: ``bad_rows(clean, *clean frames of needs)`` marks the rows
+    that break a rule (``what`` names them in the result); it passes when there are none. ``needs`` is a subset
+    of the source's ``needs``."""
+
+    name: str
+    what: str
+    bad_rows: Callable[..., np.ndarray | pd.Series]
+    description: str | None = None
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RawSource:
+    """One kind of raw file.
+
+    patterns: file name globs in the raw location (each starts with ``kind``; the rest names the drop).
+    form: how messages name such a file ("csv" in "customers_q3.csv").
+    columns: the contract columns ``reader`` requires (its table holds them + ``source_file``, ``source_row``).
+    reader: ``(source, file name) -> all-string Arrow table``; raises ``contract.ContractViolation``.
+    clean: ``(raw frame, *clean frames of needs) -> CleanResult``.
+    needs: kinds whose clean frames ``clean`` takes after the raw frame (their clean assets are inputs).
+    key: the record id column, unique after cleaning.
+    """
+
+    kind: str
+    record: str
+    patterns: tuple[str, ...]
+    form: str
+    columns: tuple[str, ...]
+    reader: Callable[[contract.Source, str], pa.Table]
+    clean: Callable[..., CleanResult]
+    key: str
+    raw_description: str
+    contract_description: str
+    clean_description: str
+    needs: tuple[str, ...] = ()
+    checks: tuple[ValueCheck, ...] = ()
+
+    @property
+    def raw_asset(self) -> str:
+        return f"raw_{self.kind}"
+
+    @property
+    def clean_asset(self) -> str:
+        return f"clean_{self.kind}"
+
+    @property
+    def quarantine_asset(self) -> str:
+        return f"quarantined_{self.kind}"
+
+    @property
+    def contract_check(self) -> str:
+        return f"{self.kind}_contract"
+
+    @property
+    def unique_check(self) -> str:
+        return f"{self.record}_ids_unique"
+
+    @property
+    def share_check(self) -> str:
+        return f"{self.record}_quarantine_share"
+
+
+def _clean_transactions(raw: pd.DataFrame, customers: pd.DataFrame) -> CleanResult:
+    return clean_transactions(raw, customers["customer_id"])
+
+
+CUSTOMERS = RawSource(
+    kind="customers",
+    record="customer",
+    patterns=("customers*.csv",),
+    form="csv",
+    columns=contract.CUSTOMER_COLUMNS,
+    reader=contract.read_customers_file,
+    clean=clean_customers,
+    key="customer_id",
+    raw_description="Every customers*.csv in the raw location, read with pyarrow and checked against the contract.",
+    contract_description="Every customers*.csv parses and has the contract columns; at least one file exists.",
+    clean_description="Typed, normalised, de-duplicated customers (latest record wins).",
+    checks=(
+        ValueCheck(
+            "customer_values_in_range",
+            "customers with out-of-range values",
+            customer_rules.out_of_range,
+            f"age in [{rules.AGE_MIN}, {rules.AGE_MAX}] or missing, loyalty_points >= 0 or missing.",
+        ),
+    ),
+)
+TRANSACTIONS = RawSource(
+    kind="transactions",
+    record="transaction",
+    patterns=("transactions*.json", "transactions*.jsonl"),
+    form="json(l)",
+    columns=contract.TRANSACTION_COLUMNS,
+    reader=contract.read_transactions_file,
+    clean=_clean_transactions,
+    key="transaction_id",
+    raw_description="Every transactions*.json / *.jsonl in the raw location (JSON Lines or array), contract-checked.",
+    contract_description="Every transactions*.json(l) parses and has the contract columns; at least one file exists.",
+    clean_description="Typed, UTC, de-duplicated usable transactions of known customers.",
+    needs=("customers",),
+    checks=(
+        ValueCheck(
+            "transaction_values_valid",
+            "transactions with invalid values",
+            transaction_rules.invalid_values,
+            "amount > 0 and finite, timestamp present, status one of the contract's values.",
+        ),
+        ValueCheck(
+            "transactions_reference_known_customers",
+            "transactions of unknown customers",
+            transaction_rules.unknown_customers,
+            "Referential integrity: every transaction's customer_id is a clean customer.",
+            needs=("customers",),
+        ),
+    ),
+)
+
+SOURCES: tuple[RawSource, ...] = (CUSTOMERS, TRANSACTIONS)
+"""Every raw source, each after the sources it ``needs``."""
+BY_KIND: dict[str, RawSource] = {source.kind: source for source in SOURCES}

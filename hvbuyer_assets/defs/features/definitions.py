@@ -1,0 +1,16 @@
+"""The features domain: point-in-time customer features as of T and the temporal training set."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from hvbuyer_assets.defs.features import assets
+from hvbuyer_assets.defs.freshness import with_freshness
+from hvbuyer_assets.settings import Settings
+
+ASSETS = with_freshness(dg.load_assets_from_modules([assets]))
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """The domain's assets (with their checks); they use the shared ``problem`` resource."""
+    return dg.Definitions(assets=ASSETS)

@@ -1,0 +1,83 @@
+"""Stored values by suffix: ``.parquet`` (DataFrames), ``.json`` (dicts/lists), ``.joblib`` (anything else).
+
+Writes are atomic: locally a temporary file renamed into place, so a reader never sees a half-written file;
+object stores replace a key atomically when the upload completes. Parquet goes through native Arrow paths only
+(see :func:`hvbuyer_assets.storage.location.arrow_location`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import joblib
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from hvbuyer_assets.storage.location import arrow_location, is_local
+
+
+def _string_types(arrow_type: pa.DataType) -> pd.StringDtype | None:
+    # Strings come back as string[pyarrow]: a 20M-row id column as Python objects would cost ~1 GB more.
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow")
+    return None
+
+
+def read_stored(path: UPath, endpoint_url: str | None = None) -> Any:
+    """Read a value written by this module (format from the suffix)."""
+    if path.suffix == ".parquet":
+        fs, where = arrow_location(path, endpoint_url)
+        return pq.read_table(where, filesystem=fs).to_pandas(types_mapper=_string_types)
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    with path.open("rb") as handle:
+        return joblib.load(handle)
+
+
+def write_parquet(path: UPath, frame: pd.DataFrame, endpoint_url: str | None, preserve_index: bool) -> None:
+    """Write a DataFrame as parquet atomically, through a native Arrow location."""
+    table = pa.Table.from_pandas(frame, preserve_index=preserve_index)
+    fs, _ = arrow_location(path, endpoint_url)
+    atomic_write(path, lambda target: pq.write_table(table, target, filesystem=fs))
+
+
+def write_json(path: UPath, value: dict[str, Any] | list[Any]) -> None:
+    """Write a JSON document atomically (indented; non-JSON values such as timestamps as strings)."""
+    payload = json.dumps(value, indent=2, default=str).encode()
+    atomic_write(path, lambda target: _write_bytes(path, target, payload))
+
+
+def write_joblib(path: UPath, value: Any) -> None:
+    """Write any picklable value (a fitted model) with joblib, atomically."""
+    sink = io.BytesIO()
+    joblib.dump(value, sink)
+    atomic_write(path, lambda target: _write_bytes(path, target, sink.getvalue()))
+
+
+def _write_bytes(path: UPath, target: str, payload: bytes) -> None:
+    if is_local(path):
+        with open(target, "wb") as sink:
+            sink.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def atomic_write(path: UPath, write: Callable[[str], object]) -> None:
+    """Call ``write(target)``: locally ``target`` is a temporary file renamed into place afterwards, so readers
+    never see a half-written file; on an object store ``target`` is the key itself."""
+    if not is_local(path):
+        write(path.path)
+        return
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp.path)
+        os.replace(tmp.path, path.path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""One router per concern: prediction, customer lookup, model card, health, metrics, admin."""

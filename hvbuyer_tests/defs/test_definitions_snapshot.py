@@ -1,0 +1,73 @@
+"""The Definitions graph (asset keys, groups, dependencies, checks, jobs, sensors, resource keys) against a
+checked-in snapshot, so that an accidental change to the graph shows up in review.
+
+After an intended change, regenerate the snapshot and review its diff:
+
+    .venv/bin/python -m pytest hvbuyer_tests/defs/test_definitions_snapshot.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pytest
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from hvbuyer_assets.definitions import build_definitions, domains
+from hvbuyer_assets.settings import load_settings
+
+
+def graph_of(defs: dg.Definitions) -> dict[str, Any]:
+    """What a reviewer must see change: the graph's keys and wiring, nothing environment-specific."""
+    graph = defs.resolve_asset_graph()
+    assets = {
+        key.to_user_string(): {
+            "group": graph.get(key).group_name,
+            "deps": sorted(parent.to_user_string() for parent in graph.get(key).parent_keys),
+            "freshness_policy": graph.get(key).freshness_policy is not None,
+        }
+        for key in sorted(graph.get_all_asset_keys())
+    }
+    checks = {
+        f"{key.asset_key.to_user_string()}:{key.name}": {"blocking": graph.get(key).blocking}
+        for key in sorted(graph.asset_check_keys)
+    }
+    jobs = {
+        job.name: sorted(key.to_user_string() for key in defs.resolve_job_def(job.name).asset_layer.selected_asset_keys)
+        for job in defs.jobs or []
+    }
+    sensors = {
+        sensor.name: {
+            "jobs": sorted(target.job_name for target in sensor.targets),
+            "default_status": sensor.default_status.value,
+        }
+        for sensor in defs.sensors or []
+    }
+    return {
+        "domains": domains(),
+        "assets": assets,
+        "checks": checks,
+        "jobs": jobs,
+        "sensors": sensors,
+        "resources": sorted(defs.resources or {}),
+    }
+
+
+@pytest.fixture
+def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+def test_definitions_match_the_snapshot(snapshot_json: SnapshotAssertion) -> None:
+    defs = build_definitions(load_settings({}))  # the embedded defaults, whatever this shell's environment says
+    assert graph_of(defs) == snapshot_json
+
+
+def test_the_module_level_definitions_are_the_same_graph() -> None:
+    """``dagster dev`` / ``dagster asset materialize -m hvbuyer_assets.definitions`` load ``defs``: the same
+    graph as the one built for explicit settings."""
+    from hvbuyer_assets.definitions import defs
+
+    assert graph_of(defs) == graph_of(build_definitions(load_settings({})))
