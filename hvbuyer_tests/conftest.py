@@ -35,16 +35,22 @@ def _session_environment() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _test_environment() -> Iterator[None]:
-    """Whatever a test sets or removes among HVBUYER_* / MLFLOW_* / AWS_* (directly, through monkeypatch or
-    through the code it runs) is undone after it."""
-    before = {name: os.environ[name] for name in _isolated_names()}
+    """Every test starts without HVBUYER_* / MLFLOW_* / AWS_* variables, and whatever it sets among them (directly,
+    through monkeypatch or through the code it runs) is removed after it. Session fixtures are no exception:
+    ``mlflow.set_tracking_uri`` also sets MLFLOW_TRACKING_URI, which a later test's subprocesses would inherit."""
+    for name in _isolated_names():
+        del os.environ[name]
     try:
         yield
     finally:
         for name in _isolated_names():
-            if name not in before:
-                del os.environ[name]
-        os.environ.update(before)
+            del os.environ[name]
+
+
+def clean_environment(**env: str) -> dict[str, str]:
+    """The environment for a subprocess of a test: this process's, without HVBUYER_* / MLFLOW_* / AWS_* (code run
+    in this process may have set some), plus ``env``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}, **env}
 
 
 FAST_TIMEOUT_SECONDS = 120  # a test not marked slow that takes this long is hung (pyproject's timeout: slow ones)

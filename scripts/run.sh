@@ -59,6 +59,8 @@ settings="$(python -c 'from hvbuyer_assets.settings import load_settings as s; p
   die "could not read the settings (see above)"
 { read -r HVBUYER_DATA_DIR; read -r MLFLOW_TRACKING_URI; } <<<"$settings"
 export HVBUYER_DATA_DIR MLFLOW_TRACKING_URI
+# Links from Dagster metadata (mlflow_run_id, model version) point at the MLflow UI started below.
+export HVBUYER_MLFLOW_UI_URL="${HVBUYER_MLFLOW_UI_URL:-http://$HOST:$MLFLOW_PORT}"
 
 # Every child runs in its own process group (setsid), so that stopping it also stops its children: dagster dev
 # starts a webserver, a daemon and code servers, mlflow server a uvicorn worker. A script's background commands

@@ -181,6 +181,16 @@ class Runs:
             time.sleep(3)
         raise AssertionError(f"run {run_id} did not finish within {timeout:.0f} s")
 
+    def wait_idle(self, timeout: float = 900.0) -> list[dict[str, Any]]:
+        """Every run, once none is queued or in progress (the daemon may still be retrying one)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(5)  # a failed run's automatic retry is requested by the daemon a little later
+            runs = self.all()
+            if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
+                return runs
+        raise AssertionError(f"runs still in flight after {timeout:.0f} s: {self.all()}")
+
     def step_events(self, run_id: str) -> list[dict[str, Any]]:
         query = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
             __typename ... on MessageEvent { message stepKey timestamp } } } } }"""

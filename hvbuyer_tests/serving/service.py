@@ -31,8 +31,10 @@ class Service:
 
 
 def environment(data_dir: Path, **env: str) -> dict[str, str]:
-    """The test process's environment (already free of HVBUYER_/MLFLOW_/AWS_ variables) for a data dir."""
-    return {**os.environ, "HVBUYER_DATA_DIR": str(data_dir), "HVBUYER_POLL_SECONDS": "0.2", **env}
+    """The test process's environment for a data dir, less the MLFLOW_ variables an in-process MLflow run of
+    an earlier fixture (the ``built`` workspace) leaves behind: the service must follow this data dir's registry."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**inherited, "HVBUYER_DATA_DIR": str(data_dir), "HVBUYER_POLL_SECONDS": "0.2", **env}
 
 
 @contextmanager

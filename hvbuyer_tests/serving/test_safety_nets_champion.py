@@ -73,7 +73,10 @@ def test_sklearn_fallback_onnx_mismatch_rejected_and_admin_reload_retries(
         # A version registered without a verified ONNX artifact: served with its sklearn pipeline, and /model says so.
         plain = _copy_of_v1(workspace_copy, drop=ONNX_TAGS)
         registry.promote(client, plain)
-        wait_until(lambda: _card(api)["version"] == plain, "the plain version to be served", timeout=300)
+        try:
+            wait_until(lambda: _card(api)["version"] == plain, f"v{plain} to be served", timeout=300)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {_card(api)}\n{service.log()[-1500:]}") from None
         card = _card(api)
         assert card["runtime"] == "sklearn" and "no ONNX artifact" in card["runtime_note"]
         assert api.get("/health/ready").json() == {"status": "ready", "model_version": plain, "runtime": "sklearn"}
