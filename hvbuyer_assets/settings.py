@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, validation_alias="HVBUYER_MAX_BODY_BYTES")
 
+    # The other UIs `make run` starts beside the API (their loopback ports).
+    dagster_port: int = Field(3000, ge=1, le=65535, validation_alias="HVBUYER_DAGSTER_PORT")
+    mlflow_port: int = Field(5000, ge=1, le=65535, validation_alias="HVBUYER_MLFLOW_PORT")
+    sample_customers: int = Field(
+        20000, gt=0, validation_alias="HVBUYER_SAMPLE_CUSTOMERS", description="sample drop size"
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _data_dir(cls, value: str) -> str:

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from hvbuyer_assets.settings import child_environ
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO / "deploy" / "local.env"
 _LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
@@ -41,9 +43,7 @@ def parse_env_file(path: Path) -> dict[str, str]:
 
 def load_env(path: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The file's keys with the environment's values where set (non-empty), checked for known pitfalls."""
-    import os
-
-    env = os.environ if environ is None else environ
+    env = child_environ() if environ is None else environ
     merged = {key: env.get(key) or value for key, value in parse_env_file(path or DEFAULT_FILE).items()}
     for key in PG_URL_KEYS:
         url = merged.get(key, "")
@@ -57,9 +57,7 @@ def load_env(path: Path | None = None, environ: Mapping[str, str] | None = None)
 
 def process_env(deployment: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The full environment for a process of the deployment: the current environment plus the deployment's."""
-    import os
-
-    return {**(os.environ if environ is None else environ), **deployment}
+    return child_environ(deployment) if environ is None else {**environ, **deployment}
 
 
 if __name__ == "__main__":

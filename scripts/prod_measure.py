@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import prod_bootstrap as boot  # noqa: E402
 from prod_env import REPO, load_env  # noqa: E402
 from prod_stack import Deployment, tree_rss_mib  # noqa: E402
+
+from hvbuyer_assets.settings import child_environ  # noqa: E402
 
 RUNS = """{ runsOrError(filter: {pipelineName: "full_build"}) { ... on Runs { results {
     runId status creationTime startTime endTime stepStats { stepKey startTime endTime } } } } }"""
@@ -86,7 +87,9 @@ def embedded_build(drop: Path) -> tuple[float, list[dict]]:
         home.mkdir()
         for path in drop.iterdir():
             (data / "raw" / path.name).write_bytes(path.read_bytes())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HVBUYER_", "MLFLOW_", "AWS_", "DAGSTER_"))}
+        env = {
+            k: v for k, v in child_environ().items() if not k.startswith(("HVBUYER_", "MLFLOW_", "AWS_", "DAGSTER_"))
+        }
         env.update(HVBUYER_DATA_DIR=str(data), DAGSTER_HOME=str(home))
         cli = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
         subprocess.run(
@@ -97,8 +100,7 @@ def embedded_build(drop: Path) -> tuple[float, list[dict]]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        os.environ["DAGSTER_HOME"] = str(home)
-        with dg.DagsterInstance.get() as instance:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
             record = instance.get_runs(limit=1)[0]
             stats = instance.get_run_stats(record.run_id)
             steps = [

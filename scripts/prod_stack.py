@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import prod_bootstrap as boot  # noqa: E402
 from prod_env import REPO, load_env, process_env  # noqa: E402
 
+from hvbuyer_assets.settings import child_environ, load_settings  # noqa: E402
+
 BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 20.0
 
@@ -115,7 +117,7 @@ class Deployment:
             MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",  # else mlflow server starts 10 job-runner processes
             MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
             PYTHONUNBUFFERED="1",
-            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            PATH=f"{BIN}{os.pathsep}{child_environ().get('PATH', '')}",
         )
         return env
 
@@ -420,7 +422,7 @@ def main(argv: list[str]) -> int:
     elif command == "sample":
         from hvbuyer_assets import datagen  # noqa: F401  (fails early when the package is not installed)
 
-        customers = os.environ.get("HVBUYER_SAMPLE_CUSTOMERS", "20000")
+        customers = str(load_settings().sample_customers)
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(
                 [sys.executable, "-m", "hvbuyer_assets.datagen", "--customers", customers, "--out", tmp, "--seed", "7"],

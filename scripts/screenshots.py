@@ -10,7 +10,6 @@ given as --dagster / --api / --mlflow URLs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ sys.path.insert(0, str(REPO))  # the browser helper lives beside the browser tes
 from playwright.sync_api import Browser, Page  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
+from hvbuyer_assets.settings import load_settings  # noqa: E402
 from hvbuyer_tests.ui.browser import chromium, dismiss_dagster_welcome, offline_page  # noqa: E402
 
 # Asset page -> (image name, metadata entries whose value opens in a dialog: a plot or a wide table).
@@ -30,8 +30,8 @@ ASSET_PAGES = {
 WAIT_MS = 60_000
 
 
-def _url(flag: str | None, variable: str, default: int) -> str:
-    return (flag or f"http://127.0.0.1:{os.environ.get(variable) or default}").rstrip("/")
+def _url(flag: str | None, port: int) -> str:
+    return (flag or f"http://127.0.0.1:{port}").rstrip("/")
 
 
 def _save(page_or_element: object, out: Path, name: str) -> None:
@@ -109,9 +109,10 @@ def main() -> int:
     parser.add_argument("--mlflow", help="MLflow UI URL (default http://127.0.0.1:$HVBUYER_MLFLOW_PORT or :5000)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images", help="folder for the PNG files")
     args = parser.parse_args()
-    dagster = _url(args.dagster, "HVBUYER_DAGSTER_PORT", 3000)
-    api = _url(args.api, "HVBUYER_API_PORT", 8080)
-    mlflow = _url(args.mlflow, "HVBUYER_MLFLOW_PORT", 5000)
+    settings = load_settings()
+    dagster = _url(args.dagster, settings.dagster_port)
+    api = _url(args.api, settings.api_port)
+    mlflow = _url(args.mlflow, settings.mlflow_port)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"== screenshots of {dagster}, {api}, {mlflow} into {args.out}")
     steps = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from hvbuyer_assets.core import promotion
@@ -51,3 +53,69 @@ def test_a_champion_that_cannot_score_today_is_replaced() -> None:
 def test_a_comparison_needs_the_champion_metrics_or_its_error() -> None:
     with pytest.raises(ValueError, match="champion v2"):
         promotion.decide("3", {"roc_auc": 0.6}, "2")
+
+
+# The population guard: a training set whose population collapsed against the champion's reference.
+REGIONS = ["North", "South", "East", "West", "Central"]
+
+
+def _frame(n: int, regions: list[str], split: str | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "region": pd.Series(np.array(regions, dtype=object)[rng.integers(0, len(regions), n)], dtype="string"),
+            "age": rng.normal(45.0, 12.0, n),
+            "n_completed_30d": (rng.random(n) < 0.02).astype("float64"),  # 98 % zeros in the reference too
+        }
+    )
+    if split is not None:
+        frame["split"] = np.where(np.arange(n) < n * 3 // 4, "train", "holdout")
+    return frame
+
+
+COLUMNS = ("age", "n_completed_30d", "region")
+
+
+def test_a_normal_training_set_passes_the_population_guard() -> None:
+    reference = _frame(4000, REGIONS)
+    candidate = _frame(4000, REGIONS[:3], split="train")  # shares moved (two regions gone): a shift, not a collapse
+    assert promotion.population_problem(candidate, reference, COLUMNS) is None
+
+
+def test_every_customer_in_one_region_is_degenerate() -> None:
+    reference = _frame(4000, REGIONS)
+    candidate = _frame(4000, ["North"], split="train")
+    problem = promotion.population_problem(candidate, reference, COLUMNS)
+    assert problem == (
+        "region is 'North' in 100% of the train rows (the champion's reference: at most 21% for any value)"
+    )
+    outcome = promotion.decide("2", {"roc_auc": 0.95}, "1", {"roc_auc": 0.5}, degenerate=problem)
+    assert not outcome.promote and outcome.decision == "kept" and outcome.champion_version == "1"
+    assert outcome.reason == f"candidate v2 was trained on degenerate data: {problem}"
+
+
+def test_a_column_exported_empty_in_the_holdout_only_is_degenerate() -> None:
+    reference = _frame(4000, REGIONS)
+    candidate = _frame(4000, REGIONS, split="train")
+    candidate.loc[candidate["split"] == "holdout", "age"] = np.nan
+    problem = promotion.population_problem(candidate, reference, COLUMNS)
+    assert problem is not None and problem.startswith("age is missing in 100% of the holdout rows")
+
+
+def test_a_feature_already_dominated_in_the_reference_is_not_a_collapse() -> None:
+    reference = _frame(4000, REGIONS)
+    candidate = _frame(4000, REGIONS, split="train")
+    candidate["n_completed_30d"] = 0.0  # 100 % zeros, but the reference had 98 %
+    assert promotion.population_problem(candidate, reference, COLUMNS) is None
+    assert promotion.population_problem(candidate, reference, COLUMNS, collapse_share=0.99) is not None
+
+
+def test_without_a_reference_the_guard_does_not_block() -> None:
+    candidate = _frame(4000, ["North"], split="train")
+    assert promotion.population_problem(candidate, None, COLUMNS) is None
+    assert promotion.NOT_CHECKED == "not checked: the champion has no reference snapshot"
+
+
+def test_the_guard_does_not_apply_to_the_first_model_or_the_champion_itself() -> None:
+    assert promotion.decide("1", {"roc_auc": 0.7}, None, degenerate="region collapsed").promote
+    assert promotion.decide("2", {"roc_auc": 0.7}, "2", degenerate="x").reason == "version 2 is already the champion"

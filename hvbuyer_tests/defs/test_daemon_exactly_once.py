@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from hvbuyer_tests.conftest import clean_environment
 from hvbuyer_tests.pipeline import Workspace, write_sample
 from hvbuyer_tests.serving.conftest import REPO
 
@@ -24,12 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def _daemon(home: Path, root: Path, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "HVBUYER_DATA_DIR": str(root),
-        "HVBUYER_RAW_SENSOR_SECONDS": "2",
-    }
+    env = clean_environment(DAGSTER_HOME=str(home), HVBUYER_DATA_DIR=str(root), HVBUYER_RAW_SENSOR_SECONDS="2")
     cmd = [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "hvbuyer_assets.definitions"]
     with open(log, "a") as out:
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

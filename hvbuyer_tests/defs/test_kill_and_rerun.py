@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hvbuyer_tests.conftest import clean_environment
 from hvbuyer_tests.pipeline import Workspace, read_frame, write_sample
 from hvbuyer_tests.serving.conftest import REPO
 
@@ -24,7 +25,7 @@ LAYERS = ("interim", "processed", "features", "models", "scores", "monitoring", 
 
 
 def _cli(root: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "HVBUYER_DATA_DIR": str(root), "DAGSTER_HOME": str(root.parent / "dagster_home")}
+    env = clean_environment(HVBUYER_DATA_DIR=str(root), DAGSTER_HOME=str(root.parent / "dagster_home"))
     (root.parent / "dagster_home").mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions", "--select", "*"]
     with open(log, "a") as out:

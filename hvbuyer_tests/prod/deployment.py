@@ -197,6 +197,34 @@ class Runs:
         return self.deployment.graphql(query, {"id": run_id})["logsForRun"]["events"]
 
 
+def step_start_pids(deployment: Deployment, run_id: str) -> list[tuple[str, int]]:
+    """(step, pid) of every STEP_START of a run, in order, from the instance's event log (PostgreSQL): which
+    process executed each step, whatever the console log level."""
+    import dagster as dg
+
+    saved = os.environ.get("DAGSTER_PG_URL")
+    os.environ["DAGSTER_PG_URL"] = deployment.env["DAGSTER_PG_URL"]  # deploy/dagster.yaml reads it (env:)
+    try:
+        with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as instance:
+            records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+            events = [r.dagster_event for r in records if r.dagster_event is not None]
+            return [(e.step_key, e.pid) for e in events if e.step_key and e.pid]
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_PG_URL", None)
+        else:
+            os.environ["DAGSTER_PG_URL"] = saved
+
+
+def worker_of(deployment: Deployment, pid: int) -> str | None:
+    """The Celery worker whose process tree holds ``pid`` now."""
+    for name in deployment.worker_names():
+        proc = deployment.running(name)
+        if proc is not None and pid in {p.pid for p in [proc, *proc.children(recursive=True)]}:
+            return name
+    return None
+
+
 def api_get(deployment: Deployment, path: str) -> httpx.Response:
     return httpx.get(f"{deployment.env['HVBUYER_API_URL']}{path}", timeout=10.0)
 

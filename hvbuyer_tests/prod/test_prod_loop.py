@@ -7,7 +7,6 @@ default (in-process executor, local files, SQLite MLflow) on the same sample dro
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -17,10 +16,18 @@ import pytest
 
 from hvbuyer_assets import datagen, registry
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace
-from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, FirstBuild, Runs, api_get, boot
+from hvbuyer_tests.prod.deployment import (
+    PROD_MARKS,
+    Deployment,
+    FirstBuild,
+    Runs,
+    api_get,
+    boot,
+    step_start_pids,
+    worker_of,
+)
 
 pytestmark = PROD_MARKS
-STEP_START = re.compile(r'STEP_START - Started execution of step "([^"]+)"')
 
 
 def s3_filesystem(prod: Deployment) -> pafs.S3FileSystem:
@@ -37,11 +44,10 @@ def data_path(prod: Deployment, relative: str) -> str:
 
 
 def steps_per_worker(prod: Deployment, run_id: str) -> dict[str, set[str]]:
-    """The steps of a run each Celery worker started, from the workers' own logs."""
-    found = {}
-    for name in prod.worker_names():
-        lines = (prod.logs / f"{name}.log").read_text().splitlines()
-        found[name] = {m.group(1) for line in lines if run_id in line for m in [STEP_START.search(line)] if m}
+    """The steps of a run each Celery worker executed (the process of each STEP_START in the event log)."""
+    found: dict[str, set[str]] = {name: set() for name in prod.worker_names()}
+    for step, pid in step_start_pids(prod, run_id):
+        found.setdefault(worker_of(prod, pid) or f"pid {pid} (no worker)", set()).add(step)
     return found
 
 

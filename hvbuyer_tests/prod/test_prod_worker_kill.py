@@ -11,8 +11,8 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, FirstBuild, Runs
-from hvbuyer_tests.prod.test_prod_loop import STEP_START, data_path, s3_filesystem
+from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, FirstBuild, Runs, step_start_pids, worker_of
+from hvbuyer_tests.prod.test_prod_loop import data_path, s3_filesystem
 
 pytestmark = PROD_MARKS
 VICTIM_STEP = "trained_model"  # a step of the retrain job that runs for a few seconds
@@ -24,15 +24,13 @@ def scores(prod: Deployment) -> pa.Table:
     return table.drop_columns(["scored_at"])
 
 
-def worker_running(prod: Deployment, run_id: str, step: str, timeout: float = 600.0) -> str:
-    """The worker whose log shows ``step`` of ``run_id`` starting."""
+def worker_running(prod: Deployment, run_id: str, step: str, timeout: float = 600.0) -> tuple[str, int]:
+    """The worker (and pid) executing ``step`` of ``run_id``, as soon as its STEP_START is in the event log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for name in prod.worker_names():
-            for line in (prod.logs / f"{name}.log").read_text().splitlines():
-                match = STEP_START.search(line)
-                if match and match.group(1) == step and run_id in line:
-                    return name
+        for started, pid in step_start_pids(prod, run_id):
+            if started == step and (name := worker_of(prod, pid)) is not None:
+                return name, pid
         time.sleep(0.2)
     raise AssertionError(f"step {step} of run {run_id} did not start on any worker within {timeout:.0f} s")
 
@@ -45,23 +43,21 @@ def test_worker_killed_mid_step_the_step_is_redelivered_and_the_run_succeeds(
     before = scores(prod)
 
     run_id = runs.launch("retrain")  # on the data already ingested: the same model, the same scores
-    victim = worker_running(prod, run_id, VICTIM_STEP)
+    victim, _ = worker_running(prod, run_id, VICTIM_STEP)
+    survivor = next(name for name in prod.worker_names() if name != victim)
+    survivor_pids = {p.pid for p in [prod.running(survivor), *prod.running(survivor).children(recursive=True)]}
     proc = prod.running(victim)
     assert proc is not None
     tree = [proc, *proc.children(recursive=True)]
     for member in tree:
         member.kill()
     psutil.wait_procs(tree, timeout=10)
-    survivor = next(name for name in prod.worker_names() if name != victim)
 
     run = runs.wait_run(run_id)
     events = runs.step_events(run_id)
     assert run["status"] == "SUCCESS", [e.get("message") for e in events if "Failure" in e["__typename"]]
-    survivor_log = (prod.logs / f"{survivor}.log").read_text()
-    assert any(
-        run_id in line and (m := STEP_START.search(line)) and m.group(1) == VICTIM_STEP
-        for line in survivor_log.splitlines()
-    ), f"{VICTIM_STEP} was not re-executed on {survivor}"
+    starts = [pid for step, pid in step_start_pids(prod, run_id) if step == VICTIM_STEP]
+    assert len(starts) == 2 and starts[-1] in survivor_pids, f"{VICTIM_STEP} was not re-executed on {survivor}"
     after = scores(prod)
     assert after.num_rows == before.num_rows > 0 and after.equals(before)
 

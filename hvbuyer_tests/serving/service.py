@@ -3,7 +3,6 @@ port, its output kept in a file the test can read (what an operator's log would 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from hvbuyer_tests.conftest import clean_environment
 from hvbuyer_tests.serving.conftest import REPO, free_port
 
 STARTUP_SECONDS = 300  # importing MLflow + ONNX Runtime and loading a model takes 5 s idle, minutes on a loaded box
@@ -31,10 +31,9 @@ class Service:
 
 
 def environment(data_dir: Path, **env: str) -> dict[str, str]:
-    """The test process's environment for a data dir, less the MLFLOW_ variables an in-process MLflow run of
-    an earlier fixture (the ``built`` workspace) leaves behind: the service must follow this data dir's registry."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return {**inherited, "HVBUYER_DATA_DIR": str(data_dir), "HVBUYER_POLL_SECONDS": "0.2", **env}
+    """The service's environment for a data dir: none of the HVBUYER_/MLFLOW_/AWS_ variables this process may hold
+    (an in-process MLflow call sets MLFLOW_TRACKING_URI), so the service follows this data dir's registry."""
+    return clean_environment(HVBUYER_DATA_DIR=str(data_dir), HVBUYER_POLL_SECONDS="0.2", **env)
 
 
 @contextmanager

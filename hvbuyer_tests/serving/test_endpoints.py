@@ -53,12 +53,14 @@ def test_batch_of_the_maximum_size_is_scored_and_one_more_is_refused(api: httpx.
     assert ok.status_code == 200 and len(ok.json()["large_purchase_probability"]) == MAX_BATCH_ROWS
     # The only call through the multi-threaded batch session: every value equals the single-row path's
     # (batches under 256 rows use the one-thread session /predict uses; a sample is also sent one by one).
+    # ONNX Runtime sums the trees' float32 votes per thread, so the order of the sum differs: measured up to
+    # 1.9e-8 apart; 1e-6 is far below any decision the score drives and far above float32 summation noise.
     big = ok.json()["large_purchase_probability"]
     small = [p for i in range(0, MAX_BATCH_ROWS, 200) for p in _batch(api, rows[i : i + 200])]
-    assert big == pytest.approx(small, abs=1e-12)
+    assert big == pytest.approx(small, abs=1e-6)
     for i in range(0, MAX_BATCH_ROWS, 97):
         single = api.post("/predict", json=rows[i]).json()["large_purchase_probability"]
-        assert big[i] == pytest.approx(single, abs=1e-12), rows[i]
+        assert big[i] == pytest.approx(single, abs=1e-6), rows[i]
     too_many = api.post("/predict/batch", json={"rows": [*rows, SEED]})
     assert too_many.status_code == 422
     assert too_many.json()["detail"][0]["loc"] == ["body", "rows"]

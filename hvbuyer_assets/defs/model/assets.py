@@ -10,10 +10,11 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from hvbuyer_assets import registry
-from hvbuyer_assets.core import evaluation, fingerprints, labels, model, promotion
+from hvbuyer_assets.core import drift_report, evaluation, fingerprints, labels, model, promotion
 from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
 from hvbuyer_assets.defs.model import checks, tracking
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
+from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
 from hvbuyer_assets.defs.problem import PredictionProblem
 from hvbuyer_assets.settings import load_settings
 
@@ -42,9 +43,12 @@ class EvaluationConfig(dg.Config):
 
 
 class PromotionConfig(dg.Config):
-    """How much better (hold-out ROC-AUC) a candidate must be to replace the champion; ties keep it."""
+    """How much better (hold-out ROC-AUC) a candidate must be to replace the champion; ties keep it. A candidate
+    whose training data collapsed against the champion's reference (one value in `collapse_share` of the rows of
+    a once-diverse feature, `core.promotion.population_problem`) never replaces it."""
 
     min_improvement: float = 0.0
+    collapse_share: float = promotion.COLLAPSE_SHARE
 
 
 def _holdout(training_set: pd.DataFrame) -> pd.DataFrame:
@@ -258,10 +262,23 @@ def _notify_api(context: dg.AssetExecutionContext) -> None:
         context.log.warning(f"could not notify the prediction API at {url}; it will pick the champion up by polling")
 
 
+def _population_check(
+    store: MonitoringStore, champion: str, training_set: pd.DataFrame, collapse_share: float
+) -> tuple[str | None, str]:
+    """(why the candidate's data is degenerate or None, the check's outcome as recorded) against the champion's
+    reference snapshot; a champion without a snapshot is not checked (`core.promotion`)."""
+    snapshot, _ = reference_paths(champion)
+    if not store.exists(snapshot):
+        return None, promotion.NOT_CHECKED
+    numeric, categorical = drift_report.voting_features()
+    problem = promotion.population_problem(training_set, store.read(snapshot), numeric + categorical, collapse_share)
+    return problem, "ok" if problem is None else f"degenerate: {problem}"
+
+
 @dg.asset(
     group_name="model",
     metadata=layer("models"),
-    required_resource_keys={"model_registry"},
+    required_resource_keys={"model_registry", "monitoring_store"},
     kinds={"mlflow"},
 )
 def champion_model(
@@ -271,8 +288,10 @@ def champion_model(
     config: PromotionConfig,
 ) -> dict[str, Any]:
     """Alias `champion`: the candidate replaces the current champion only if it scores better on the same
-    hold-out data. Every decision, "kept the champion" included, is recorded in metadata, as the version's
-    `hvbuyer.promotion` tag and as `hvbuyer.promotion.*` tags of the candidate's own MLflow run."""
+    hold-out data and its training data has not collapsed against the champion's reference snapshot
+    (`monitoring/reference/v<champion>.parquet`; e.g. every customer in one region). Every decision, "kept the
+    champion" included, is recorded in metadata, as the version's `hvbuyer.promotion` tag and as
+    `hvbuyer.promotion.*` tags of the candidate's own MLflow run."""
     model_registry: ModelRegistryResource = context.resources.model_registry
     client = model_registry.client()
     candidate = registered_model["version"]
@@ -281,7 +300,12 @@ def champion_model(
     previous = None if current is None else str(current.version)
     champion_metrics: dict[str, float] | None = None
     error: str | None = None
+    degenerate: str | None = None
+    population_check = "not needed"
     if promotion.needs_comparison(candidate, previous):
+        degenerate, population_check = _population_check(
+            context.resources.monitoring_store, previous, training_set, config.collapse_share
+        )
         holdout = _holdout(training_set)
         try:
             fitted = model_registry.load(previous)
@@ -289,7 +313,9 @@ def champion_model(
             champion_metrics = evaluation.scalar_metrics(report)
         except Exception as exc:  # a champion that cannot score today's features cannot keep serving
             error = str(exc)
-    outcome = promotion.decide(candidate, candidate_metrics, previous, champion_metrics, config.min_improvement, error)
+    outcome = promotion.decide(
+        candidate, candidate_metrics, previous, champion_metrics, config.min_improvement, error, degenerate
+    )
     if outcome.promote:
         registry.promote(client, candidate)
     client.set_model_version_tag(
@@ -314,6 +340,7 @@ def champion_model(
         "reason": outcome.reason,
         "candidate_metrics": candidate_metrics,
         "champion_metrics": champion_metrics,
+        "population_check": population_check,
         "decided_at": pd.Timestamp.now(tz="UTC").isoformat(),
     }
     context.add_output_metadata(
@@ -321,6 +348,7 @@ def champion_model(
             "champion_version": outcome.champion_version,
             "decision": outcome.decision,
             "reason": outcome.reason,
+            "population_check": population_check,
             "candidate_roc_auc": round(float(candidate_metrics["roc_auc"]), 4),
             **({} if champion_metrics is None else {"champion_roc_auc": round(float(champion_metrics["roc_auc"]), 4)}),
             "mlflow_champion": dg.MetadataValue.url(model_registry.version_url(outcome.champion_version)),

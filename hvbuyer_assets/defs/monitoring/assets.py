@@ -11,13 +11,8 @@ from hvbuyer_assets.core import drift, features, fingerprints, performance
 from hvbuyer_assets.core import drift_report as drift_report_core
 from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
-from hvbuyer_assets.defs.monitoring.storage import MonitoringStore
+from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
 from hvbuyer_assets.defs.problem import PredictionProblem
-
-
-def reference_paths(version: str) -> tuple[str, str]:
-    """(snapshot parquet, sidecar JSON) of one registered version, relative to the monitoring layer."""
-    return f"reference/v{version}.parquet", f"reference/v{version}.json"
 
 
 class DriftConfig(dg.Config):

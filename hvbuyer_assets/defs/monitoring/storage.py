@@ -15,6 +15,11 @@ from upath import UPath
 from hvbuyer_assets.storage import location, read_stored, write_json, write_parquet
 
 
+def reference_paths(version: str) -> tuple[str, str]:
+    """(snapshot parquet, sidecar JSON) of one registered version, relative to the monitoring layer."""
+    return f"reference/v{version}.parquet", f"reference/v{version}.json"
+
+
 class MonitoringStore(dg.ConfigurableResource):
     """Write-once parquet/JSON files under the monitoring layer (``<data>/monitoring``)."""
 
