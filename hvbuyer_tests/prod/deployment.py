@@ -34,7 +34,7 @@ from prod_stack import Deployment  # noqa: E402
 REQUIRE_SERVICES = os.environ.get("HVBUYER_REQUIRE_SERVICES", "") == "1"
 # Every prod test module: ``pytestmark = PROD_MARKS`` (slow; the deployment's start, ~1-3 min on a busy box, and
 # pipeline runs need far more than the suite's default timeout).
-PROD_MARKS = [pytest.mark.slow, pytest.mark.timeout(1800)]
+PROD_MARKS = [pytest.mark.slow, pytest.mark.prod, pytest.mark.timeout(1800)]
 SERVICES = {
     "PostgreSQL": "HVBUYER_PG_ADMIN_URL",
     "RabbitMQ": "HVBUYER_CELERY_BROKER",
