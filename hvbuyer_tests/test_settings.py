@@ -10,11 +10,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from hvbuyer_assets.core import drift, features, labels, model, problem, retraining, training
+from hvbuyer_assets.core import drift, features, labels, model, performance, problem, retraining, training
 from hvbuyer_assets.definitions import build_definitions
 from hvbuyer_assets.defs.executor import executor_for
 from hvbuyer_assets.defs.model.assets import ModelConfig
-from hvbuyer_assets.defs.monitoring.assets import DriftConfig
+from hvbuyer_assets.defs.monitoring.assets import DriftConfig, PerformanceConfig
 from hvbuyer_assets.defs.problem import PredictionProblem
 from hvbuyer_assets.defs.sensors.raw import raw_run_config
 from hvbuyer_assets.defs.sensors.retraining import RetrainingPolicyResource
@@ -31,6 +31,10 @@ def test_drift_config_defaults_are_the_core_thresholds_field_by_field() -> None:
     assert set(DriftConfig.model_fields) == {f.name for f in dataclasses.fields(drift.DriftThresholds)}
     assert DriftConfig().model_dump() == _core_defaults(drift.DriftThresholds)
     assert DriftConfig().thresholds() == drift.DriftThresholds()
+
+
+def test_performance_config_defaults_are_the_core_rule_field_by_field() -> None:
+    assert PerformanceConfig().model_dump() == _core_defaults(performance.PerformanceRule)
 
 
 def test_model_config_defaults_are_the_core_params_field_by_field() -> None:

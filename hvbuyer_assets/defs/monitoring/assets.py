@@ -139,8 +139,8 @@ class PerformanceConfig(dg.Config):
     """The realised-performance rule: degraded when the realised ROC-AUC is more than `max_auc_drop` below
     the hold-out ROC-AUC, on at least `min_rows` matured scores."""
 
-    max_auc_drop: float = 0.05
-    min_rows: int = performance.MIN_MATURED_ROWS
+    max_auc_drop: float = performance.PerformanceRule.max_auc_drop
+    min_rows: int = performance.PerformanceRule.min_rows
 
 
 def _expected_metrics(client: MlflowClient, version: str) -> dict[str, float | None]:
