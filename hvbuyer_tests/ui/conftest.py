@@ -60,8 +60,10 @@ class MakeRun:
     def start(self, **extra: str) -> MakeRun:
         self.ports = self.ports or {name: free_port() for name in ("dagster", "api", "mlflow")}
         with self.log_path.open("wb") as log:
+            # As from a terminal: SIGINT at its default disposition. A test runner started as a background job
+            # inherits SIGINT ignored, and a non-interactive bash cannot trap a signal ignored on entry.
             self.proc = subprocess.Popen(
-                ["bash", str(REPO / "scripts" / "run.sh")],
+                ["env", "--default-signal=INT", "bash", str(REPO / "scripts" / "run.sh")],
                 cwd=REPO,
                 env=self.env(**extra),
                 stdin=subprocess.DEVNULL,
