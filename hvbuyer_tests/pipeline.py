@@ -113,3 +113,23 @@ def outputs(root: Path) -> list[Path]:
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     """Every asset check evaluated in a run, by check name."""
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def execute_job(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    job: str,
+    run_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run ``job`` of ``defs`` in ``instance`` (as the daemon would, with ``tags``), close any MLflow run it left
+    open, and fail naming the step errors unless it succeeded."""
+    try:
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, run_config=run_config, tags=tags, raise_on_error=False
+        )
+    finally:
+        mlflow.end_run()
+    failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
+    assert result.success, f"{job} failed: {failures}"
+    return result

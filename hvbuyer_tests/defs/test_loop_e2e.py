@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import mlflow
 import pytest
 
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.sensors.raw import raw_drop_sensor
 from hvbuyer_assets.defs.sensors.retraining import RetrainingPolicyResource, retraining_sensor
-from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, Workspace, read_frame, write_drop, write_sample
+from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, Workspace, execute_job, read_frame, write_drop, write_sample
 from hvbuyer_tests.serving.conftest import serve
 
 pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
@@ -94,15 +93,7 @@ class Loop:
         run_config = dict(request.run_config or {})
         run_config["ops"] = {**run_config.get("ops", {}), **(ops or {})}
         tags = {**request.tags, "dagster/run_key": request.run_key or "", "dagster/sensor_name": sensor.name}
-        try:
-            result = self.defs.resolve_job_def(job).execute_in_process(
-                instance=self.instance, run_config=run_config, tags=tags, raise_on_error=False
-            )
-        finally:
-            mlflow.end_run()
-        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
-        assert result.success, f"{job} failed: {failures}"
-        return result
+        return execute_job(self.defs, self.instance, job, run_config, tags)
 
     def stored(self, layer: str, asset: str) -> Any:
         return json.loads((self.workspace.root / layer / f"{asset}.json").read_text())

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import mlflow
 import pytest
 
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.sensors.retraining import retraining_sensor
-from hvbuyer_tests.pipeline import Workspace, write_drop, write_sample
+from hvbuyer_tests.pipeline import Workspace, execute_job, write_drop, write_sample
 
 pytestmark = pytest.mark.slow  # runs the graph (see the slow marker in pyproject.toml)
 
@@ -44,14 +43,7 @@ class Loop:
         self.cursor: str | None = None
 
     def run(self, job: str, run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> None:
-        try:
-            result = self.defs.resolve_job_def(job).execute_in_process(
-                instance=self.instance, run_config=run_config, tags=tags, raise_on_error=False
-            )
-        finally:
-            mlflow.end_run()
-        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
-        assert result.success, f"{job} failed: {failures}"
+        execute_job(self.defs, self.instance, job, run_config, tags)
 
     def ingest(self, name: str, as_of: str, days: int) -> None:
         write_drop(self.workspace.raw, as_of, drop=name, days=days)
