@@ -76,7 +76,10 @@ materialize: install $(DAGSTER_HOME)/dagster.yaml
 bench-pipeline: install
 	$(PY) scripts/bench_pipeline.py
 
+# wrk (Debian's package) is the load generator; installed here like `make browser` installs chromium.
 bench-serve: install
+	@command -v wrk >/dev/null || { echo "== installing Debian's wrk (load generator of bench-serve)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(PY) scripts/bench_serve.py
 
 bench-drift: install

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hvbuyer_assets import registry
-from hvbuyer_assets.core import features, model
+from hvbuyer_assets.core import features, model, rules
 from hvbuyer_serving import inputs, metrics
 from hvbuyer_serving.schemas import PredictRequest
 
@@ -125,7 +125,7 @@ def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
         runtime=runtime,
         runtime_note=note,
         columns=columns,
-        regions=frozenset(model.known_categories(pipeline)) | {"Unknown"},
+        regions=frozenset(model.known_categories(pipeline)) | {rules.UNKNOWN_REGION},
         pipeline=pipeline,
         session=session,
         batch_session=batch_session,

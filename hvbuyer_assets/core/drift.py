@@ -40,7 +40,6 @@ The report is JSON-serialisable: plain float/int/str/bool/None (NaN and inf beco
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import warnings
@@ -457,30 +456,3 @@ def report_table(report: dict[str, Any]) -> pd.DataFrame:
         rows.append({**report["prediction"], "feature": SCORE})
     table = pd.DataFrame.from_records(rows, columns=list(TABLE_COLUMNS))
     return table.astype({"drifted": bool}) if len(table) else table
-
-
-def plot_drift(report: dict[str, Any]) -> bytes:
-    """PNG bytes: PSI per feature (and the score), drifted ones highlighted, with the PSI threshold line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    table = report_table(report)
-    values = table["psi"].astype("float64").fillna(0.0).to_numpy() if len(table) else np.zeros(0)
-    colours = ["#c0392b" if d else "#2e86c1" for d in table["drifted"]] if len(table) else []
-    fig = Figure(figsize=(7.5, 0.32 * max(len(table), 4) + 1.4), dpi=100)
-    ax = fig.subplots()
-    positions = np.arange(len(table))
-    ax.barh(positions, values, color=colours)
-    ax.set_yticks(positions, list(table["feature"]) if len(table) else [])
-    ax.invert_yaxis()
-    limit = float(report.get("thresholds", {}).get("psi", DriftThresholds().psi))
-    ax.axvline(limit, color="black", linestyle="--", linewidth=1, label=f"PSI threshold {limit:g}")
-    ax.set_xlabel("PSI (reference vs current)")
-    ax.set_title(f"Drift: {report.get('verdict', 'n/a')}")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()

@@ -13,7 +13,7 @@ fitted on (onnxruntime then fails, or silently reads shifted features).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from hvbuyer_assets.core.features import FEATURE_CATEGORICAL, FEATURE_NUMERIC
+from hvbuyer_assets.core.rules import UNKNOWN_REGION
 
 ModelKind = Literal["random_forest", "logistic_regression", "demographics_only"]
 MODEL_KINDS: tuple[str, ...] = ("random_forest", "logistic_regression", "demographics_only")
@@ -53,6 +54,12 @@ class ModelParams:
     class_weight: str | None = None
     n_jobs: int = -1
     random_state: int = 42
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> ModelParams:
+        """The parameters a fitted (or unfitted) random-forest pipeline was built with."""
+        given = pipeline.named_steps["classifier"].get_params()
+        return cls(**{f.name: given[f.name] for f in fields(cls)})
 
 
 def model_columns(kind: ModelKind = "random_forest") -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -102,7 +109,7 @@ def _prepare(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for name in columns:
         if name in FEATURE_CATEGORICAL:
-            out[name] = frame[name].astype(object).where(frame[name].notna(), "Unknown").astype(str)
+            out[name] = frame[name].astype(object).where(frame[name].notna(), UNKNOWN_REGION).astype(str)
         else:
             out[name] = frame[name].to_numpy(dtype="float64", na_value=np.nan)
     return out

@@ -40,6 +40,13 @@ def synthetic(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def test_params_read_back_from_a_pipeline():
+    """model_evaluation trains its baselines with the candidate's own parameters, read back from the pipeline."""
+    params = ModelParams(n_estimators=7, max_depth=3, min_samples_leaf=9, max_samples=0.25, n_jobs=1, random_state=1)
+    assert ModelParams.of(build_pipeline(params)) == params
+    assert ModelParams.of(build_pipeline()) == ModelParams()
+
+
 def test_random_forest_pipeline_structure_follows_params():
     params = ModelParams(n_estimators=7, max_depth=3, min_samples_leaf=9, max_samples=0.25, random_state=1)
     pipe = build_pipeline(params)

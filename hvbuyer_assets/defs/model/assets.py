@@ -86,10 +86,7 @@ def model_evaluation(
     and lift plots show the candidate and both baselines on one chart each."""
     holdout = _holdout(training_set)
     y = holdout["label"].to_numpy()
-    rf_params = trained_model.named_steps["classifier"].get_params()
-    params = model.ModelParams(
-        **{k: rf_params[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_samples", "random_state")}
-    )
+    params = model.ModelParams.of(trained_model)
     probas = {tracking.CANDIDATE: model.predict_proba(trained_model, holdout)}
     for kind in BASELINES:
         probas[kind] = model.predict_proba(model.train_model(training_set, params, kind=kind), holdout)
