@@ -8,6 +8,7 @@ and ``AWS_ENDPOINT_URL_S3`` in the environment for the duration of the test.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,11 @@ class S3Server:
     def create_bucket(self, bucket: str) -> None:
         self.client().create_bucket(Bucket=bucket)
 
-    def upload(self, local: Path, bucket: str, key: str) -> None:
-        """Upload one file with boto3 (a real PUT over HTTP)."""
-        self.client().upload_file(str(local), bucket, key)
+    def upload(self, local: Path, bucket: str, key: str, arrived_at: str | None = None) -> None:
+        """Upload one file with boto3 (a real PUT over HTTP); ``arrived_at`` (ISO 8601) is declared as its arrival
+        (user metadata ``arrived-at``, ``core.drops.ARRIVAL_KEY``) instead of the upload time."""
+        extra = None if arrived_at is None else {"Metadata": {"arrived-at": arrived_at}}
+        self.client().upload_file(str(local), bucket, key, ExtraArgs=extra)
 
     def put(self, bucket: str, key: str, body: bytes) -> None:
         self.client().put_object(Bucket=bucket, Key=key, Body=body)
@@ -60,6 +63,8 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its buckets in process-wide backends: start every test with an empty S3
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
     try:
         yield S3Server(endpoint)

@@ -5,6 +5,12 @@ A *drop* named NAME is one file of every raw source kind (``core.sources``): ``c
 first drop. A file's *version* is ``size-mtime_ns`` for a local file and ``etag-LastModified`` (epoch seconds)
 for an S3 object.
 
+Arrival: a drop "arrives" when its writer says so, else when storage received it. A local file arrives at its
+modification time (which ``touch -d``, ``cp -p`` or ``rsync -t`` set); an S3 object, whose ``LastModified`` no
+writer can set, at its user metadata ``arrived-at`` (:data:`ARRIVAL_KEY`, ISO 8601, e.g. a backfill of old
+exports) and else at ``LastModified``. Rows stamped after their file arrived are set aside by cleaning, and
+"latest wins" orders records by arrival.
+
 Completion rule: a drop is complete when
 
 - a marker ``_SUCCESS_NAME`` (``_SUCCESS`` for the unnamed drop) exists: the writer says it is done, so the
@@ -24,7 +30,7 @@ import fnmatch
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hvbuyer_assets.core.sources import SOURCES
 
@@ -37,6 +43,7 @@ KIND_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 ALL_PATTERNS = tuple(pattern for _, patterns in KIND_PATTERNS for pattern in patterns)
 MAX_RETRIES = 2
 UNNAMED = "default"  # how the unnamed drop (customers.csv + transactions.json) is shown
+ARRIVAL_KEY = "arrived-at"  # S3 user metadata (header x-amz-meta-arrived-at): when the object's drop arrived
 
 # Run states as the sensor reports them from the Dagster instance.
 IN_PROGRESS, SUCCEEDED, FAILED = "in_progress", "succeeded", "failed"
@@ -50,6 +57,18 @@ def local_version(size: int, mtime_ns: int) -> str:
 def s3_version(etag: str, last_modified: datetime) -> str:
     """Version of an S3 object: its ETag (content) and LastModified (a re-upload of the same bytes)."""
     return f"{etag.strip(chr(34))}-{int(last_modified.timestamp())}"
+
+
+def declared_arrival(value: str) -> datetime:
+    """The arrival an S3 object declares in its ``arrived-at`` metadata: ISO 8601 (a date, or a date and time;
+    UTC when no offset is given), as an aware UTC datetime. Raises ValueError saying what is wrong."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"metadata {ARRIVAL_KEY}={value!r} is not an ISO 8601 timestamp (e.g. 2026-07-01T00:00:00Z)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def file_kind(name: str) -> str | None:

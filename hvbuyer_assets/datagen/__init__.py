@@ -8,12 +8,12 @@ Usage::
         --drift behaviour --drop q3drift   # instead of q3: same quarter, drifted
 
 Determinism: the same arguments give byte-identical files. Customers depend only on
-``(seed, n_customers, drift)`` (``behaviour`` drift keeps the ``none`` customers), so a later drop
+``(seed, n_customers, drift)`` (``behaviour`` and ``concept`` drift keep the ``none`` customers), so a later drop
 (``--as-of`` later, ``--days 90``) with the same seed describes the same customers (ids ``C0000001``..,
 zero-padded to max(7, digits of N)) and brings NEW transactions with timestamps in
 ``(as_of - days, as_of]`` (``as_of`` = midnight UTC of that date). The transaction stream is seeded from
 ``(seed, as_of, days, drift)``; transaction ids embed the window end date (``T20260630-000000001``, with a
-``D``/``B`` tag after the date for drifted drops), so windows ending on different dates never share an id.
+``D``/``B``/``C`` tag after the date for drifted drops), so windows ending on different dates never share an id.
 Keep ``as_of`` at or before the day the drop lands: the pipeline sets aside transactions stamped after
 their file arrived (the CLI warns).
 
@@ -47,6 +47,11 @@ Drift:
 - ``behaviour``: same customers as ``none``; amounts x1.6 and purchase rates x0.75 (~15 transactions per
   customer over 730 days, spend per customer ~x1.2, share of purchases >= $300 5.5% -> ~14%, label
   prevalence ~18%).
+- ``concept``: same customers as ``none``; each one's spend propensity (and its slow drift) is another
+  customer's (a fixed permutation of the seed): who will spend is no longer who spent, nor predicted by age,
+  region or loyalty points, while the population's behaviour, and so every feature's distribution, is unchanged.
+  A concept shift that only realised performance can see: the sample's champion realises a ROC-AUC of ~0.51 on a
+  100-day concept drop against its hold-out ~0.79, with the drift verdict ``no_drift``.
 
 Mess (shares of rows; :func:`generate` returns exactly what is written):
 

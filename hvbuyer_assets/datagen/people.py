@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -59,3 +59,11 @@ def propensity(c: Customers, idx: np.ndarray | tuple[slice, None], t: np.ndarray
     """Latent spend propensity z(t) of customers ``idx`` at epoch seconds ``t``."""
     anchor = SIGNUP_ANCHOR.value // 10**9
     return c.z0[idx] + c.amp[idx] * np.sin(2 * np.pi * (t - anchor) / c.period[idx] + c.phase[idx])
+
+
+def shuffled_propensity(c: Customers, seed: int) -> Customers:
+    """The same people, each with another customer's spend propensity (``z0`` and its slow drift): a concept
+    shift. Who will spend is no longer who spent (nor predicted by age, region or loyalty), while the population's
+    behaviour, and so every feature's distribution, stays the same."""
+    perm = np.random.default_rng([seed, len(c.age), 0xC0C3]).permutation(len(c.age))
+    return replace(c, z0=c.z0[perm], amp=c.amp[perm], period=c.period[perm], phase=c.phase[perm])

@@ -18,7 +18,7 @@ from hvbuyer_assets.datagen.mess import (
     TS_MESS,
     UNKNOWN_SHARE,
 )
-from hvbuyer_assets.datagen.people import Customers, propensity
+from hvbuyer_assets.datagen.people import Customers, propensity, shuffled_propensity
 from hvbuyer_assets.datagen.world import DAY, DRIFT_CODE, YEAR, categorical, kinds
 
 STATUSES = TRANSACTION_STATUSES
@@ -71,6 +71,8 @@ def _time_order(offsets: np.ndarray) -> np.ndarray:
 def simulate_transactions(c: Customers, seed: int, as_of: pd.Timestamp, days: int, drift: str) -> Events:
     """Poisson purchase arrivals per customer in (as_of - days, as_of], sorted by time, with mess codes."""
     n = len(c.age)
+    if drift == "concept":
+        c = shuffled_propensity(c, seed)
     end = as_of.value // 10**9
     start = end - days * DAY
     key = [seed, int(end // DAY), days, DRIFT_CODE[drift]]

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-DRIFTS = ("none", "demographics", "behaviour")
+DRIFTS = ("none", "demographics", "behaviour", "concept")
 DEFAULT_AS_OF = "2026-06-30"
 DEFAULT_DAYS = 730
 DAY = 86_400
 YEAR = 365.25 * DAY
-DRIFT_CODE = {"none": 0, "demographics": 1, "behaviour": 2}
-TID_TAG = {"none": "", "demographics": "D", "behaviour": "B"}
+DRIFT_CODE = {"none": 0, "demographics": 1, "behaviour": 2, "concept": 3}
+TID_TAG = {"none": "", "demographics": "D", "behaviour": "B", "concept": "C"}
 
 
 def check_args(n_customers: int, seed: int, days: int, drift: str) -> None:

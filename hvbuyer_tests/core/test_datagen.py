@@ -214,6 +214,27 @@ def test_behaviour_drift_scales_amounts_for_the_same_customers() -> None:
     assert 0.65 < len(drifted) / len(base) < 0.85
 
 
+def test_concept_drift_keeps_customers_and_spending_but_not_who_spends() -> None:
+    """``concept``: the same customers and the same spending overall, but a customer's spend no longer follows
+    their own earlier spend (each one spends like another customer)."""
+    window = {"seed": 3, "as_of": "2026-12-27", "days": 180}
+
+    def spend(transactions: pd.DataFrame) -> pd.Series:
+        amounts = _amounts(transactions.amount).groupby(transactions.customer_id).sum()
+        return amounts.reindex(customers.customer_id.dropna().unique(), fill_value=0.0)
+
+    customers, earlier = datagen.generate(N, seed=3, days=180)  # the 180 days up to 2026-06-30
+    concept_customers, concept = datagen.generate(N, drift="concept", **window)
+    _, same = datagen.generate(N, **window)
+    pd.testing.assert_frame_equal(customers, concept_customers)
+    assert concept.transaction_id.dropna().str.startswith("T20261227C-").all()
+    assert 0.9 < len(concept) / len(same) < 1.1
+    assert 0.9 < _amounts(concept.amount).median() / _amounts(same.amount).median() < 1.1
+    kept = spend(earlier).corr(spend(same), method="spearman")
+    shifted = spend(earlier).corr(spend(concept), method="spearman")
+    assert kept > 0.4 and abs(shifted) < 0.1, (kept, shifted)
+
+
 def test_history_predicts_future_large_purchases() -> None:
     """The planted signal: past spend ranks customers by their chance of a >= $300 purchase in 90 days."""
     _, tx = datagen.generate(4000, seed=11)

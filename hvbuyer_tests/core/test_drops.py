@@ -34,6 +34,17 @@ def test_versions_change_with_size_mtime_and_etag() -> None:
     assert drops.s3_version('"abc"', when) == f"abc-{int(when.timestamp())}"
 
 
+def test_a_declared_arrival_is_iso_8601_in_utc_and_anything_else_is_refused() -> None:
+    assert drops.ARRIVAL_KEY == "arrived-at"  # what writers put in their S3 object metadata (data-contract.md)
+    assert drops.declared_arrival("2026-07-01T00:00:00Z") == datetime(2026, 7, 1, tzinfo=UTC)
+    assert drops.declared_arrival(" 2026-07-01T02:30:00+02:00 ") == datetime(2026, 7, 1, 0, 30, tzinfo=UTC)
+    assert drops.declared_arrival("2026-07-01") == datetime(2026, 7, 1, tzinfo=UTC)  # no offset: UTC
+    assert drops.declared_arrival("2099-07-01T00:00:00Z").year == 2099  # any date: the writer's word
+    for bad in ("next tuesday", "07/01/2026", "", "1719792000"):
+        with pytest.raises(ValueError, match=r"metadata arrived-at=.* is not an ISO 8601 timestamp"):
+            drops.declared_arrival(bad)
+
+
 def test_a_new_drop_is_requested_once_it_is_stable() -> None:
     first = drops.plan(BASE, previous={}, consumed={})
     assert not first.new and first.waiting == [

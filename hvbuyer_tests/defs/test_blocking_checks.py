@@ -1,5 +1,6 @@
 """Every blocking check fails on purpose in a real run of the whole graph (on a copy of the built workspace), and
-then nothing downstream of its asset is materialized, the champion stays and the scores are not rewritten.
+then its asset stores nothing (its stored file of the last accepted run stays byte for byte: `defs.checks_gate`),
+nothing downstream of it is materialized, the champion stays and the scores are not rewritten.
 
 Where real data or configuration can make a check fail, it does (quarantine share, label prevalence; contract and
 quality floor: test_contract_failures.py and the hostile corpus). The invariant checks on cleaning and feature
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -54,16 +56,18 @@ def _downstream(asset: str) -> set[str]:
 
 
 def _assert_blocked(workspace: Workspace, result: dg.ExecuteInProcessResult, check: str, asset: str, before) -> str:
-    """The check failed with ERROR severity; nothing below its asset was materialized (the asset itself is stored
-    before its checks run); the champion and the stored scores are the same."""
-    champion, scores = before
+    """The check failed with ERROR severity; its asset was not materialized and its stored file(s) are the same
+    bytes; nothing below it was materialized; the champion and the stored scores are the same."""
+    champion, scores, stored = before
     assert not result.success
     evaluation = check_results(result)[check]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     below = _downstream(asset)
     assert "customer_scores" in below or "champion_model" in below
-    assert not materialized & below, materialized & below
+    assert asset not in materialized and not materialized & below, materialized & (below | {asset})
+    own = _stored(workspace, asset)
+    assert own and digest(own) == {str(p): stored[str(p)] for p in own}
     assert workspace.champion_version() == champion
     assert digest(_scores(workspace)) == scores
     return evaluation.description or ""
@@ -73,8 +77,16 @@ def _scores(workspace: Workspace) -> list:
     return sorted((workspace.root / "scores").glob("*.parquet"))
 
 
-def _before(workspace: Workspace) -> tuple[str | None, dict[str, str]]:
-    return workspace.champion_version(), digest(_scores(workspace))
+def _stored(workspace: Workspace, asset: str) -> list[Path]:
+    """The files an asset stores (`<layer>/<asset>.<ext>`; a cleaning asset also stores its quarantine table)."""
+    names = {asset, asset.replace("clean_", "quarantined_")} if asset.startswith("clean_") else {asset}
+    return sorted(p for name in names for p in workspace.root.glob(f"*/{name}.*"))
+
+
+def _before(workspace: Workspace) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    """The champion, the scores' digests and every stored asset's digest."""
+    stored = [p for p in workspace.root.glob("*/*.*") if p.is_file() and p.parent.name != "raw"]
+    return workspace.champion_version(), digest(_scores(workspace)), digest(stored)
 
 
 # ------------------------------------------------------------------ real data and configuration
@@ -106,6 +118,19 @@ def test_quarantine_share_above_5_percent_warns_without_blocking(workspace_copy:
     assert 0.05 < share <= 0.30, share
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"clean_transactions", "customer_features"} <= materialized  # downstream ran
+
+
+def test_quality_floor_blocks_and_the_stored_evaluation_stays(workspace_copy: Workspace) -> None:
+    before = _before(workspace_copy)
+    run_config = {
+        "ops": {
+            "model_evaluation": {"config": {"quality_floor_roc_auc": 0.99}},
+            "trained_model": {"config": {"n_estimators": 20}},  # another candidate: another evaluation
+        }
+    }
+    result = _run(workspace_copy, run_config=run_config, selection=["trained_model", "model_evaluation"])
+    message = _assert_blocked(workspace_copy, result, "model_quality_floor", "model_evaluation", before)
+    assert "below the floor" in message
 
 
 def test_label_prevalence_out_of_range_blocks(workspace_copy: Workspace) -> None:

@@ -45,8 +45,8 @@ class Loop:
     def run(self, job: str, run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> None:
         execute_job(self.defs, self.instance, job, run_config, tags)
 
-    def ingest(self, name: str, as_of: str, days: int) -> None:
-        write_drop(self.workspace.raw, as_of, drop=name, days=days)
+    def ingest(self, name: str, as_of: str, days: int, drift: str = "none") -> None:
+        write_drop(self.workspace.raw, as_of, drop=name, days=days, drift=drift)
         self.run("ingest_drop")
 
     def tick(self) -> dg.SensorExecutionData:
@@ -118,7 +118,32 @@ def test_model_age_triggers_then_the_new_champion_has_no_matured_scores(modest_l
     assert "performance: no matured scores of champion v2 yet; model age 0 d of data <= 120 d" in reason
 
 
-def test_a_champion_without_reference_gives_no_reference_and_no_trigger(loop: Loop) -> None:
+def test_a_concept_shift_fires_the_performance_trigger_alone(loop: Loop) -> None:
+    # 100 days after v1 scored the customers (as of 2026-06-30; H = 90, so those scores have matured), each
+    # customer now spends like another one (datagen --drift concept): every feature's distribution stays, what it
+    # says about the next 90 days does not. Model age 100 d <= 120 d: realised performance is the only evidence.
+    loop.ingest("concept", as_of="2026-10-08", days=100, drift="concept")
+    report = loop.stored("monitoring", "drift_report")
+    assert report["verdict"] == "no_drift", report["reason"]
+    performance = loop.stored("monitoring", "model_performance")
+    assert performance["status"] == "evaluated" and performance["degraded"], performance["reason"]
+    (evaluation,) = performance["evaluations"]
+    assert evaluation["model_version"] == "1" and evaluation["scored_as_of"] < "2026-07-01"
+    assert evaluation["realised"]["rows"] >= 200
+    assert evaluation["auc_drop"] > 0.05
+    assert evaluation["realised"]["roc_auc"] < 0.6 < 0.7 < evaluation["expected"]["roc_auc"]
+    assert performance["reason"].startswith("realised ROC-AUC")
+
+    result = loop.tick()
+    assert len(result.run_requests) == 1, result.skip_message
+    request = result.run_requests[0]
+    assert request.tags["hvbuyer/trigger"] == f"performance drop ({performance['reason']})"
+    assert request.run_key == f"retrain-{report['data_fingerprint']}"
+    reason = loop.skip()  # the same evidence is never requested twice
+    assert "was already requested: waiting for new data" in reason, reason
+
+
+def test_a_champion_without_reference_ages_from_its_registry_tag(loop: Loop) -> None:
     # The champion's reference snapshot is gone (e.g. a champion registered before monitoring existed), and the
     # latest retrain's candidate lost: `drift_reference` writes the candidate's snapshot, not the champion's.
     for path in (loop.workspace.root / "monitoring" / "reference").glob("v1.*"):
@@ -133,4 +158,12 @@ def test_a_champion_without_reference_gives_no_reference_and_no_trigger(loop: Lo
     assert report["reason"].startswith("no reference snapshot for champion v1")
     reason = loop.skip()
     assert reason.startswith("no trigger: drift verdict no_reference (no reference snapshot for champion v1"), reason
-    assert "model age unknown" in reason
+    assert "model age 0 d of data <= 120 d" in reason  # from the version's hvbuyer.data_as_of tag
+
+    # No drift can be measured for v1, but it still ages: 148 days of new data fire the model-age trigger.
+    loop.ingest("later", as_of="2026-11-25", days=148)
+    report = loop.stored("monitoring", "drift_report")
+    assert report["verdict"] == "no_reference" and report["champion_version"] == "1"
+    result = loop.tick()
+    assert len(result.run_requests) == 1, result.skip_message
+    assert result.run_requests[0].tags["hvbuyer/trigger"] == "model age 148 d of data > 120 d"

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from hvbuyer_assets.core import features, training
+from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.features import checks
 from hvbuyer_assets.defs.metadata import layer
 from hvbuyer_assets.defs.problem import PredictionProblem
@@ -16,6 +17,7 @@ from hvbuyer_assets.defs.problem import PredictionProblem
     metadata=layer("features"),
     kinds={"pandas", "parquet"},
     check_specs=[checks.FEATURES_NOT_AFTER_CUTOFF],
+    output_required=False,  # a failed leakage guard stores nothing (defs.checks_gate)
     description="Every known customer's features as of T, the latest valid transaction time (not the clock).",
 )
 def customer_features(
@@ -26,7 +28,7 @@ def customer_features(
         clean_transactions, clean_customers, as_of, large_amount=problem.large_purchase_threshold
     )
     with_history = int((frame["n_transactions"] > 0).sum())
-    yield dg.Output(
+    output = dg.Output(
         frame,
         metadata={
             "as_of": as_of.isoformat(),
@@ -34,14 +36,16 @@ def customer_features(
             "customers_with_history": with_history,
         },
     )
-    yield checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)
+    check = checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)
+    yield from gate([output], [check], [checks.FEATURES_NOT_AFTER_CUTOFF])
 
 
 @dg.asset(
     group_name="features",
     metadata=layer("features"),
     kinds={"pandas", "parquet"},
-    check_specs=[checks.TRAINING_FEATURES_NOT_AFTER_CUTOFF, checks.LABEL_PREVALENCE],
+    check_specs=checks.TRAINING_SET_CHECKS,
+    output_required=False,  # a failed leakage guard or prevalence check stores nothing (defs.checks_gate)
     description="Features at cutoffs with labels from (cutoff, cutoff + H]: train rows at C - H (and earlier), "
     "hold-out rows at C = T - H, so the hold-out is strictly later in time than anything trained on.",
 )
@@ -59,7 +63,7 @@ def training_set(
         snapshot_step_days=problem.snapshot_step_days,
     )
     summary = frame.groupby("split", observed=True)["label"].agg(["size", "mean"])
-    yield dg.Output(
+    output = dg.Output(
         frame,
         metadata={
             "as_of": as_of.isoformat(),
@@ -69,7 +73,10 @@ def training_set(
             "cutoffs": dg.MetadataValue.json(sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())),
         },
     )
-    yield checks.not_after_cutoff(
-        checks.TRAINING_FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], frame["cutoff"]
-    )
-    yield checks.label_prevalence(frame)
+    results = [
+        checks.not_after_cutoff(
+            checks.TRAINING_FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], frame["cutoff"]
+        ),
+        checks.label_prevalence(frame),
+    ]
+    yield from gate([output], results, checks.TRAINING_SET_CHECKS)

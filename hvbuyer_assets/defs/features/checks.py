@@ -28,6 +28,8 @@ LABEL_PREVALENCE = dg.AssetCheckSpec(
     description=f"Share of positive labels per split within [{PREVALENCE_MIN:.1%}, {PREVALENCE_MAX:.0%}].",
 )
 
+TRAINING_SET_CHECKS = [TRAINING_FEATURES_NOT_AFTER_CUTOFF, LABEL_PREVALENCE]
+
 
 def not_after_cutoff(
     check_name: str, last_event_at: pd.Series, cutoff: pd.Series | pd.Timestamp

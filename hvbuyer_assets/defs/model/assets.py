@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift_report, evaluation, fingerprints, labels, model, promotion
+from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
 from hvbuyer_assets.defs.model import checks, tracking
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
@@ -77,6 +78,7 @@ def trained_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
     metadata=layer("models"),
     check_specs=[checks.MODEL_QUALITY_FLOOR],
     kinds={"sklearn"},
+    output_required=False,  # below the floor: nothing stored (defs.checks_gate)
 )
 def model_evaluation(
     trained_model: Pipeline, training_set: pd.DataFrame, config: EvaluationConfig
@@ -110,7 +112,7 @@ def model_evaluation(
         },
     }
     plots = tracking.comparison_plots(value)
-    yield dg.Output(
+    output = dg.Output(
         value,
         metadata={
             **{key: round(float(v), 4) for key, v in metrics.items() if key != "n"},
@@ -121,9 +123,10 @@ def model_evaluation(
             "lift_plot": png_metadata("lift: candidate vs baselines", plots["lift.png"]),
         },
     )
-    yield checks.quality_floor(
+    check = checks.quality_floor(
         metrics, value["baselines"]["demographics_only"]["roc_auc"], config.quality_floor_roc_auc
     )
+    yield from gate([output], [check], [checks.MODEL_QUALITY_FLOOR])
 
 
 METRIC_COLUMNS = {
@@ -164,6 +167,7 @@ def _onnx_parity(
     required_resource_keys={"mlflow", "model_registry", "problem"},
     check_specs=[checks.ONNX_PARITY],
     kinds={"mlflow", "onnx"},
+    output_required=False,  # parity failed: the version stays tagged unverified, nothing stored (defs.checks_gate)
 )
 def registered_model(
     context: dg.AssetExecutionContext,
@@ -221,7 +225,7 @@ def registered_model(
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run()  # materialize() and the CLI attach no dagster-mlflow hook: close the run here
-    yield dg.Output(
+    output = dg.Output(
         {
             "version": version,
             "reused": reused,
@@ -243,7 +247,7 @@ def registered_model(
             "onnx_max_abs_diff": -1.0 if max_diff is None else float(f"{max_diff:.3g}"),
         },
     )
-    yield check
+    yield from gate([output], [check], [checks.ONNX_PARITY])
 
 
 def _notify_api(context: dg.AssetExecutionContext) -> None:

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from hvbuyer_assets.core import contract
 from hvbuyer_assets.core.cleaning import CleanResult
 from hvbuyer_assets.core.sources import BY_KIND, SOURCES, RawSource
+from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.metadata import layer
 from hvbuyer_assets.defs.raw import checks
 from hvbuyer_assets.defs.raw.resources import RawFileInfo, RawStorageResource
@@ -27,18 +28,20 @@ class RawFilesConfig(dg.Config):
 def raw_asset(source: RawSource) -> dg.AssetsDefinition:
     """`raw_<kind>`: every file of the source in the raw location, read and checked against the contract."""
 
+    spec = checks.contract_spec(source)
+
     @dg.asset(
         name=source.raw_asset,
         group_name="raw",
         metadata=layer("interim"),
         kinds={"pandas", "parquet"},
-        check_specs=[checks.contract_spec(source)],
+        check_specs=[spec],
         description=source.raw_description,
         output_required=False,  # a refused drop stores nothing: the interim copy of the last accepted one stays
     )
     def _raw(config: RawFilesConfig, raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
         raw, files, violations = _read_drops(raw_storage, source, config.files)
-        yield from _raw_output(raw, files, violations, source.contract_check)
+        yield from gate(_raw_output(raw, files, violations), [checks.contract_result(spec.name, violations)], [spec])
 
     return _raw
 
@@ -48,6 +51,7 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
     clean tables of the sources it needs), with the clean checks."""
     ins = {source.raw_asset: dg.AssetIn(dagster_type=pd.DataFrame)}
     ins.update({BY_KIND[kind].clean_asset: dg.AssetIn(dagster_type=pd.DataFrame) for kind in source.needs})
+    specs = checks.clean_specs(source)
 
     @dg.multi_asset(
         name=source.clean_asset,
@@ -55,18 +59,20 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         ins=ins,
         outs={
             source.clean_asset: dg.AssetOut(
+                is_required=False,  # a failed blocking check stores neither table (defs.checks_gate)
                 metadata=layer("processed"),
                 kinds={"pandas", "parquet"},
                 description=f"{source.clean_description} Rows set aside are in {source.quarantine_asset}.",
             ),
             source.quarantine_asset: dg.AssetOut(
+                is_required=False,
                 metadata=layer("quarantine"),
                 kinds={"pandas", "parquet"},
                 description=f"What cleaning set aside from {source.raw_asset}: one row per problem (file, row, "
                 f"record id, field, value as sent, reason, action taken); {source.clean_asset} holds the rest.",
             ),
         },
-        check_specs=checks.clean_specs(source),
+        check_specs=specs,
         description=source.clean_description,
         # every source's contract check (blocking) gates every cleaning: a refused file of one source replaces
         # no clean table of another
@@ -77,9 +83,11 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         started = time.perf_counter()
         result = source.clean(inputs[source.raw_asset], *needed)
         metadata = {**_stats(result.stats), "clean_seconds": round(time.perf_counter() - started, 2)}
-        yield dg.Output(result.clean, output_name=source.clean_asset, metadata=metadata)
-        yield dg.Output(result.quarantine, output_name=source.quarantine_asset, metadata=_reasons(result))
-        yield from checks.clean_results(source, result, *needed)
+        outputs = [
+            dg.Output(result.clean, output_name=source.clean_asset, metadata=metadata),
+            dg.Output(result.quarantine, output_name=source.quarantine_asset, metadata=_reasons(result)),
+        ]
+        yield from gate(outputs, checks.clean_results(source, result, *needed), specs)
 
     return _clean
 
@@ -104,6 +112,9 @@ def _read_drops(
     names = [info.name for info in files]  # one categorical dtype for every frame: pd.concat keeps it
     frames = []
     for info in files:
+        if info.problem:
+            violations.append(f"{info.name}: {info.problem}")
+            continue
         try:
             with storage.open(info.uri) as handle:
                 table = source.reader(handle, info.name)
@@ -120,12 +131,8 @@ def _read_drops(
     return raw, files, violations
 
 
-def _raw_output(
-    raw: pd.DataFrame, files: list[RawFileInfo], violations: list[str], check_name: str
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    if violations:  # refused: no output, so nothing stored is replaced; the failed check names file and problem
-        yield checks.contract_result(check_name, violations)
-        return
+def _raw_output(raw: pd.DataFrame, files: list[RawFileInfo], violations: list[str]) -> Iterator[dg.Output]:
+    """The raw table (lazily: a refused drop never builds it; the failed check names file and problem)."""
     yield dg.Output(
         raw,
         metadata={
@@ -136,7 +143,6 @@ def _raw_output(
             "contract_violations": len(violations),
         },
     )
-    yield checks.contract_result(check_name, violations)
 
 
 def _stats(stats: dict[str, int]) -> dict[str, int]:

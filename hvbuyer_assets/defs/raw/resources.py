@@ -24,8 +24,24 @@ class RawFileInfo:
     name: str
     uri: str
     size: int
-    modified: pd.Timestamp
+    modified: pd.Timestamp  # arrival (core.drops): mtime locally; metadata arrived-at, else LastModified, on S3
     version: str = ""  # core.drops: size-mtime_ns locally, etag-LastModified on S3 (what sensors compare)
+    problem: str = ""  # why the file cannot be read (an unreadable declared arrival); empty when fine
+
+
+def _arrival(path: UPath, stat: Any) -> tuple[pd.Timestamp, str]:
+    """(arrival, problem): the local mtime, or an S3 object's declared ``arrived-at`` (one HEAD request) and
+    else its LastModified (``core.drops``)."""
+    stored = pd.Timestamp(stat.st_mtime, unit="s", tz="UTC")
+    if is_local(path) or not hasattr(path.fs, "metadata"):  # s3fs: user metadata of the object
+        return stored, ""
+    declared = path.fs.metadata(path.path).get(drops.ARRIVAL_KEY)
+    if declared is None:
+        return stored, ""
+    try:
+        return pd.Timestamp(drops.declared_arrival(str(declared))), ""
+    except ValueError as exc:
+        return stored, str(exc)
 
 
 def _raw_version(path: UPath, stat: Any) -> str:
@@ -60,9 +76,9 @@ class RawStorageResource(dg.ConfigurableResource):
                 if path.name.startswith(".") or not path.is_file():
                     continue
                 stat = path.stat()
-                modified = pd.Timestamp(stat.st_mtime, unit="s", tz="UTC")
+                arrived, problem = _arrival(path, stat)
                 found[str(path)] = RawFileInfo(
-                    path.name, str(path), int(stat.st_size), modified, _raw_version(path, stat)
+                    path.name, str(path), int(stat.st_size), arrived, _raw_version(path, stat), problem
                 )
         return sorted(found.values(), key=lambda f: (f.modified, f.name))
 

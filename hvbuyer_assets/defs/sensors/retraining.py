@@ -56,6 +56,10 @@ def gather_facts(instance: dg.DagsterInstance, model_registry: ModelRegistryReso
     perf = _metadata(instance, "model_performance") or {}
     champion_version = None if champion is None else str(champion.version)
     perf_is_champion = perf.get("champion_version") == champion_version
+    # The champion's training data as-of: its reference snapshot's (in the drift report), else the registry's
+    # tag on the version (the same label-window end), so a champion without a snapshot still ages.
+    tags = {} if champion is None else dict(champion.tags or {})
+    champion_data_as_of = report.get("reference_as_of") or tags.get(registry.DATA_AS_OF_TAG) or None
     return retraining.facts_from(
         now=pd.Timestamp.now(tz="UTC"),
         champion_version=champion_version,
@@ -64,7 +68,7 @@ def gather_facts(instance: dg.DagsterInstance, model_registry: ModelRegistryReso
         drift_reason=report.get("reason", ""),
         report_version=report.get("champion_version"),
         data_as_of=report.get("data_as_of") or None,
-        champion_data_as_of=report.get("reference_as_of") or None,
+        champion_data_as_of=champion_data_as_of,
         data_fingerprint=report.get("data_fingerprint"),
         performance_degraded=bool(perf.get("degraded")) and perf_is_champion,
         performance_reason=perf.get("reason", "no matured scores yet") if perf_is_champion else "not evaluated yet",
