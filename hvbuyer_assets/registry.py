@@ -14,7 +14,6 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-import skops.io
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -25,6 +24,8 @@ log = logging.getLogger("hvbuyer.registry")
 MODEL_NAME = "hvbuyer"
 EXPERIMENT_NAME = "hvbuyer"
 CHAMPION_ALIAS = "champion"
+# What the registry answers for a missing model (RESOURCE_DOES_NOT_EXIST) or alias (INVALID_PARAMETER_VALUE).
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 FINGERPRINT_TAG = "hvbuyer.training_fingerprint"
 ONNX_URI_TAG = "hvbuyer.onnx_artifact_uri"
 ONNX_VERIFIED_TAG = "hvbuyer.onnx_verified"
@@ -67,6 +68,8 @@ def trusted_types(model: Any) -> list[str]:
     MLflow 3 stores sklearn models with skops, which refuses any type not listed as trusted; the list is
     derived from the model itself so that a new estimator in the pipeline needs no hand-kept list.
     """
+    import skops.io  # imported when a model is logged: ~1.5 s of imports no other caller needs
+
     return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
@@ -126,11 +129,14 @@ def register(mlflow_client: MlflowClient, model_uri: str, run_id: str, tags: dic
 
 
 def champion(mlflow_client: MlflowClient) -> ModelVersion | None:
-    """The version holding the ``champion`` alias, or None before the first promotion."""
+    """The version holding the ``champion`` alias, or None before the first promotion (no model, no alias). An
+    unreachable or failing registry raises: it must not read as "no champion yet"."""
     try:
         return mlflow_client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND_CODES:
+            return None
+        raise
 
 
 def load_version(tracking_uri: str, version: str) -> Any:

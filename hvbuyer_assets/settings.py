@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     min_new_data_days: float = Field(_POLICY.min_new_data_days, ge=0, validation_alias="HVBUYER_MIN_NEW_DATA_DAYS")
 
     # Production mode: where the steps of a run execute.
-    executor: Literal["in_process", "celery"] = Field("in_process", validation_alias="HVBUYER_EXECUTOR")
+    executor: Literal["in_process", "celery", "k8s"] = Field("in_process", validation_alias="HVBUYER_EXECUTOR")
     celery_broker: str = Field("amqp://guest:guest@127.0.0.1:5672//", validation_alias="HVBUYER_CELERY_BROKER")
     celery_backend: str = Field("redis://127.0.0.1:6379/0", validation_alias="HVBUYER_CELERY_BACKEND")
 

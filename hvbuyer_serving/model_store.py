@@ -176,13 +176,36 @@ class ChampionStore:
         self.load_failures = 0
         self.loaded_at: float | None = None
         self.checked_at: float | None = None
+        self.registry_error: str | None = None  # why the alias could not be resolved, until it can again
+        self.registry_error_since: float | None = None
         self._lock = threading.Lock()
+
+    def readiness(self) -> tuple[str, str | None]:
+        """``("not_ready", None)`` without a model; ``("degraded", why)`` while the registry cannot be reached
+        (the loaded version keeps serving, but a new champion would not be followed); else ``("ready", None)``."""
+        if self.current is None:
+            return "not_ready", None
+        if self.registry_error is not None:
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.registry_error_since))
+            reason = (
+                f"cannot follow the registry alias {registry.CHAMPION_ALIAS!r} at {self.tracking_uri} since {since} "
+                f"({self.registry_error}); serving the loaded version {self.current.version}"
+            )
+            return "degraded", reason
+        return "ready", None
 
     def refresh(self, force: bool = False) -> bool:
         """Load the champion if the alias moved; True when a new version was swapped in."""
         with self._lock:  # one load at a time; readers never wait on it
             self.checked_at = time.time()
-            version = registry.champion(self.client)
+            try:
+                version = registry.champion(self.client)
+            except Exception as exc:  # the registry is unreachable (or failing): readiness says so
+                if self.registry_error is None:
+                    self.registry_error_since = self.checked_at
+                self.registry_error = _one_line(f"{type(exc).__name__}: {exc}")[:300]
+                raise
+            self.registry_error = self.registry_error_since = None
             if version is None:
                 return False
             number = str(version.version)

@@ -114,11 +114,13 @@ class ModelInfo(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    """Ready only with a loaded, verified model."""
+    """Ready only with a loaded, verified model; ``degraded`` (still 200) with the ``reason`` while the registry
+    cannot be reached."""
 
     status: str
     model_version: str | None = None
     runtime: str | None = None
+    reason: str | None = None
 
 
 class LiveResponse(BaseModel):

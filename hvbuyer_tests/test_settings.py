@@ -116,7 +116,7 @@ def test_an_empty_variable_counts_as_unset_and_a_bad_one_is_named() -> None:
         "HVBUYER_POLL_SECONDS": ("soon", "valid number"),
         "HVBUYER_MAX_BODY_BYTES": ("-5", "greater than 0"),
         "HVBUYER_API_PORT": ("70000", "less than or equal to 65535"),
-        "HVBUYER_EXECUTOR": ("dask", "'in_process' or 'celery'"),
+        "HVBUYER_EXECUTOR": ("dask", "'in_process', 'celery' or 'k8s'"),
     }
     for name, (value, problem_text) in cases.items():
         with pytest.raises(ValueError, match=f"{name}='{value}': .*{problem_text}"):

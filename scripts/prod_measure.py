@@ -6,7 +6,10 @@
 2. peak resident memory of every service's process tree while that run executes;
 3. the same drop built by the embedded default (``dagster asset materialize --select '*'``: in-process executor,
    local files, SQLite MLflow, temporary DAGSTER_HOME) and the per-step overhead: (production run - embedded run)
-   / steps, plus both runs' mean step duration (Dagster's own step stats).
+   / steps, plus both runs' mean step duration (Dagster's own step stats);
+4. two runs at once against one after the other: two one-step runs (``customer_features``, ``training_set``,
+   both computed from the cleaned tables) launched through the webserver together, then one after the other;
+   wall seconds from the first launch to the last end, and which Celery worker executed each step.
 """
 
 from __future__ import annotations
@@ -110,6 +113,54 @@ def embedded_build(drop: Path) -> tuple[float, list[dict]]:
             return stats.end_time - stats.start_time, steps
 
 
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+    ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime } } }"""
+WORKERS = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+    ... on EngineEvent { stepKey metadataEntries { label ... on TextMetadataEntry { text } } } } } } }"""
+TWO_RUNS = (["customer_features"], ["training_set"])
+
+
+def launch(deployment: Deployment, assets: list[str]) -> str:
+    selector = {"repositoryLocationName": "hvbuyer", "repositoryName": "__repository__", "jobName": "full_build"}
+    params = {"selector": {**selector, "assetSelection": [{"path": [a]} for a in assets]}, "runConfigData": {}}
+    result = deployment.graphql(LAUNCH, {"params": params})["launchRun"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise SystemExit(f"launch failed: {result}")
+    return result["run"]["runId"]
+
+
+def wait_done(deployment: Deployment, run_id: str) -> dict:
+    while True:
+        run = deployment.graphql(RUN, {"id": run_id})["runOrError"]
+        if run.get("status") in ("SUCCESS", "FAILURE", "CANCELED"):
+            if run["status"] != "SUCCESS":
+                raise SystemExit(f"run {run_id} {run['status']}")
+            return run
+        time.sleep(0.5)
+
+
+def step_workers(deployment: Deployment, run_id: str) -> dict[str, str]:
+    events = deployment.graphql(WORKERS, {"id": run_id})["logsForRun"]["events"]
+    return {
+        e["stepKey"]: m["text"].split("@", 1)[0]
+        for e in events
+        for m in e.get("metadataEntries") or []
+        if m["label"] == "Celery worker"
+    }
+
+
+def two_runs(deployment: Deployment) -> tuple[float, float, list[dict[str, str]]]:
+    """(seconds both at once, seconds one after the other, steps -> worker of the runs at once)."""
+    began = time.time()
+    together = [launch(deployment, assets) for assets in TWO_RUNS]
+    at_once = max(wait_done(deployment, r)["endTime"] for r in together) - began
+    began = time.time()
+    for assets in TWO_RUNS:
+        wait_done(deployment, launch(deployment, assets))
+    return at_once, time.time() - began, [step_workers(deployment, r) for r in together]
+
+
 def mean_step(steps: list[dict]) -> float:
     durations = [s["endTime"] - s["startTime"] for s in steps if s["startTime"] and s["endTime"]]
     return sum(durations) / len(durations)
@@ -119,8 +170,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--two-runs-only", action="store_true", help="only 4. (a deployment with data built)")
     args = parser.parse_args()
     deployment = Deployment(load_env())
+    if args.two_runs_only:
+        report_two_runs(deployment)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         drop = Path(tmp)
         subprocess.run(
@@ -156,6 +211,15 @@ def main() -> None:
     print(
         f"   per-step overhead: ({prod_seconds:.1f} - {embedded_seconds:.1f}) / {len(steps)} = "
         f"{(prod_seconds - embedded_seconds) / len(steps):.2f} s"
+    )
+    report_two_runs(deployment)
+
+
+def report_two_runs(deployment: Deployment) -> None:
+    at_once, sequential, workers = two_runs(deployment)
+    print(
+        f"== two one-step runs {TWO_RUNS}: at once {at_once:.1f} s (steps on {workers}); one after the other "
+        f"{sequential:.1f} s"
     )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn import metrics
+
+if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn, not by every process loading the definitions
+    from matplotlib.figure import Figure
 
 PRIMARY_METRIC = "roc_auc"
 SCALAR_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "log_loss", "prevalence", "n")
@@ -117,7 +118,15 @@ def is_better(
     return float(candidate) > float(champion) + min_delta
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
 def _png(fig: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -149,7 +158,7 @@ def _style(index: int) -> dict[str, Any]:
 
 def plot_roc_curves(curves: Mapping[str, Mapping[str, Any]]) -> bytes:
     """ROC curves of several models on one chart ({label: ``roc_points``}, candidate first), as PNG bytes."""
-    fig = Figure(figsize=(5.5, 5.5))
+    fig = _figure(figsize=(5.5, 5.5))
     ax = fig.add_subplot()
     for index, (label, curve) in enumerate(curves.items()):
         if curve["fpr"]:
@@ -174,7 +183,7 @@ def plot_calibration(calibration: pd.DataFrame | Mapping[str, pd.DataFrame]) -> 
     """Reliability diagram (mean predicted vs observed rate per bin) of one ``calibration_table`` or of
     {label: table} on one chart (candidate first), as PNG."""
     tables = _by_model(calibration)
-    fig = Figure(figsize=(5.5, 5.5))
+    fig = _figure(figsize=(5.5, 5.5))
     ax = fig.add_subplot()
     top = max(max(float(t["mean_predicted"].max()), float(t["observed_rate"].max())) for t in tables.values())
     top = max(top, 0.01)
@@ -193,7 +202,7 @@ def plot_calibration(calibration: pd.DataFrame | Mapping[str, pd.DataFrame]) -> 
 def plot_lift(lift: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
     """Lift per score decile of one ``lift_table`` (bars) or of {label: table} (lines, candidate first), as PNG."""
     tables = _by_model(lift)
-    fig = Figure(figsize=(6.5, 4.5))
+    fig = _figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
     if isinstance(lift, pd.DataFrame):
         ax.bar(lift["decile"].astype(str), lift["lift"].fillna(0.0))
@@ -211,7 +220,7 @@ def plot_score_histogram(probabilities: Any, bins: int = 40) -> bytes:
     """Distribution of the scores (P(large purchase)) with their mean, as PNG bytes."""
     p = np.asarray(probabilities, dtype=np.float64).ravel()
     p = p[np.isfinite(p)]
-    fig = Figure(figsize=(6.5, 4))
+    fig = _figure(figsize=(6.5, 4))
     ax = fig.add_subplot()
     ax.hist(p, bins=bins, range=(0.0, 1.0), color="#2e86c1")
     if p.size:

@@ -2,9 +2,10 @@
 and how the tests look at it (runs through the webserver's GraphQL API, the API over HTTP).
 
 The deployment is the one ``make prod-up`` starts (``scripts/prod_stack.py``, ``deploy/``), with its own ports,
-S3 prefixes, PostgreSQL databases, RabbitMQ vhost and Redis database index, so a test session never disturbs a
-user's ``make prod-up``; all of them are removed afterwards. A service that cannot be reached skips the tests with
-the reason, unless ``HVBUYER_REQUIRE_SERVICES=1`` (CI) makes that a failure.
+S3 prefixes, RabbitMQ vhost and Redis database index, and its PostgreSQL databases on a throwaway cluster of the
+installed server (``pg_cluster.py``, so that a test can restart PostgreSQL), so a test session never disturbs a
+user's ``make prod-up``; all of them are removed afterwards. A service that cannot be reached (or no PostgreSQL
+server installed) skips the tests with the reason, unless ``HVBUYER_REQUIRE_SERVICES=1`` (CI) makes that a failure.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,16 +32,19 @@ import prod_bootstrap as boot  # noqa: E402
 import prod_env  # noqa: E402
 from prod_stack import Deployment  # noqa: E402
 
+from hvbuyer_tests.prod.pg_cluster import PgCluster, server_bin  # noqa: E402
+
 # Read at import: the session fixture of hvbuyer_tests/conftest.py hides every HVBUYER_* variable from the tests.
 REQUIRE_SERVICES = os.environ.get("HVBUYER_REQUIRE_SERVICES", "") == "1"
 # Every prod test module: ``pytestmark = PROD_MARKS`` (slow; the deployment's start, ~1-3 min on a busy box, and
 # pipeline runs need far more than the suite's default timeout).
 PROD_MARKS = [pytest.mark.slow, pytest.mark.prod, pytest.mark.timeout(1800)]
+T = TypeVar("T")
 SERVICES = {
-    "PostgreSQL": "HVBUYER_PG_ADMIN_URL",
     "RabbitMQ": "HVBUYER_CELERY_BROKER",
     "Redis": "HVBUYER_CELERY_BACKEND",
 }
+POLL_SECONDS = 0.5  # how often the waits below look again (cheap GraphQL / SQL queries)
 
 
 def free_port() -> int:
@@ -60,6 +65,8 @@ def _reachable(url: str) -> bool:
 def require_services(env: dict[str, str]) -> None:
     """Skip (or, with HVBUYER_REQUIRE_SERVICES=1, fail) naming every machine service that is unreachable."""
     missing = [f"{name} ({env[key]})" for name, key in SERVICES.items() if not _reachable(env[key])]
+    if server_bin() is None:
+        missing.append("PostgreSQL server (initdb, pg_ctl under /usr/lib/postgresql/*/bin)")
     if missing:
         reason = f"production-mode services unreachable: {', '.join(missing)}"
         if REQUIRE_SERVICES:
@@ -79,15 +86,14 @@ def _claim_redis_index(backend_url: str) -> int:
     raise RuntimeError("no empty Redis database index between 2 and 15 for the test deployment")
 
 
-def isolated_env(root: Path, s3_port: int, s3_endpoint_port: int) -> dict[str, str]:
-    """deploy/local.env with this session's own ports, prefixes, databases, vhost and Redis index; the S3 server
-    listens on ``s3_port``, every client uses ``s3_endpoint_port`` (a :class:`Switch` in front of it)."""
+def isolated_env(root: Path, s3_port: int, s3_endpoint_port: int, pg: PgCluster) -> dict[str, str]:
+    """deploy/local.env with this session's own ports, prefixes, vhost and Redis index, its databases on the
+    throwaway cluster ``pg``; the S3 server listens on ``s3_port``, every client uses ``s3_endpoint_port`` (a
+    :class:`Switch` in front of it)."""
     base = prod_env.load_env(environ={})
-    require_services(base)
     tag = f"t{secrets.token_hex(3)}"
     backend = urlsplit(base["HVBUYER_CELERY_BACKEND"])
     broker = urlsplit(base["HVBUYER_CELERY_BROKER"])
-    pg_admin = base["HVBUYER_PG_ADMIN_URL"].rsplit("/", 1)[0]
     mlflow, api = free_port(), free_port()
     overrides = {
         "HVBUYER_PROD_HOME": str(root),
@@ -97,8 +103,9 @@ def isolated_env(root: Path, s3_port: int, s3_endpoint_port: int) -> dict[str, s
         "HVBUYER_RAW_URI": f"s3://hvbuyer-raw/{tag}/drops",
         "HVBUYER_DATA_DIR": f"s3://hvbuyer-data/{tag}",
         "MLFLOW_ARTIFACTS_DESTINATION": f"s3://hvbuyer-mlflow/{tag}",
-        "DAGSTER_PG_URL": f"{pg_admin}/hvbuyer_{tag}_dagster",
-        "MLFLOW_BACKEND_STORE_URI": f"{pg_admin}/hvbuyer_{tag}_mlflow",
+        "HVBUYER_PG_ADMIN_URL": pg.url("postgres"),
+        "DAGSTER_PG_URL": pg.url(f"hvbuyer_{tag}_dagster"),
+        "MLFLOW_BACKEND_STORE_URI": pg.url(f"hvbuyer_{tag}_mlflow"),
         "HVBUYER_MLFLOW_PORT": str(mlflow),
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow}",
         "HVBUYER_CELERY_BROKER": f"{broker.scheme}://{broker.netloc}/hvbuyer-{tag}",
@@ -129,43 +136,59 @@ def teardown(deployment: Deployment) -> None:
     redis.Redis(host=backend.hostname, port=backend.port or 6379, db=int(backend.path.lstrip("/"))).flushdb()
 
 
+def wait_for(check: Callable[[], T], what: str, timeout: float = 600.0) -> T:
+    """``check()``'s first truthy value, looked at every ``POLL_SECONDS``; fails naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(POLL_SECONDS)
+
+
 @dataclass(frozen=True)
-class FirstBuild:
-    """The first drop's full_build run (GraphQL fields) and seconds from upload to its end."""
+class Outcome:
+    """A run (GraphQL fields) and seconds from the upload (or launch) that caused it to its end."""
 
     run: dict[str, Any]
     seconds: float
 
 
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+SELECTOR = {"repositoryLocationName": "hvbuyer", "repositoryName": "__repository__"}
+
+
 class Runs:
-    """The deployment's runs, seen through the Dagster webserver's GraphQL API."""
+    """The deployment's runs and sensors, seen through the Dagster webserver's GraphQL API."""
 
     QUERY = """query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
-        runId jobName status startTime endTime tags { key value } } } } }"""
+        runId jobName status creationTime startTime endTime tags { key value } } } ... on PythonError { message } } }"""
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
 
     def all(self, **filters: Any) -> list[dict[str, Any]]:
         data = self.deployment.graphql(self.QUERY, {"filter": filters or None})
-        return data["runsOrError"]["results"]
+        return sorted(data["runsOrError"]["results"], key=lambda r: r["creationTime"])
 
-    def wait_finished(self, job: str, after: int = 0, timeout: float = 900.0) -> dict[str, Any]:
-        """The first run of ``job`` (beyond the first ``after`` ones) to finish; fails after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            runs = sorted(self.all(pipelineName=job), key=lambda r: r["startTime"] or float("inf"))[after:]
-            done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
-            if done:
-                return done[0]
-            time.sleep(3)
-        raise AssertionError(f"no {job} run finished within {timeout:.0f} s; runs: {self.all()}")
+    def wait_finished(self, job: str, timeout: float = 900.0, **filters: Any) -> dict[str, Any]:
+        """The first run of ``job`` (matching ``filters``) to finish."""
 
-    def launch(self, job: str, run_config: dict[str, Any] | None = None) -> str:
-        """Launch a run of ``job`` as the UI does (queued, then started by the daemon); its run id."""
+        def finished() -> dict[str, Any] | None:
+            return next((r for r in self.all(pipelineName=job, **filters) if r["status"] in FINISHED), None)
+
+        return wait_for(finished, f"a finished {job} run ({filters})", timeout)
+
+    def launch(self, job: str, run_config: dict[str, Any] | None = None, assets: list[str] | None = None) -> str:
+        """Launch a run of ``job`` (or of some of its ``assets``) as the UI does: queued, then started by the
+        daemon; its run id."""
         mutation = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
             ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
-        selector = {"repositoryLocationName": "hvbuyer", "repositoryName": "__repository__", "jobName": job}
+        selector: dict[str, Any] = {**SELECTOR, "jobName": job}
+        if assets is not None:
+            selector["assetSelection"] = [{"path": [name]} for name in assets]
         params = {"selector": selector, "runConfigData": run_config or {}}
         result = self.deployment.graphql(mutation, {"params": params})["launchRun"]
         assert result["__typename"] == "LaunchRunSuccess", result
@@ -173,28 +196,73 @@ class Runs:
 
     def wait_run(self, run_id: str, timeout: float = 900.0) -> dict[str, Any]:
         """A run once it has finished (SUCCESS, FAILURE or CANCELED)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def finished() -> dict[str, Any] | None:
             runs = self.all(runIds=[run_id])
-            if runs and runs[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-                return runs[0]
-            time.sleep(3)
-        raise AssertionError(f"run {run_id} did not finish within {timeout:.0f} s")
+            return runs[0] if runs and runs[0]["status"] in FINISHED else None
+
+        return wait_for(finished, f"run {run_id} finished", timeout)
 
     def wait_idle(self, timeout: float = 900.0) -> list[dict[str, Any]]:
-        """Every run, once none is queued or in progress (the daemon may still be retrying one)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(5)  # a failed run's automatic retry is requested by the daemon a little later
+        """Every run, once none is in flight and no failed run awaits the automatic retry the daemon will request
+        (tag ``dagster/will_retry``: a retry run tagged ``dagster/parent_run_id`` follows)."""
+
+        def idle() -> list[dict[str, Any]] | None:
             runs = self.all()
-            if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
-                return runs
-        raise AssertionError(f"runs still in flight after {timeout:.0f} s: {self.all()}")
+            parents = {_tags(r).get("dagster/parent_run_id") for r in runs}
+            awaiting_retry = [
+                r for r in runs if _tags(r).get("dagster/will_retry") == "true" and r["runId"] not in parents
+            ]
+            in_flight = [r for r in runs if r["status"] not in FINISHED]
+            return None if in_flight or awaiting_retry else runs
+
+        return wait_for(idle, "no run in flight", timeout)
 
     def step_events(self, run_id: str) -> list[dict[str, Any]]:
         query = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
-            __typename ... on MessageEvent { message stepKey timestamp } } } } }"""
+            __typename ... on MessageEvent { message stepKey timestamp }
+            ... on EngineEvent { metadataEntries { label ... on TextMetadataEntry { text } } } } }
+            ... on PythonError { message } } }"""
         return self.deployment.graphql(query, {"id": run_id})["logsForRun"]["events"]
+
+    def celery_workers(self, run_id: str) -> dict[str, str]:
+        """step -> the Celery worker (``name@host``) that executed it, as the worker recorded it in the run's event
+        log (dagster-celery's "Executing steps ... in celery worker" engine event); the last one per step."""
+        found = {}
+        for event in self.step_events(run_id):
+            for entry in event.get("metadataEntries") or []:
+                if entry["label"] == "Celery worker" and event.get("stepKey"):
+                    found[event["stepKey"]] = entry["text"].split("@", 1)[0]
+        return found
+
+    def sensor(self, name: str, running: bool) -> None:
+        """Start or stop a sensor, as the UI's toggle does."""
+        selector = {**SELECTOR, "sensorName": name}
+        if running:
+            mutation = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename
+                ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
+            result = self.deployment.graphql(mutation, {"s": selector})["startSensor"]
+            assert result["__typename"] == "Sensor" and result["sensorState"]["status"] == "RUNNING", result
+            return
+        state = self.sensor_state(name)
+        mutation = """mutation($id: String!) { stopSensor(id: $id) { __typename
+            ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }"""
+        result = self.deployment.graphql(mutation, {"id": state["id"]})["stopSensor"]
+        assert result["__typename"] == "StopSensorMutationResult", result
+        assert result["instigationState"]["status"] == "STOPPED", result
+
+    def sensor_state(self, name: str, ticks: int = 0) -> dict[str, Any]:
+        """The sensor's instigation state (``id``, ``status``) and its last ``ticks`` ticks (newest first)."""
+        query = """query($s: SensorSelector!, $n: Int) { sensorOrError(sensorSelector: $s) { __typename
+            ... on Sensor { sensorState { id status ticks(limit: $n) { status timestamp skipReason } } }
+            ... on PythonError { message } } }"""
+        data = self.deployment.graphql(query, {"s": {**SELECTOR, "sensorName": name}, "n": ticks})["sensorOrError"]
+        assert data["__typename"] == "Sensor", data
+        return data["sensorState"]
+
+
+def _tags(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["tags"]}
 
 
 def step_start_pids(deployment: Deployment, run_id: str) -> list[tuple[str, int]]:

@@ -1,72 +1,50 @@
-"""The whole loop in production mode, on real processes: a drop uploaded to the raw S3 prefix -> raw_drop_sensor
-(daemon) -> full_build run (default launcher) whose steps execute on the Celery workers -> model registered and
-aliased ``champion`` in the MLflow tracking server (PostgreSQL store, artifacts proxied to S3) -> scores on S3 ->
-the API serves that version and answers customer look-ups from the S3 scores. Same hold-out metrics as the embedded
-default (in-process executor, local files, SQLite MLflow) on the same sample drop."""
+"""The whole loop in production mode, on real processes: a drop uploaded to the raw S3 prefix -> full_build launched
+through the webserver (an operator's small first model) whose steps execute on the Celery workers -> model
+registered and aliased ``champion`` in the MLflow tracking server (PostgreSQL store, artifacts proxied to S3) ->
+scores on S3 -> the API serves that version and answers customer look-ups from the S3 scores; the same data as the
+embedded default (in-process executor, local files, SQLite MLflow) on the same sample drop and the same hold-out
+metrics as the in-process code. Then a drifted drop -> raw_drop_sensor -> ingest_drop -> drift verdict ->
+retraining_sensor -> retrain -> the retrained forest is promoted -> the API switches to it."""
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
-import pyarrow.fs as pafs
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from hvbuyer_assets import datagen, registry
-from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace
-from hvbuyer_tests.prod.deployment import (
-    PROD_MARKS,
-    Deployment,
-    FirstBuild,
-    Runs,
-    api_get,
-    boot,
-    step_start_pids,
-    worker_of,
-)
+from hvbuyer_assets import registry
+from hvbuyer_assets.core import evaluation, model
+from hvbuyer_tests.defs.test_loop_e2e import MODEST_FIRST_MODEL
+from hvbuyer_tests.pipeline import Workspace
+from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, Outcome, Runs, api_get, boot, wait_for
+from hvbuyer_tests.prod.scenario import DRIFT_DROP, RAW_SENSOR, Drifted, read_json, read_table
 
 pytestmark = PROD_MARKS
 
 
-def s3_filesystem(prod: Deployment) -> pafs.S3FileSystem:
-    return pafs.S3FileSystem(
-        endpoint_override=prod.env["AWS_ENDPOINT_URL_S3"],
-        access_key=prod.env["AWS_ACCESS_KEY_ID"],
-        secret_key=prod.env["AWS_SECRET_ACCESS_KEY"],
-        region=prod.env["AWS_DEFAULT_REGION"],
+def served_version(prod: Deployment, version: str) -> dict:
+    """``GET /model`` once the API serves ``version`` (told by champion_model's reload POST, or its own poll)."""
+    return wait_for(
+        lambda: (body := api_get(prod, "/model").json()).get("version") == version and body,
+        f"the API serving version {version}",
+        timeout=60,
     )
 
 
-def data_path(prod: Deployment, relative: str) -> str:
-    return f"{prod.env['HVBUYER_DATA_DIR'].removeprefix('s3://')}/{relative}"
-
-
-def steps_per_worker(prod: Deployment, run_id: str) -> dict[str, set[str]]:
-    """The steps of a run each Celery worker executed (the process of each STEP_START in the event log)."""
-    found: dict[str, set[str]] = {name: set() for name in prod.worker_names()}
-    for step, pid in step_start_pids(prod, run_id):
-        found.setdefault(worker_of(prod, pid) or f"pid {pid} (no worker)", set()).add(step)
-    return found
-
-
 def test_drop_on_s3_becomes_the_served_champion_via_celery_workers(
-    prod: Deployment, first_build: FirstBuild, built: Workspace
+    prod: Deployment, first_build: Outcome, built: Workspace
 ) -> None:
     runs, run = Runs(prod), first_build.run
-    tags = {t["key"]: t["value"] for t in run["tags"]}
     events = runs.step_events(run["runId"])
     failures = [e.get("message") for e in events if "Failure" in e["__typename"]]
     assert run["status"] == "SUCCESS", f"full_build failed: {failures}"
-    assert tags["dagster/sensor_name"] == "raw_drop_sensor"
 
-    # Every step ran on a Celery worker, and both workers took some.
+    # Every step ran on a Celery worker (as the worker recorded it in the event log), and both workers took some.
     succeeded = {e["stepKey"] for e in events if e["__typename"] == "ExecutionStepSuccessEvent"}
-    per_worker = steps_per_worker(prod, run["runId"])
+    per_step = runs.celery_workers(run["runId"])
     assert {"raw_customers", "registered_model", "champion_model", "customer_scores"} <= succeeded
-    assert set().union(*per_worker.values()) == succeeded
-    assert all(per_worker.values()), f"steps per worker: {per_worker}"
+    assert set(per_step) == succeeded
+    assert set(per_step.values()) == set(prod.worker_names()), f"steps per worker: {per_step}"
 
     # The champion lives in the MLflow server, its artifacts in the S3 bucket behind it.
     client = registry.client(prod.env["MLFLOW_TRACKING_URI"])
@@ -77,69 +55,60 @@ def test_drop_on_s3_becomes_the_served_champion_via_celery_workers(
     artifacts = boot.s3_client(prod.env).list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     assert any(obj["Key"].endswith("onnx/model.onnx") for obj in artifacts)
 
-    # Scores and the evaluation are on S3; the metrics equal the embedded default's on the same drop.
-    fs = s3_filesystem(prod)
-    scores = pq.read_table(data_path(prod, "scores/customer_scores.parquet"), filesystem=fs).to_pandas()
-    assert len(scores) > 0 and set(scores["model_version"].astype(str)) == {"1"}
-    with fs.open_input_stream(data_path(prod, "models/model_evaluation.json")) as stream:
-        evaluation = json.loads(stream.read())
-    embedded = json.loads((built.root / "models" / "model_evaluation.json").read_text())
-    assert evaluation["metrics"] == pytest.approx(embedded["metrics"], rel=1e-9)
+    # The same training set as the embedded default on the same drop, and the hold-out metrics the in-process
+    # code computes for the operator's small forest on it.
+    training_set = read_table(prod, "features/training_set.parquet")
+    embedded = pq.read_table(built.root / "features" / "training_set.parquet").to_pandas()
+    pd.testing.assert_frame_equal(training_set, embedded)
+    params = model.ModelParams(**MODEST_FIRST_MODEL["trained_model"]["config"])
+    holdout = training_set[training_set["split"] == "holdout"]
+    proba = model.predict_proba(model.train_model(training_set, params), holdout)
+    expected = evaluation.scalar_metrics(evaluation.evaluate(holdout["label"].to_numpy(), proba))
+    assert read_json(prod, "models/model_evaluation.json")["metrics"] == pytest.approx(expected, rel=1e-9)
 
-    # The API (told by champion_model's reload POST, or its own poll) serves version 1 and reads S3 scores.
-    deadline = time.monotonic() + 60
-    while api_get(prod, "/model").json().get("version") != "1" and time.monotonic() < deadline:
-        time.sleep(1)
-    model = api_get(prod, "/model").json()
-    assert model["version"] == "1" and model["runtime"] == "onnx", model
+    # Scores on S3; the API serves version 1 and answers customer look-ups from them.
+    scores = read_table(prod, "scores/customer_scores.parquet")
+    assert len(scores) > 0 and set(scores["model_version"].astype(str)) == {"1"}
+    assert served_version(prod, "1")["runtime"] == "onnx"
     assert api_get(prod, "/health/ready").json() == {"status": "ready", "model_version": "1", "runtime": "onnx"}
     row = scores.iloc[0]
     answer = api_get(prod, f"/customers/{row['customer_id']}/prediction")
     assert answer.status_code == 200, answer.text
     assert answer.json()["model_version"] == "1"
     assert answer.json()["large_purchase_probability"] == pytest.approx(float(row["large_purchase_probability"]))
-    print(f"[prod] drop uploaded -> full_build finished in {first_build.seconds:.1f} s; per worker: {per_worker}")
+    print(f"[prod] drop uploaded -> full_build finished in {first_build.seconds:.1f} s; steps per worker: {per_step}")
 
 
-def read_json(prod: Deployment, relative: str) -> dict:
-    with s3_filesystem(prod).open_input_stream(data_path(prod, relative)) as stream:
-        return json.loads(stream.read())
-
-
-def test_drifted_drop_is_ingested_judged_drift_retrained_and_served(
-    prod: Deployment, first_build: FirstBuild, tmp_path: Path
+def test_drifted_drop_is_ingested_judged_drift_retrained_and_the_api_switches(
+    prod: Deployment, drifted: Drifted
 ) -> None:
     """The embedded loop test's later drop (same customers, 148 days on, behaviour drift) through the daemon's
-    sensors: ingest_drop -> drift verdict -> retraining sensor -> retrain on the workers -> the API follows."""
-    assert first_build.run["status"] == "SUCCESS"
+    sensors: ingest_drop -> drift verdict -> retraining sensor -> retrain on the workers -> the retrained default
+    forest beats the small first champion -> promoted -> the API switches to version 2."""
     runs = Runs(prod)
-    datagen.write_drop(
-        tmp_path, SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, drift="behaviour", drop="q4drift", as_of="2026-11-25", days=148
-    )
-    began = time.monotonic()
-    boot.upload_drop(prod.env, tmp_path, name="q4drift")
-
-    ingest = runs.wait_finished("ingest_drop")
-    assert ingest["status"] == "SUCCESS"
-    report = read_json(prod, "monitoring/drift_report.json")
+    ingest, retrain = drifted.ingest.run, drifted.retrain.run
+    assert ingest["status"] == "SUCCESS", ingest
+    assert {"dagster/sensor_name": RAW_SENSOR, "hvbuyer/drop": DRIFT_DROP["drop"]}.items() <= tags_of(ingest).items()
+    # The restarted raw sensor left the first drop (consumed by the operator's build) alone.
+    assert [r["jobName"] for r in runs.all() if tags_of(r).get("dagster/sensor_name") == RAW_SENSOR] == ["ingest_drop"]
+    report = drifted.drift_report
     assert report["verdict"] == "drift", report["reason"]
     assert report["champion_version"] == "1"
 
-    retrain = runs.wait_finished("retrain")
-    assert retrain["status"] == "SUCCESS"
-    tags = {t["key"]: t["value"] for t in retrain["tags"]}
+    assert retrain["status"] == "SUCCESS", retrain
+    tags = tags_of(retrain)
     assert tags["dagster/sensor_name"] == "retraining_sensor"
     assert tags["hvbuyer/trigger"].startswith("data drift"), tags["hvbuyer/trigger"]
     decision = read_json(prod, "models/champion_model.json")
-    assert decision["candidate_version"] == "2"
-    expected = "2" if decision["decision"] == "promoted" else "1"
-    assert str(registry.champion(registry.client(prod.env["MLFLOW_TRACKING_URI"])).version) == expected
-
-    deadline = time.monotonic() + 60
-    while api_get(prod, "/model").json().get("version") != expected and time.monotonic() < deadline:
-        time.sleep(1)
-    assert api_get(prod, "/model").json()["version"] == expected
+    assert (decision["candidate_version"], decision["decision"]) == ("2", "promoted"), decision
+    assert str(registry.champion(registry.client(prod.env["MLFLOW_TRACKING_URI"])).version) == "2"
+    assert served_version(prod, "2")["runtime"] == "onnx"
+    assert api_get(prod, "/health/ready").json()["model_version"] == "2"
     print(
-        f"[prod] drifted drop -> {decision['decision']} v2 ({decision['reason']}) -> API v{expected} "
-        f"{time.monotonic() - began:.1f} s after the upload"
+        f"[prod] drifted drop -> ingest_drop {drifted.ingest.seconds:.1f} s -> retrain, promoted v2 "
+        f"({decision['reason']}) {drifted.retrain.seconds:.1f} s after the upload"
     )
+
+
+def tags_of(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["tags"]}

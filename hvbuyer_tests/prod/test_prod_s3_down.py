@@ -5,50 +5,52 @@ in memory, so stopping it would lose them)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from hvbuyer_assets import datagen
-from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED
-from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, FirstBuild, Runs, Switch, boot
+from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, Runs, Switch, boot, wait_for
+from hvbuyer_tests.prod.scenario import RAW_SENSOR, DropCalendar
 
 pytestmark = PROD_MARKS
 DROP = "late"
+TICKS_WHILE_DOWN = 2  # raw sensor ticks that must request nothing while the endpoint is down
 
 
 def drop_runs(runs: Runs) -> list[dict]:
-    return sorted(runs.all(tags=[{"key": "hvbuyer/drop", "value": DROP}]), key=lambda r: r["startTime"] or float("inf"))
+    return runs.all(tags=[{"key": "hvbuyer/drop", "value": DROP}])
 
 
 def test_s3_down_while_a_drop_lands_run_fails_drop_waits_then_is_processed(
-    prod: Deployment, first_build: FirstBuild, s3_switch: Switch, tmp_path: Path
+    prod: Deployment, later_drops: DropCalendar, s3_switch: Switch, tmp_path: Path
 ) -> None:
-    assert first_build.run["status"] == "SUCCESS"
     runs = Runs(prod)
-    # Two more months of the same customers after the drifted drop (to 2026-11-25), no drift.
-    datagen.write_drop(tmp_path, SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, drop=DROP, as_of="2027-01-24", days=60)
+    later_drops.write(tmp_path, DROP)
     boot.upload_drop(prod.env, tmp_path, name=DROP)
 
-    deadline = time.monotonic() + 300
-    while not drop_runs(runs) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert drop_runs(runs), "the raw sensor requested no run for the drop"
+    wait_for(lambda: drop_runs(runs), "the raw sensor requested a run for the drop", timeout=300)
     s3_switch.off()
     try:
         first = runs.wait_run(drop_runs(runs)[0]["runId"])
         assert first["status"] == "FAILURE"
-        time.sleep(20)  # several sensor ticks (5 s) with the endpoint down
+        # Several sensor ticks with the endpoint down (each finished after the run failed) request nothing.
+        failed_at = first["endTime"]
+
+        def ticks_since_failure() -> list[dict]:
+            ticks = runs.sensor_state(RAW_SENSOR, ticks=10)["ticks"]
+            done = [t for t in ticks if t["timestamp"] > failed_at and t["status"] in ("SKIPPED", "SUCCESS", "FAILURE")]
+            return done if len(done) >= TICKS_WHILE_DOWN else []
+
+        ticks = wait_for(ticks_since_failure, f"{TICKS_WHILE_DOWN} raw sensor ticks with S3 down", timeout=120)
         assert [r["status"] for r in drop_runs(runs)] == ["FAILURE"], "the drop was retried while S3 was down"
+        assert all(t["status"] != "SUCCESS" for t in ticks), ticks
     finally:
         s3_switch.on()
 
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        statuses = [r["status"] for r in drop_runs(runs)]
-        if "SUCCESS" in statuses or statuses.count("FAILURE") > 1:
-            break
-        time.sleep(3)
-    retried = drop_runs(runs)
+    def settled() -> list[dict] | None:
+        found = drop_runs(runs)
+        statuses = [r["status"] for r in found]
+        return found if "SUCCESS" in statuses or statuses.count("FAILURE") > 1 else None
+
+    retried = wait_for(settled, "the drop's retry finished", timeout=600)
     assert [r["status"] for r in retried] == ["FAILURE", "SUCCESS"], retried
     tags = {t["key"]: t["value"] for t in retried[1]["tags"]}
     assert tags["dagster/run_key"].endswith("-retry1") and tags["hvbuyer/attempt"] == "1"

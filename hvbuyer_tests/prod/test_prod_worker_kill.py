@@ -5,14 +5,12 @@ killed worker."""
 
 from __future__ import annotations
 
-import time
-
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, FirstBuild, Runs, step_start_pids, worker_of
-from hvbuyer_tests.prod.test_prod_loop import data_path, s3_filesystem
+from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, Runs, step_start_pids, wait_for, worker_of
+from hvbuyer_tests.prod.scenario import Drifted, data_path, s3_filesystem
 
 pytestmark = PROD_MARKS
 VICTIM_STEP = "trained_model"  # a step of the retrain job that runs for a few seconds
@@ -26,23 +24,25 @@ def scores(prod: Deployment) -> pa.Table:
 
 def worker_running(prod: Deployment, run_id: str, step: str, timeout: float = 600.0) -> tuple[str, int]:
     """The worker (and pid) executing ``step`` of ``run_id``, as soon as its STEP_START is in the event log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def running() -> tuple[str, int] | None:
         for started, pid in step_start_pids(prod, run_id):
             if started == step and (name := worker_of(prod, pid)) is not None:
                 return name, pid
-        time.sleep(0.2)
-    raise AssertionError(f"step {step} of run {run_id} did not start on any worker within {timeout:.0f} s")
+        return None
+
+    return wait_for(running, f"step {step} of run {run_id} started on a worker", timeout)
 
 
 def test_worker_killed_mid_step_the_step_is_redelivered_and_the_run_succeeds(
-    prod: Deployment, first_build: FirstBuild
+    prod: Deployment, drifted: Drifted
 ) -> None:
-    assert first_build.run["status"] == "SUCCESS"
+    assert drifted.retrain.run["status"] == "SUCCESS"
     runs = Runs(prod)
     before = scores(prod)
 
-    run_id = runs.launch("retrain")  # on the data already ingested: the same model, the same scores
+    # On the data the drift retraining used (the tests adding data run later): the same model, the same scores.
+    run_id = runs.launch("retrain")
     victim, _ = worker_running(prod, run_id, VICTIM_STEP)
     survivor = next(name for name in prod.worker_names() if name != victim)
     survivor_pids = {p.pid for p in [prod.running(survivor), *prod.running(survivor).children(recursive=True)]}

@@ -27,14 +27,17 @@ async def health_live() -> LiveResponse:
 @router.get(
     "/health/ready",
     response_model=ReadyResponse,
+    response_model_exclude_none=True,
     responses={503: {"model": ReadyResponse, "description": "No verified model loaded yet."}},
     summary="Ready to predict",
 )
 async def health_ready(store: StoreDep) -> Response:
-    """200 only with a loaded, verified champion; 503 otherwise."""
+    """200 with a loaded, verified champion, 503 without one. While the registry cannot be reached the loaded
+    version keeps answering, so the service stays in rotation (200) with ``status: degraded`` and the ``reason``
+    (it would not follow a new champion until the registry answers again)."""
+    status, reason = store.readiness()
     served = store.current
     if served is None:
-        return JSONResponse(ReadyResponse(status="not_ready").model_dump(), status_code=503)
-    return JSONResponse(
-        ReadyResponse(status="ready", model_version=served.version, runtime=served.runtime).model_dump()
-    )
+        return JSONResponse(ReadyResponse(status=status).model_dump(exclude_none=True), status_code=503)
+    body = ReadyResponse(status=status, model_version=served.version, runtime=served.runtime, reason=reason)
+    return JSONResponse(body.model_dump(exclude_none=True))

@@ -1,0 +1,95 @@
+"""PostgreSQL restarted while the platform is idle (the session's throwaway cluster, which holds the Dagster instance
+and the MLflow store; ``pg_ctl restart -m fast`` closes every connection): the daemon heartbeats again, the
+webserver answers, the MLflow server and the API follow the registry again, the next drop is processed, and no run
+or event recorded before the restart is lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psycopg2
+
+from hvbuyer_assets import registry
+from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, Runs, api_get, boot, wait_for
+from hvbuyer_tests.prod.pg_cluster import PgCluster
+from hvbuyer_tests.prod.scenario import RAW_SENSOR, DropCalendar
+
+pytestmark = PROD_MARKS
+DROP = "afterpg"
+
+
+def recorded(prod: Deployment) -> tuple[dict[str, str], dict[str, int]]:
+    """What the instance's database holds: status per run id and events per run id (straight from PostgreSQL)."""
+    with psycopg2.connect(boot.libpq_dsn(prod.env["DAGSTER_PG_URL"]), connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.execute("SELECT run_id, status FROM runs")
+        runs = dict(cur.fetchall())
+        cur.execute("SELECT run_id, count(*) FROM event_logs GROUP BY run_id")
+        events = dict(cur.fetchall())
+    conn.close()
+    return runs, events
+
+
+def answers(query: Callable[[], object]) -> bool:
+    """True when the webserver answers the query. Right after the restart, a request that meets one of its
+    pooled connections to the old server answers 500 ("server closed the connection unexpectedly") once, the
+    connection is dropped and the next request succeeds: that is the recovery this waits for."""
+    try:
+        query()
+    except httpx.HTTPStatusError as exc:
+        assert exc.response.status_code == 500 and "closed the connection" in exc.response.text, exc.response.text
+        print(f"[prod] after the restart the webserver answered once: {exc.response.text[:200]}")
+        return False
+    return True
+
+
+def daemons_since(prod: Deployment, since: float) -> bool:
+    """Every required daemon is healthy and has sent a heartbeat after ``since`` (epoch seconds)."""
+    query = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatTime } } } }"
+    data: dict = {}
+    if not answers(lambda: data.update(prod.graphql(query))):
+        return False
+    required = [s for s in data["instance"]["daemonHealth"]["allDaemonStatuses"] if s["required"]]
+    return bool(required) and all(s["healthy"] and (s["lastHeartbeatTime"] or 0) > since for s in required)
+
+
+def test_postgres_restart_while_idle_loses_nothing_and_the_next_drop_is_processed(
+    prod: Deployment, pg_cluster: PgCluster, later_drops: DropCalendar, tmp_path: Path
+) -> None:
+    runs = Runs(prod)
+    runs.wait_idle()
+    runs_before, events_before = recorded(prod)
+    assert runs_before and sum(events_before.values()) > 0
+
+    pg_cluster.restart()
+    restarted = time.time()
+
+    # The daemon (sensors, run queue, monitoring, retries) heartbeats through the instance database again, the
+    # webserver answers from it, the MLflow server from its store, the API follows the registry again.
+    wait_for(lambda: daemons_since(prod, restarted), "every daemon heartbeating after the restart", timeout=180)
+    wait_for(lambda: answers(runs.all), "the webserver listing runs", timeout=60)
+    wait_for(lambda: answers(lambda: runs.sensor_state(RAW_SENSOR, ticks=1)), "the webserver reading ticks", 60)
+    some_run = next(iter(runs_before))
+    wait_for(lambda: answers(lambda: runs.step_events(some_run)), "the webserver reading event logs", 60)
+    assert {r["runId"] for r in runs.all()} == set(runs_before)
+    champion = registry.champion(registry.client(prod.env["MLFLOW_TRACKING_URI"]))
+    assert champion is not None
+    wait_for(
+        lambda: api_get(prod, "/health/ready").json().get("status") == "ready",
+        "API readiness ready after the restart",
+        timeout=60,
+    )
+
+    # The next drop: raw sensor -> ingest_drop on the workers, recorded in the restarted database.
+    later_drops.write(tmp_path, DROP)
+    boot.upload_drop(prod.env, tmp_path, name=DROP)
+    ingest = runs.wait_finished("ingest_drop", tags=[{"key": "hvbuyer/drop", "value": DROP}])
+    assert ingest["status"] == "SUCCESS", [e.get("message") for e in runs.step_events(ingest["runId"])][-20:]
+
+    # Nothing recorded before the restart is lost: every run with its status, every event of every run.
+    runs_after, events_after = recorded(prod)
+    assert {run_id: runs_after.get(run_id) for run_id in runs_before} == runs_before
+    assert {run_id: events_after.get(run_id) for run_id in events_before} == events_before
+    assert ingest["runId"] in runs_after and events_after[ingest["runId"]] > 0
