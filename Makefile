@@ -56,10 +56,13 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: install $(DAGSTER_HOME)/dagster.yaml
 	bash scripts/run.sh
 
-# `make test` is the suite CI runs; the production-mode deployment tests (~25 min: each starts a whole stack) run
-# with `make test-prod` until they share one stack (see docs/production.md).
+# `make test` is the suite CI runs, on TEST_WORKERS pytest-xdist workers (most slow tests wait on subprocesses:
+# two workers keep a 2-core machine busy; tests sharing a module's fixture stay on one worker). The production-mode
+# deployment tests (~25 min: each starts a whole stack) run with `make test-prod` until they share one stack
+# (see docs/production.md).
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest hvbuyer_tests -m "not prod"
+	$(PY) -m pytest hvbuyer_tests -m "not prod" -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-prod: install
 	HVBUYER_REQUIRE_SERVICES=1 $(PY) -m pytest hvbuyer_tests/prod -m prod

@@ -4,12 +4,16 @@ environment for every test, and the ``slow`` marker on every test that needs a m
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from filelock import FileLock
 
-from hvbuyer_tests.pipeline import Workspace, write_sample
+if TYPE_CHECKING:  # imported where a graph is built: Dagster and MLflow take seconds to import
+    from hvbuyer_tests.pipeline import Workspace
 
 # Variables that configure hvbuyer, MLflow and AWS clients: a developer's shell (or CI) setting one of them
 # must not change what a test sees, and a test setting one must not leak into the next.
@@ -56,26 +60,77 @@ def clean_environment(**env: str) -> dict[str, str]:
 FAST_TIMEOUT_SECONDS = 120  # a test not marked slow that takes this long is hung (pyproject's timeout: slow ones)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Tests of a package-scoped fixture (``make_run``: `make run` on the sample) run on one worker, as one unit.
+SHARED_PACKAGES = ("hvbuyer_tests/ui/",)
+
+
+def _order(item: pytest.Item) -> int:
+    """Longest first on several workers: the slow tests that build their own graph or stack, then those sharing
+    the built workspace, then the fast ones (no long test left alone at the end)."""
+    if item.get_closest_marker("slow") is None:
+        return 2
+    return 1 if "built" in getattr(item, "fixturenames", ()) else 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that needs the session's materialized graph (``built``, directly or through another fixture such
     as ``workspace_copy`` or ``api``) is slow: ``pytest -m "not slow"`` skips the build. Other tests get the
-    short timeout."""
+    short timeout. On pytest-xdist workers (``make test``) the longest tests come first."""
     for item in items:
         if "built" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_SECONDS))
+    if hasattr(config, "workerinput"):
+        items.sort(key=_order)  # stable: every worker collects the same order
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """A workspace whose whole graph has been materialized once on the sample drop. Treat as read-only:
-    tests that change data or the registry work on ``built.copy_to(tmp_path / ...)``."""
-    workspace = Workspace(tmp_path_factory.mktemp("built") / "data")
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` (``make test``): each module's tests go to one worker as a unit, so its module-scoped
+    fixtures are set up once, and so do those of each package in SHARED_PACKAGES; with ``--no-loadscope-reorder``
+    the units are handed out in collection order (longest first, see ``_order``). Not ``--dist loadgroup`` with
+    ``xdist_group`` marks: pytest-xdist 3.8 no longer sees them on pytest 9.2 (pytest-dev/pytest-xdist#1386)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return next((package for package in SHARED_PACKAGES if module.startswith(package)), module)
+
+    return SharedFixtureScheduling(config, log)
+
+
+def _build(root: Path) -> Workspace:
+    from hvbuyer_tests.pipeline import Workspace, write_sample
+
+    workspace = Workspace(root)
     write_sample(workspace.raw)
     result = workspace.materialize()
     assert result.success, "the sample drop must build end to end"
     return workspace
+
+
+@pytest.fixture(scope="session")
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A workspace whose whole graph has been materialized once on the sample drop. Treat as read-only:
+    tests that change data or the registry work on ``built.copy_to(tmp_path / ...)``. With pytest-xdist the first
+    worker that needs it builds it in the run's shared temporary directory and the others wait for it and read it
+    (the forest already uses every core: one build at a time is faster than one per worker)."""
+    if not hasattr(request.config, "workerinput"):
+        return _build(tmp_path_factory.mktemp("built") / "data")
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of this run
+    done = shared / "built.done"
+    with FileLock(shared / "built.lock"):
+        if not done.exists():
+            shutil.rmtree(shared / "built", ignore_errors=True)  # what a worker whose build failed left
+            _build(shared / "built" / "data")
+            done.touch()
+    from hvbuyer_tests.pipeline import Workspace
+
+    return Workspace(shared / "built" / "data")
 
 
 @pytest.fixture

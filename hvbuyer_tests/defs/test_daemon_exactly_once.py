@@ -19,7 +19,7 @@ import pytest
 
 from hvbuyer_tests.conftest import clean_environment
 from hvbuyer_tests.pipeline import Workspace, write_sample
-from hvbuyer_tests.serving.conftest import REPO
+from hvbuyer_tests.serving.service import REPO
 
 pytestmark = pytest.mark.slow
 

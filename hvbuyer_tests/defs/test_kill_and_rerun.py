@@ -1,6 +1,7 @@
 """``kill -9`` of a real ``dagster asset materialize --select '*'`` at a random point after its first step started,
 then a re-run: no stored file is half-written (every asset file reads), and the re-run ends with the same
-champion and the same scores as an undisturbed build of the same drop."""
+champion and the same scores as an undisturbed build of the same drop (the session's ``built`` workspace: the
+sample drop materialized once, in-process)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from hvbuyer_tests.conftest import clean_environment
 from hvbuyer_tests.pipeline import Workspace, read_frame, write_sample
-from hvbuyer_tests.serving.conftest import REPO
+from hvbuyer_tests.serving.service import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +49,12 @@ def _readable_assets(root: Path) -> list[Path]:
     return files
 
 
-def test_kill_9_mid_materialization_then_rerun_matches_an_undisturbed_build(tmp_path: Path) -> None:
-    undisturbed = Workspace(tmp_path / "a" / "data")
-    disturbed = Workspace(tmp_path / "b" / "data")
-    for workspace in (undisturbed, disturbed):
-        write_sample(workspace.raw)
-    _build(undisturbed.root, tmp_path / "a.log")
+def test_kill_9_mid_materialization_then_rerun_matches_an_undisturbed_build(built: Workspace, tmp_path: Path) -> None:
+    undisturbed = built
+    disturbed = Workspace(tmp_path / "data")
+    write_sample(disturbed.raw)
 
-    log = tmp_path / "b.log"
+    log = tmp_path / "build.log"
     proc = _cli(disturbed.root, log)
     deadline = time.monotonic() + 600
     while "STEP_START" not in (log.read_text() if log.exists() else ""):

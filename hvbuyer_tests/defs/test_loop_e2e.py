@@ -21,7 +21,7 @@ from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.sensors.raw import raw_drop_sensor
 from hvbuyer_assets.defs.sensors.retraining import RetrainingPolicyResource, retraining_sensor
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, Workspace, execute_job, read_frame, write_drop, write_sample
-from hvbuyer_tests.serving.conftest import serve
+from hvbuyer_tests.serving.service import serve
 
 pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
 

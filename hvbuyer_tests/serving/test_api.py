@@ -11,7 +11,7 @@ import pytest
 
 from hvbuyer_assets.core import features
 from hvbuyer_tests.pipeline import Workspace, read_frame
-from hvbuyer_tests.serving.conftest import REPO
+from hvbuyer_tests.serving.service import REPO
 
 SEED_EXAMPLE = {"age": 35, "region": "East", "loyalty_points": 1200}
 REQUIRED = ("age", "region", "loyalty_points")  # documented: must be sent, null when unknown

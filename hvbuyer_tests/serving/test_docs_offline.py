@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from hvbuyer_tests.serving.conftest import serve
+from hvbuyer_tests.serving.service import serve
+
+pytestmark = pytest.mark.slow  # a service process: 5-30 s to start (the inner loop starts none)
 
 ASSET = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
 

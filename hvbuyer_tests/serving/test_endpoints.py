@@ -11,7 +11,7 @@ from hvbuyer_assets import registry
 from hvbuyer_assets.core import features
 from hvbuyer_assets.core.feature_spec import REQUIRED_FIELDS
 from hvbuyer_tests.pipeline import Workspace, read_frame
-from hvbuyer_tests.serving.conftest import ADMIN_TOKEN, free_port
+from hvbuyer_tests.serving.service import ADMIN_TOKEN, free_port
 
 SEED = {"age": 35, "region": "East", "loyalty_points": 1200}
 NOBODY = {"age": None, "region": None, "loyalty_points": None}  # sent, all unknown

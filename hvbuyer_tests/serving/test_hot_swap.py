@@ -14,7 +14,7 @@ import mlflow
 
 from hvbuyer_assets import registry
 from hvbuyer_tests.pipeline import Workspace
-from hvbuyer_tests.serving.conftest import serve
+from hvbuyer_tests.serving.service import serve
 
 SEED = {"age": 35, "region": "East", "loyalty_points": 1200}
 

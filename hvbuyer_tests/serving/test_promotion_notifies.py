@@ -12,8 +12,7 @@ import pytest
 from hvbuyer_assets import registry
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_tests.pipeline import Workspace
-from hvbuyer_tests.serving.conftest import ADMIN_TOKEN, free_port, serve
-from hvbuyer_tests.serving.service import wait_until
+from hvbuyer_tests.serving.service import ADMIN_TOKEN, free_port, serve, wait_until
 
 SEED_EXAMPLE = {"age": 35, "region": "East", "loyalty_points": 1200}
 

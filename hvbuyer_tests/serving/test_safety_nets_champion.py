@@ -15,8 +15,7 @@ import mlflow
 import pytest
 
 from hvbuyer_tests.pipeline import Workspace, read_frame
-from hvbuyer_tests.serving.conftest import ADMIN_TOKEN
-from hvbuyer_tests.serving.service import launch, wait_until
+from hvbuyer_tests.serving.service import ADMIN_TOKEN, launch, wait_until
 
 SEED = {"age": 35, "region": "East", "loyalty_points": 1200}
 ONNX_TAGS = ("hvbuyer.onnx_artifact_uri", "hvbuyer.onnx_verified", "hvbuyer.onnx_max_abs_diff")

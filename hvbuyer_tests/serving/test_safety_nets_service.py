@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hvbuyer_tests.serving.conftest import REPO, free_port
 from hvbuyer_tests.serving.failing_app import SECRET
-from hvbuyer_tests.serving.service import Service, environment, launch, wait_until
+from hvbuyer_tests.serving.service import REPO, Service, environment, free_port, launch, wait_until
 
 pytestmark = pytest.mark.slow  # each service process takes 5-30 s to start
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hvbuyer_tests.serving.conftest import free_port
+from hvbuyer_tests.serving.service import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CUSTOMERS = 3000  # the `make run` path end to end, on a drop small enough for the suite

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hvbuyer_tests.serving.conftest import free_port
+from hvbuyer_tests.serving.service import free_port
 from hvbuyer_tests.ui.conftest import REPO, MakeRun
 
 STOP_SECONDS = 8  # HVBUYER_STOP_GRACE (3 s) for the services, then KILL; the rest is polling slack
