@@ -58,7 +58,7 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 
 # `make test` is the suite CI runs, on TEST_WORKERS pytest-xdist workers (most slow tests wait on subprocesses:
 # two workers keep a 2-core machine busy; tests sharing a module's fixture stay on one worker). The production-mode
-# deployment tests (~25 min: each starts a whole stack) run with `make test-prod` until they share one stack
+# deployment tests (one stack for the session, several pipeline runs on Celery) run with `make test-prod`
 # (see docs/production.md).
 TEST_WORKERS ?= 2
 test: install
