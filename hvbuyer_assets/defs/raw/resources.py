@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,13 +30,20 @@ class RawFileInfo:
     problem: str = ""  # why the file cannot be read (an unreadable declared arrival); empty when fine
 
 
-def _arrival(path: UPath, stat: Any) -> tuple[pd.Timestamp, str]:
-    """(arrival, problem): the local mtime, or an S3 object's declared ``arrived-at`` (one HEAD request) and
-    else its LastModified (``core.drops``)."""
+@functools.lru_cache(maxsize=65_536)
+def _declared(fs: Any, key: str, version: str) -> Any:
+    """An S3 object's ``arrived-at`` metadata (one HEAD request). Cached per object version: S3 metadata changes
+    only with a new write (a new ETag/LastModified), so a sensor tick re-listing known objects sends no HEAD."""
+    return fs.metadata(key).get(drops.ARRIVAL_KEY)
+
+
+def _arrival(path: UPath, stat: Any, version: str) -> tuple[pd.Timestamp, str]:
+    """(arrival, problem): the local mtime, or an S3 object's declared ``arrived-at`` and else its LastModified
+    (``core.drops``)."""
     stored = pd.Timestamp(stat.st_mtime, unit="s", tz="UTC")
     if is_local(path) or not hasattr(path.fs, "metadata"):  # s3fs: user metadata of the object
         return stored, ""
-    declared = path.fs.metadata(path.path).get(drops.ARRIVAL_KEY)
+    declared = _declared(path.fs, path.path, version)
     if declared is None:
         return stored, ""
     try:
@@ -76,10 +84,9 @@ class RawStorageResource(dg.ConfigurableResource):
                 if path.name.startswith(".") or not path.is_file():
                     continue
                 stat = path.stat()
-                arrived, problem = _arrival(path, stat)
-                found[str(path)] = RawFileInfo(
-                    path.name, str(path), int(stat.st_size), arrived, _raw_version(path, stat), problem
-                )
+                version = _raw_version(path, stat)
+                arrived, problem = _arrival(path, stat, version)
+                found[str(path)] = RawFileInfo(path.name, str(path), int(stat.st_size), arrived, version, problem)
         return sorted(found.values(), key=lambda f: (f.modified, f.name))
 
     @contextlib.contextmanager
