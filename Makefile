@@ -9,7 +9,7 @@ PIP_VERSION := 26.3
 CHROMIUM ?= $(or $(HVBUYER_BROWSER),/usr/bin/chromium)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint materialize sample-data bench-pipeline bench-serve bench-drift clean
+.PHONY: install run test lint materialize sample-data bench-pipeline bench-scale bench-serve bench-drift clean
 .PHONY: lock browser screenshots
 .PHONY: test-prod prod-install prod-up prod-down prod-status prod-sample prod-measure
 
@@ -73,11 +73,19 @@ lint: install
 sample-data: install
 	bash scripts/sample_data.sh
 
+# Every asset for every complete drop of the raw location, one run per drop in arrival order (each drop is a
+# partition of the raw/clean assets: a drop's run cleans it alone and rebuilds features, model and scores).
 materialize: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster asset materialize -m hvbuyer_assets.definitions --select '*'
+	set -e; for drop in $$($(PY) -m hvbuyer_assets.register_drops); do \
+		$(VENV)/bin/dagster asset materialize -m hvbuyer_assets.definitions --select '*' --partition "$$drop"; done
 
 bench-pipeline: install
 	$(PY) scripts/bench_pipeline.py
+
+# Each drop processed once: a 4-year base history plus 10 drops of 30 days, each drop's ingest time (its
+# ingest_drop run: clean the drop, features, scores, monitoring) and a full rebuild of the history for comparison.
+bench-scale: install
+	$(PY) scripts/bench_scale.py
 
 # wrk (Debian's package) is the load generator; installed here like `make browser` installs chromium.
 bench-serve: install

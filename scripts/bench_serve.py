@@ -58,7 +58,10 @@ def build_champion(data_dir: Path, customers: int) -> None:
         stdout=subprocess.DEVNULL,
     )
     (data_dir / ".dagster_home").mkdir()
+    register = [sys.executable, "-m", "hvbuyer_assets.register_drops"]
+    drop = subprocess.run(register, env=env, check=True, cwd=REPO, capture_output=True).stdout.decode().split()[0]
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions", "--select", "*"]
+    cmd += ["--partition", drop]
     with open(data_dir / "materialize.log", "w") as log:
         subprocess.run(cmd, env=env, check=True, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 

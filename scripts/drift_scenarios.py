@@ -24,13 +24,18 @@ sys.path.insert(0, str(REPO))
 from hvbuyer_assets import datagen  # noqa: E402
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources  # noqa: E402
 from hvbuyer_assets.defs.jobs import JOBS  # noqa: E402
+from hvbuyer_assets.defs.sensors.raw import add_complete_drops  # noqa: E402
 from hvbuyer_assets.defs.sensors.retraining import retraining_sensor  # noqa: E402
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, write_sample  # noqa: E402
 
 
 def _run(defs: dg.Definitions, job: str, instance: dg.DagsterInstance) -> None:
+    """Run ``job`` for the latest drop of the raw folder (each complete drop a partition, as the sensor adds)."""
+    drop = add_complete_drops(instance, defs.resources["raw_storage"])[-1]
     try:
-        result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=drop, raise_on_error=False
+        )
     finally:
         mlflow.end_run()
     if not result.success:

@@ -95,8 +95,10 @@ def embedded_build(drop: Path) -> tuple[float, list[dict]]:
         }
         env.update(HVBUYER_DATA_DIR=str(data), DAGSTER_HOME=str(home))
         cli = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
+        register = [sys.executable, "-m", "hvbuyer_assets.register_drops"]
+        first = subprocess.run(register, cwd=REPO, env=env, check=True, capture_output=True).stdout.decode().split()[0]
         subprocess.run(
-            [*cli, "-m", "hvbuyer_assets.definitions", "--select", "*"],
+            [*cli, "-m", "hvbuyer_assets.definitions", "--select", "*", "--partition", first],
             cwd=REPO,
             env=env,
             check=True,

@@ -90,9 +90,14 @@ trap on_signal INT TERM HUP
 bash scripts/sample_data.sh || die "could not write the sample drop (see above)"
 
 if [ -z "${HVBUYER_SKIP_BUILD:-}" ]; then
-  echo "== building every asset: a run of the full_build job (1-2 min on the sample; INFO lines only," \
-    "every event is in the Dagster UI)"
-  spawn dagster job execute -m hvbuyer_assets.definitions -j full_build &
+  # Every complete drop becomes a partition (arrival order); the first is built here, the raw sensor ingests the
+  # others, one run each, once the daemon is up.
+  first_drop="$(python -m hvbuyer_assets.register_drops | head -n1)" && [ -n "$first_drop" ] ||
+    die "no complete drop in the raw location to build (see above)"
+  echo "== building every asset: a run of the full_build job for drop $first_drop (1-2 min on the sample;" \
+    "INFO lines only, every event is in the Dagster UI)"
+  spawn dagster job execute -m hvbuyer_assets.definitions -j full_build -c scripts/quiet_console.yaml \
+    --tags "{\"dagster/partition\": \"$first_drop\"}" &
   build_pid=$!
   wait "$build_pid"
   build_status=$?

@@ -18,10 +18,13 @@ Completion rule: a drop is complete when
 - every kind is present and every file of the drop has the same version as at the previous tick (or the
   version a successful run already read): a file that is still being written changes between ticks.
 
-Exactly once: the run reads every file of every complete drop; its run key is a hash of those sorted
-``(name, version)`` pairs, so the same files give the same key (Dagster launches a run key once, also across
-daemon restarts). A failed run is retried with a new key (``<hash>-retry<n>``) up to ``max_retries`` times;
-then the files wait for a new version or a new drop (whose run reads them again).
+One drop, one partition, one run: every complete drop is a partition of the raw and clean assets (key
+:func:`label`), added in arrival order; a run reads the files of one drop only. Its run key is a hash of that
+drop's sorted ``(name, version)`` pairs, so the same files give the same key (Dagster launches a run key once,
+also across daemon restarts). Drops are ingested one at a time in arrival order (cleaning a drop reads the ids
+of the drops before it): while a drop's run is in flight the next waits. A failed run is retried with a new key
+(``<hash>-retry<n>``) up to ``max_retries`` times; then that drop waits for a new version of its files and the
+next drop goes ahead.
 """
 
 from __future__ import annotations
@@ -90,13 +93,23 @@ def drop_name(name: str) -> str:
         raise ValueError(f"{name!r} is not a raw drop file (expected {', '.join(ALL_PATTERNS)})")
     if kind == MARKER:
         return name[len("_SUCCESS") :].lstrip("_")
+    return drop_of_file(name, kind)
+
+
+def drop_of_file(name: str, kind: str) -> str:
+    """The drop of a data file of source ``kind`` (its name after the kind, without the suffix)."""
     stem = name.rsplit(".", 1)[0]
     return stem[len(kind) :].lstrip("_-.")
 
 
 def label(drop: str) -> str:
-    """A drop's display name."""
+    """A drop's display name, which is also its partition key."""
     return drop or UNNAMED
+
+
+def drop_of_partition(key: str) -> str:
+    """The drop name of a partition key (inverse of :func:`label`)."""
+    return "" if key == UNNAMED else key
 
 
 @dataclass(frozen=True)
@@ -161,38 +174,45 @@ def run_key(files: Mapping[str, str], attempt: int = 0) -> str:
     return f"drop-{digest}" if attempt == 0 else f"drop-{digest}-retry{attempt}"
 
 
+def keys_of(files: Mapping[str, str], max_retries: int = MAX_RETRIES) -> list[str]:
+    """Run keys of the first attempt and every retry of a run reading ``files``, in order."""
+    return [run_key(files, attempt) for attempt in range(max_retries + 1)]
+
+
 @dataclass(frozen=True)
 class Plan:
-    """What this tick sees: the files a run would read, which of them are new, and incomplete drops."""
+    """What this tick sees: the complete drops in arrival order (each one partition), those with a file no
+    successful run has read, and the incomplete drops."""
 
-    ready: dict[str, str]  # every data file of every complete drop (what the run reads)
-    new: dict[str, str]  # ready files whose version no successful run has read
-    new_drops: list[str]  # labels of the drops with new files
+    ready: list[Drop]  # complete drops, in arrival order
+    new: list[Drop]  # ready drops with new or changed files, in arrival order
     waiting: list[str] = field(default_factory=list)  # "drop q4: waiting for ..."
 
     def keys(self, max_retries: int = MAX_RETRIES) -> list[str]:
-        """Run keys of the first attempt and every retry, in order."""
-        return [run_key(self.ready, attempt) for attempt in range(max_retries + 1)]
+        """Run keys (first attempt and every retry) of every new drop."""
+        return [key for drop in self.new for key in keys_of(drop.files, max_retries)]
 
 
-def plan(observed: Mapping[str, str], previous: Mapping[str, str], consumed: Mapping[str, str]) -> Plan:
-    """Apply the completion rule and find the new files (see the module docstring)."""
-    drops = group_drops(observed, previous, consumed)
-    ready: dict[str, str] = {}
-    new: dict[str, str] = {}
-    new_drops: list[str] = []
+def plan(
+    observed: Mapping[str, str],
+    previous: Mapping[str, str],
+    consumed: Mapping[str, str],
+    arrivals: Mapping[str, float] | None = None,
+) -> Plan:
+    """Apply the completion rule and find the new drops (see the module docstring). ``arrivals`` (file name ->
+    when it landed, seconds) orders the drops: a drop arrives with its last file; ties and unknown arrivals by
+    name."""
+    arrivals = arrivals or {}
+    ready: list[Drop] = []
     waiting: list[str] = []
-    for drop in drops:
-        if not drop.complete:
-            if drop.files:
-                waiting.append(f"drop {label(drop.name)}: waiting for {drop.waiting_for}")
-            continue
-        ready.update(drop.files)
-        fresh = {name: v for name, v in drop.files.items() if consumed.get(name) != v}
-        if fresh:
-            new.update(fresh)
-            new_drops.append(label(drop.name))
-    return Plan(ready, new, new_drops, waiting)
+    for drop in group_drops(observed, previous, consumed):
+        if drop.complete:
+            ready.append(drop)
+        elif drop.files:
+            waiting.append(f"drop {label(drop.name)}: waiting for {drop.waiting_for}")
+    ready.sort(key=lambda d: (max((arrivals.get(name, 0.0) for name in d.files), default=0.0), d.name))
+    new = [d for d in ready if any(consumed.get(name) != v for name, v in d.files.items())]
+    return Plan(ready, new, waiting)
 
 
 @dataclass(frozen=True)
@@ -205,39 +225,49 @@ class PastRun:
 
 @dataclass(frozen=True)
 class Decision:
-    """Either a run request (key, attempt, files to read) or a skip reason."""
+    """Either a run request (the drop, key, attempt) or a skip reason."""
 
     run_key: str | None = None
     attempt: int = 0
+    drop: Drop | None = None
     skip_reason: str | None = None
 
 
 def decide(the_plan: Plan, past_runs: Mapping[str, PastRun], max_retries: int = MAX_RETRIES) -> Decision:
-    """Request a run for new complete files, unless one is in flight, already succeeded, or failed too often."""
+    """One run for the first new drop (arrival order) that needs one; a drop whose run is in flight holds back
+    the drops after it (each drop's cleaning reads the ids of the drops before it). A drop already processed, or
+    whose runs failed ``max_retries + 1`` times, lets the next one go (a failed drop fails only itself)."""
     if not the_plan.new:
         waiting = "; ".join(the_plan.waiting)
         if waiting:
             return Decision(skip_reason=f"no complete new drop: {waiting}")
         if not the_plan.ready:
             return Decision(skip_reason="no raw drop files yet")
-        return Decision(skip_reason=f"no new raw files ({len(the_plan.ready)} files, all read by a successful run)")
-    drops = ", ".join(the_plan.new_drops)
-    failures: list[str] = []
-    for attempt, key in enumerate(the_plan.keys(max_retries)):
-        past = past_runs.get(key)
-        if past is None:
-            return Decision(run_key=key, attempt=attempt)
-        if past.state == IN_PROGRESS:
-            return Decision(skip_reason=f"drop {drops}: run {past.run_id} ({key}) is in progress")
-        if past.state == SUCCEEDED:
-            return Decision(skip_reason=f"drop {drops}: already processed by run {past.run_id} ({key})")
-        failures.append(past.run_id)
-    return Decision(
-        skip_reason=(
-            f"drop {drops}: {len(failures)} runs failed (last {failures[-1]}); waiting for a new version of its "
-            "files or a new drop (whose run reads these files again)"
-        )
-    )
+        files = sum(len(d.files) for d in the_plan.ready)
+        return Decision(skip_reason=f"no new raw files ({files} files, all read by a successful run)")
+    reasons: list[str] = []
+    for position, drop in enumerate(the_plan.new):
+        name = label(drop.name)
+        failures: list[str] = []
+        for attempt, key in enumerate(keys_of(drop.files, max_retries)):
+            past = past_runs.get(key)
+            if past is None:
+                return Decision(run_key=key, attempt=attempt, drop=drop)
+            if past.state == IN_PROGRESS:
+                later = [label(d.name) for d in the_plan.new[position + 1 :]]
+                waits = f"; drop {', '.join(later)} waits for it" if later else ""
+                reasons.append(f"drop {name}: run {past.run_id} ({key}) is in progress{waits}")
+                return Decision(skip_reason="; ".join(reasons))
+            if past.state == SUCCEEDED:
+                reasons.append(f"drop {name}: already processed by run {past.run_id} ({key})")
+                break
+            failures.append(past.run_id)
+        else:
+            reasons.append(
+                f"drop {name}: {len(failures)} runs failed (last {failures[-1]}); waiting for a new version of "
+                "its files"
+            )
+    return Decision(skip_reason="; ".join(reasons))
 
 
 def choose_job(champion_exists: bool, champion_materialized: bool) -> str:

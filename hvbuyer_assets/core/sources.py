@@ -19,11 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hvbuyer_assets.core import contract, rules
 from hvbuyer_assets.core.cleaning import CleanResult, clean_customers, clean_transactions
 from hvbuyer_assets.core.cleaning import customers as customer_rules
 from hvbuyer_assets.core.cleaning import transactions as transaction_rules
+from hvbuyer_assets.core.cleaning.history import EarlierDrops
+from hvbuyer_assets.core.text import clean_text, column
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,13 @@ class RawSource:
     form: how messages name such a file ("csv" in "customers_q3.csv").
     columns: the contract columns ``reader`` requires (its table holds them + ``source_file``, ``source_row``).
     reader: ``(source, file name) -> all-string Arrow table``; raises ``contract.ContractViolation``.
-    clean: ``(raw frame, *clean frames of needs) -> CleanResult``.
-    needs: kinds whose clean frames ``clean`` takes after the raw frame (their clean assets are inputs).
+    clean: ``(raw frame of one drop, *clean frames of needs (same drop), earlier: EarlierDrops) -> CleanResult``;
+        ``earlier`` answers which ids of this drop the drops before it already hold (``core.cleaning.history``).
+    needs: kinds whose clean frames ``clean`` takes after the raw frame (their clean assets of the same drop are
+        inputs).
     key: the record id column, unique after cleaning.
+    latest_wins: when drops are read together, the latest drop's record of a key replaces the earlier ones
+        (customers); otherwise every drop's rows are kept (transaction ids are unique across drops).
     """
 
     kind: str
@@ -65,6 +72,7 @@ class RawSource:
     clean_description: str
     needs: tuple[str, ...] = ()
     checks: tuple[ValueCheck, ...] = ()
+    latest_wins: bool = False
 
     @property
     def raw_asset(self) -> str:
@@ -91,8 +99,28 @@ class RawSource:
         return f"{self.record}_quarantine_share"
 
 
-def _clean_transactions(raw: pd.DataFrame, customers: pd.DataFrame) -> CleanResult:
-    return clean_transactions(raw, customers["customer_id"])
+def _ids(raw: pd.DataFrame, name: str) -> pa.Array:
+    """The distinct non-missing ids of a raw column, as cleaning reads them."""
+    return pc.drop_null(pc.unique(clean_text(column(raw, name)).combine_chunks()))
+
+
+def _clean_customers(raw: pd.DataFrame, earlier: EarlierDrops) -> CleanResult:
+    """One drop's customers; a later drop's record of a customer wins when drops are read together."""
+    return clean_customers(raw)
+
+
+def _clean_transactions(raw: pd.DataFrame, customers: pd.DataFrame, earlier: EarlierDrops) -> CleanResult:
+    """One drop's transactions: known customers are this drop's and the earlier drops' (only the ids this drop
+    uses are looked up); a transaction_id of an earlier drop is a duplicate."""
+    before = earlier.matching(CUSTOMERS.kind, CUSTOMERS.key, _ids(raw, CUSTOMERS.key))
+    known = pd.concat(
+        [customers["customer_id"], pd.Series(pd.arrays.ArrowStringArray(before.column("value").combine_chunks()))],
+        ignore_index=True,
+    )
+    seen = earlier.matching("transactions", "transaction_id", _ids(raw, "transaction_id"))
+    result = clean_transactions(raw, known, earlier_ids=seen)
+    result.references[CUSTOMERS.kind] = pd.DataFrame({"customer_id": known.drop_duplicates(ignore_index=True)})
+    return result
 
 
 CUSTOMERS = RawSource(
@@ -102,8 +130,9 @@ CUSTOMERS = RawSource(
     form="csv",
     columns=contract.CUSTOMER_COLUMNS,
     reader=contract.read_customers_file,
-    clean=clean_customers,
+    clean=_clean_customers,
     key="customer_id",
+    latest_wins=True,
     raw_description="Every customers*.csv in the raw location, read with pyarrow and checked against the contract.",
     contract_description="Every customers*.csv parses and has the contract columns; at least one file exists.",
     clean_description="Typed, normalised, de-duplicated customers (latest record wins).",

@@ -15,6 +15,7 @@ import pandas as pd
 from hvbuyer_assets.core.columns import COLUMN_DESCRIPTIONS
 
 LAYER_KEY = "hvbuyer/layer"
+LATEST_WINS_KEY = "hvbuyer/latest_wins_by"  # a per-drop asset whose latest record of this key wins across drops
 DECIMALS = 4  # figures shown in the UI are rounded to this many decimals
 
 

@@ -30,11 +30,16 @@ def _string_types(arrow_type: pa.DataType) -> pd.StringDtype | None:
     return None
 
 
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A stored table as pandas, text as ``string[pyarrow]``."""
+    return table.to_pandas(types_mapper=_string_types)
+
+
 def read_stored(path: UPath, endpoint_url: str | None = None) -> Any:
     """Read a value written by this module (format from the suffix)."""
     if path.suffix == ".parquet":
         fs, where = arrow_location(path, endpoint_url)
-        return pq.read_table(where, filesystem=fs).to_pandas(types_mapper=_string_types)
+        return arrow_to_pandas(pq.read_table(where, filesystem=fs))
     if path.suffix == ".json":
         return json.loads(path.read_text())
     with path.open("rb") as handle:

@@ -45,21 +45,29 @@ def test_a_declared_arrival_is_iso_8601_in_utc_and_anything_else_is_refused() ->
             drops.declared_arrival(bad)
 
 
+def _files(drops_: list[drops.Drop]) -> dict[str, str]:
+    return {name: v for d in drops_ for name, v in d.files.items()}
+
+
+def _labels(drops_: list[drops.Drop]) -> list[str]:
+    return [drops.label(d.name) for d in drops_]
+
+
 def test_a_new_drop_is_requested_once_it_is_stable() -> None:
     first = drops.plan(BASE, previous={}, consumed={})
     assert not first.new and first.waiting == [
         "drop default: waiting for customers.csv, transactions.json to settle (new or changed since the last tick)"
     ]
     second = drops.plan(BASE, previous=BASE, consumed={})
-    assert second.new == BASE and second.ready == BASE and second.new_drops == ["default"]
+    assert _files(second.new) == BASE and _files(second.ready) == BASE and _labels(second.new) == ["default"]
     decision = drops.decide(second, {})
-    assert decision.run_key == drops.run_key(BASE) and decision.attempt == 0
+    assert decision.run_key == drops.run_key(BASE) and decision.attempt == 0 and decision.drop == second.new[0]
 
 
 def test_files_read_by_a_successful_run_are_consumed_and_stable() -> None:
     # `make run` materialized once from the CLI: the sensor's first tick (no cursor) must not rebuild.
     the_plan = drops.plan(BASE, previous={}, consumed=BASE)
-    assert the_plan.ready == BASE and not the_plan.new
+    assert _files(the_plan.ready) == BASE and not the_plan.new
     assert drops.decide(the_plan, {}).skip_reason == "no new raw files (2 files, all read by a successful run)"
     assert drops.decide(drops.plan({}, {}, {}), {}).skip_reason == "no raw drop files yet"
 
@@ -71,8 +79,11 @@ def test_a_growing_file_is_never_consumed() -> None:
     assert not the_plan.new
     assert "transactions_q1.json to settle" in drops.decide(the_plan, {}).skip_reason
     settled = drops.plan(growing, previous=growing, consumed=BASE)
-    assert settled.new == {"customers_q1.csv": "50-2", "transactions_q1.json": "90-3"}
-    assert settled.ready == growing  # the run reads every complete drop, old ones included
+    assert _files(settled.new) == {"customers_q1.csv": "50-2", "transactions_q1.json": "90-3"}
+    assert _files(settled.ready) == growing  # every complete drop is a partition ...
+    decision = drops.decide(settled, {})  # ... but the run reads the new drop only
+    assert decision.drop is not None and decision.run_key == drops.run_key(decision.drop.files)
+    assert decision.drop.files == {"customers_q1.csv": "50-2", "transactions_q1.json": "90-3"}
 
 
 def test_a_drop_in_two_parts_waits_for_its_second_half() -> None:
@@ -80,21 +91,21 @@ def test_a_drop_in_two_parts_waits_for_its_second_half() -> None:
     for previous in ({}, half):
         the_plan = drops.plan(half, previous=previous, consumed=BASE)
         assert not the_plan.new
-        assert the_plan.ready == BASE  # the half drop is not read
+        assert _files(the_plan.ready) == BASE  # the half drop is not read
         reason = drops.decide(the_plan, {}).skip_reason
         assert "drop q2: waiting for transactions_q2.json(l) (or a _SUCCESS_q2 marker)" in reason
     whole = {**half, "transactions_q2.json": "70-3"}
     assert not drops.plan(whole, previous=half, consumed=BASE).new  # the second half has to settle
     done = drops.plan(whole, previous=whole, consumed=BASE)
-    assert done.new_drops == ["q2"] and set(done.new) == {"customers_q2.csv", "transactions_q2.json"}
+    assert _labels(done.new) == ["q2"] and set(_files(done.new)) == {"customers_q2.csv", "transactions_q2.json"}
 
 
 def test_a_marker_completes_a_drop_at_once_even_with_one_half() -> None:
     observed = {**BASE, "transactions_q3.jsonl": "70-3", "_SUCCESS_q3": "0-3"}
     the_plan = drops.plan(observed, previous={}, consumed=BASE)
-    assert the_plan.new == {"transactions_q3.jsonl": "70-3"} and the_plan.new_drops == ["q3"]
-    assert "_SUCCESS_q3" not in the_plan.ready  # markers are not data
-    assert drops.plan({"_SUCCESS_q4": "0-1", **BASE}, BASE, BASE).new == {}  # a marker without data
+    assert _files(the_plan.new) == {"transactions_q3.jsonl": "70-3"} and _labels(the_plan.new) == ["q3"]
+    assert "_SUCCESS_q3" not in _files(the_plan.ready)  # markers are not data
+    assert not drops.plan({"_SUCCESS_q4": "0-1", **BASE}, BASE, BASE).new  # a marker without data
 
 
 def test_run_keys_depend_on_names_and_versions_only() -> None:
@@ -112,7 +123,7 @@ def test_in_flight_and_succeeded_runs_are_not_requested_again() -> None:
     assert done.run_key is None and "already processed by run r1" in done.skip_reason
 
 
-def test_a_failed_drop_is_retried_then_waits_for_new_files() -> None:
+def test_a_failed_drop_is_retried_then_waits_for_new_files_and_lets_the_next_drop_go() -> None:
     the_plan = drops.plan(BASE, previous=BASE, consumed={})
     keys = the_plan.keys(max_retries=2)
     past: dict[str, drops.PastRun] = {}
@@ -123,10 +134,42 @@ def test_a_failed_drop_is_retried_then_waits_for_new_files() -> None:
     gave_up = drops.decide(the_plan, past, max_retries=2)
     assert gave_up.run_key is None
     assert "3 runs failed (last r2)" in gave_up.skip_reason and "new version" in gave_up.skip_reason
-    # A new drop changes the set of files, hence the key: its run reads the failed drop's files again.
+    # A failed drop fails only itself: the next drop gets its own run, reading its own files.
     more = {**BASE, "customers_q5.csv": "1-9", "transactions_q5.json": "2-9"}
-    again = drops.decide(drops.plan(more, previous=more, consumed={}), past, max_retries=2)
-    assert again.run_key == drops.run_key(more)
+    again = drops.decide(drops.plan(more, previous=more, consumed={}, arrivals={"customers_q5.csv": 9}), past, 2)
+    q5 = {"customers_q5.csv": "1-9", "transactions_q5.json": "2-9"}
+    assert again.run_key == drops.run_key(q5) and again.drop is not None and again.drop.name == "q5"
+    # A new version of the failed drop's file: a new key, a run for that drop again.
+    fixed = {**BASE, "customers.csv": "101-7"}
+    assert drops.decide(drops.plan(fixed, fixed, {}), past).run_key == drops.run_key(fixed)
+
+
+def test_drops_are_ingested_one_at_a_time_in_arrival_order() -> None:
+    observed = {
+        **BASE,
+        "customers_b.csv": "1-2",
+        "transactions_b.json": "1-2",
+        "customers_a.csv": "1-3",
+        "transactions_a.json": "1-3",
+    }
+    arrivals = {"customers.csv": 1, "transactions.json": 1, "customers_b.csv": 2, "transactions_b.json": 5}
+    arrivals |= {"customers_a.csv": 3, "transactions_a.json": 4}  # a landed before b's last file: a first
+    the_plan = drops.plan(observed, observed, consumed=BASE, arrivals=arrivals)
+    assert _labels(the_plan.ready) == ["default", "a", "b"] and _labels(the_plan.new) == ["a", "b"]
+    first = drops.decide(the_plan, {})
+    assert first.drop is not None and first.drop.name == "a"
+    # While a's run is queued or going, b waits (its cleaning reads a's ids).
+    running = {first.run_key: drops.PastRun(drops.IN_PROGRESS, "ra")}
+    waiting = drops.decide(the_plan, running)
+    assert waiting.run_key is None and waiting.skip_reason == (
+        f"drop a: run ra ({first.run_key}) is in progress; drop b waits for it"
+    )
+    # a done (its files consumed): b's turn.
+    consumed = {**BASE, "customers_a.csv": "1-3", "transactions_a.json": "1-3"}
+    second = drops.decide(drops.plan(observed, observed, consumed, arrivals), {})
+    assert second.drop is not None and second.drop.name == "b"
+    assert second.run_key == drops.run_key({"customers_b.csv": "1-2", "transactions_b.json": "1-2"})
+    assert drops.drop_of_partition(drops.label("")) == "" and drops.drop_of_partition("b") == "b"
 
 
 def test_job_choice_and_files_per_raw_asset() -> None:

@@ -11,6 +11,7 @@ import pytest
 from hvbuyer_assets import datagen
 from hvbuyer_assets.core import contract, drops
 from hvbuyer_assets.core.cleaning import QUARANTINE_COLUMNS
+from hvbuyer_assets.core.cleaning.history import NoEarlierDrops
 from hvbuyer_assets.core.sources import BY_KIND, SOURCES, RawSource
 
 LINEAGE = ["source_file", "source_row"]
@@ -28,7 +29,7 @@ def test_every_source_is_fully_declared(source: RawSource) -> None:
     assert source.key in source.columns and len(set(source.columns)) == len(source.columns)
     assert callable(source.reader) and callable(source.clean)
     assert source.raw_description and source.contract_description and source.clean_description
-    assert len(inspect.signature(source.clean).parameters) == 1 + len(source.needs)
+    assert list(inspect.signature(source.clean).parameters)[1 + len(source.needs) :] == ["earlier"]
     for check in source.checks:
         assert set(check.needs) <= set(source.needs) and check.what
         assert len(inspect.signature(check.bad_rows).parameters) == 1 + len(check.needs)
@@ -78,7 +79,8 @@ def test_each_source_reads_and_cleans_its_files(drop_dir: Path) -> None:
         assert len(files) == 1, source.kind
         table = source.reader(files[0], files[0].name)
         assert table.column_names == [*source.columns, *LINEAGE]
-        result = source.clean(contract.raw_to_frame(table), *(clean[kind] for kind in source.needs))
+        needed = (clean[kind] for kind in source.needs)
+        result = source.clean(contract.raw_to_frame(table), *needed, earlier=NoEarlierDrops())
         assert result.clean[source.key].is_unique and result.clean[source.key].notna().all()
         assert list(result.quarantine.columns) == list(QUARANTINE_COLUMNS)
         assert result.stats["rows_read"] == table.num_rows

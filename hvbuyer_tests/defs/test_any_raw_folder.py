@@ -1,6 +1,8 @@
 """The graph builds on any contract-following raw folder, not only the generator's output: here a hand-made
 export with its own quirks (JSON array instead of JSON Lines, numeric and "$1,234.50" amounts mixed, extra and
-reordered columns, numeric-looking ids, two drops)."""
+reordered columns, numeric-looking ids, three drops: two customers-only drops and a transactions-only export, each
+completed by its _SUCCESS marker and cleaned in its own partition; the export's customers are known from the earlier
+drops)."""
 
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ def _export(raw: Path, n: int = 1500, seed: int = 3) -> None:
             }
         )
     (raw / "transactions_export.json").write_text(json.dumps(records))
+    for drop in ("2025-01", "2025-03", "export"):  # one-kind drops: the writer's marker completes each
+        (raw / f"_SUCCESS_{drop}").write_bytes(b"")
 
 
 def test_hand_made_export_builds_end_to_end(tmp_path: Path) -> None:

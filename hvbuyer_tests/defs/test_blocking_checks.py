@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import mlflow
 import pandas as pd
 import pytest
 
@@ -26,18 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 def _run(workspace: Workspace, resources: dict[str, Any] | None = None, run_config=None, selection=None):
-    from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
-
-    try:
-        return dg.materialize(
-            ALL_ASSETS,
-            resources={**build_resources(workspace.settings), **(resources or {})},
-            run_config=run_config,
-            selection=selection,
-            raise_on_error=False,
-        )
-    finally:
-        mlflow.end_run()
+    """A run for the workspace's latest drop (a new drop, or the sample's again)."""
+    return workspace.materialize(run_config, selection, resources=resources)
 
 
 def _downstream(asset: str) -> set[str]:
@@ -78,37 +67,45 @@ def _scores(workspace: Workspace) -> list:
 
 
 def _stored(workspace: Workspace, asset: str) -> list[Path]:
-    """The files an asset stores (`<layer>/<asset>.<ext>`; a cleaning asset also stores its quarantine table)."""
+    """The files an asset stores (`<layer>/<asset>.<ext>`, per drop `<layer>/<asset>/<drop>.parquet`; a cleaning
+    asset also stores its quarantine table)."""
     names = {asset, asset.replace("clean_", "quarantined_")} if asset.startswith("clean_") else {asset}
-    return sorted(p for name in names for p in workspace.root.glob(f"*/{name}.*"))
+    return sorted(
+        p for name in names for pattern in (f"*/{name}.*", f"*/{name}/*.parquet") for p in workspace.root.glob(pattern)
+    )
 
 
 def _before(workspace: Workspace) -> tuple[str | None, dict[str, str], dict[str, str]]:
     """The champion, the scores' digests and every stored asset's digest."""
     stored = [p for p in workspace.root.glob("*/*.*") if p.is_file() and p.parent.name != "raw"]
+    stored += list(workspace.root.glob("*/*/*.parquet"))  # per-drop assets
     return workspace.champion_version(), digest(_scores(workspace)), digest(stored)
 
 
 # ------------------------------------------------------------------ real data and configuration
 
 
-def _customers_without_ids(workspace: Workspace, rows: int) -> None:
+def _customers_without_ids(workspace: Workspace, rows: int, resent: int = 0) -> None:
+    """A customers-only drop (its _SUCCESS marker completes it): ``rows`` rows without an id, after ``resent``
+    good rows (the sample's first customers, sent again)."""
     path = workspace.raw / "customers_noids.csv"
+    header, *good = (workspace.raw / "customers.csv").read_text().splitlines(keepends=True)
     body = "".join(f",{30 + i % 40},East,2024-01-01,{i}\n" for i in range(rows))
-    path.write_text("customer_id,age,region,signup_date,loyalty_points\n" + body)
+    path.write_text(header + "".join(good[:resent]) + body)
     arrive([path], "2026-06-30")
+    (workspace.raw / "_SUCCESS_noids").write_bytes(b"")
 
 
 def test_quarantine_share_above_30_percent_blocks(workspace_copy: Workspace) -> None:
     before = _before(workspace_copy)
-    _customers_without_ids(workspace_copy, 2_000)  # 2,000 rows set aside out of ~5,000+
+    _customers_without_ids(workspace_copy, 2_000)  # the drop's 2,000 rows set aside
     result = _run(workspace_copy)
     message = _assert_blocked(workspace_copy, result, "customer_quarantine_share", "clean_customers", before)
     assert "quarantined" in message
 
 
 def test_quarantine_share_above_5_percent_warns_without_blocking(workspace_copy: Workspace) -> None:
-    _customers_without_ids(workspace_copy, 300)  # ~9% of the rows set aside
+    _customers_without_ids(workspace_copy, 300, resent=2_500)  # ~11% of the drop's rows set aside
     selection = ["*customer_features", "quarantined_customers", "quarantined_transactions"]
     result = _run(workspace_copy, selection=selection)
     assert result.success
@@ -155,8 +152,8 @@ def _cleaning_bug(kind: str, corrupt: Callable[[pd.DataFrame], pd.DataFrame]) ->
     source = BY_KIND[kind]
     original = source.clean
 
-    def buggy(*args: Any) -> Any:
-        result = original(*args)
+    def buggy(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
         return dataclasses.replace(result, clean=corrupt(result.clean.copy()))
 
     object.__setattr__(source, "clean", buggy)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+from hvbuyer_assets.core import drops
 from hvbuyer_tests.pipeline import Workspace, check_results, digest, outputs
 
 
 def _fail_with(workspace: Workspace, name: str, content: bytes, check: str) -> str:
+    """``name`` arrives as a drop of its own (one kind; its _SUCCESS marker completes it) and is refused."""
     (workspace.raw / name).write_bytes(content)
+    (workspace.raw / f"_SUCCESS_{drops.drop_name(name)}").write_bytes(b"")
     raw_before = digest(list(workspace.raw.iterdir()))
     outputs_before = digest(outputs(workspace.root))
     champion_before = workspace.champion_version()

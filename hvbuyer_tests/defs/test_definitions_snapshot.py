@@ -27,6 +27,7 @@ def graph_of(defs: dg.Definitions) -> dict[str, Any]:
             "group": graph.get(key).group_name,
             "deps": sorted(parent.to_user_string() for parent in graph.get(key).parent_keys),
             "freshness_policy": graph.get(key).freshness_policy is not None,
+            "partitions": _partitions(graph.get(key).partitions_def),
         }
         for key in sorted(graph.get_all_asset_keys())
     }
@@ -35,7 +36,12 @@ def graph_of(defs: dg.Definitions) -> dict[str, Any]:
         for key in sorted(graph.asset_check_keys)
     }
     jobs = {
-        job.name: sorted(key.to_user_string() for key in defs.resolve_job_def(job.name).asset_layer.selected_asset_keys)
+        job.name: {
+            "assets": sorted(
+                key.to_user_string() for key in defs.resolve_job_def(job.name).asset_layer.selected_asset_keys
+            ),
+            "partitions": _partitions(defs.resolve_job_def(job.name).partitions_def),
+        }
         for job in defs.jobs or []
     }
     sensors = {
@@ -55,6 +61,13 @@ def graph_of(defs: dg.Definitions) -> dict[str, Any]:
     }
 
 
+def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
+    if partitions_def is None:
+        return None
+    name = getattr(partitions_def, "name", None)
+    return f"{type(partitions_def).__name__}:{name}" if name else type(partitions_def).__name__
+
+
 @pytest.fixture
 def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(JSONSnapshotExtension)
@@ -71,3 +84,16 @@ def test_the_module_level_definitions_are_the_same_graph() -> None:
     from hvbuyer_assets.definitions import defs
 
     assert graph_of(defs) == graph_of(build_definitions(load_settings({})))
+
+
+def test_the_command_line_console_config_is_the_jobs_default() -> None:
+    """`scripts/run.sh` runs one drop with `-c scripts/quiet_console.yaml`: a partition tag on the command line
+    drops the job's default run config, so the file must say the same."""
+    from pathlib import Path
+
+    import yaml
+
+    from hvbuyer_assets.defs.jobs import QUIET_CONSOLE
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "quiet_console.yaml"
+    assert yaml.safe_load(path.read_text()) == QUIET_CONSOLE

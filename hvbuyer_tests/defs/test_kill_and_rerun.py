@@ -1,7 +1,7 @@
-"""``kill -9`` of a real ``dagster asset materialize --select '*'`` at a random point after its first step started,
-then a re-run: no stored file is half-written (every asset file reads), and the re-run ends with the same
-champion and the same scores as an undisturbed build of the same drop (the session's ``built`` workspace: the
-sample drop materialized once, in-process)."""
+"""``kill -9`` of a real ``dagster asset materialize --select '*' --partition default`` at a random point after its
+first step started, then a re-run: no stored file is half-written (every asset file reads), and the re-run ends
+with the same champion and the same scores as an undisturbed build of the same drop (the session's ``built``
+workspace: the sample drop materialized once, in-process)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ LAYERS = ("interim", "processed", "features", "models", "scores", "monitoring", 
 def _cli(root: Path, log: Path) -> subprocess.Popen:
     env = clean_environment(HVBUYER_DATA_DIR=str(root), DAGSTER_HOME=str(root.parent / "dagster_home"))
     (root.parent / "dagster_home").mkdir(exist_ok=True)
+    # `make materialize`: the drop becomes a partition, then every asset for it
+    register = [sys.executable, "-m", "hvbuyer_assets.register_drops"]
+    drop = subprocess.run(register, cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout.split()[0]
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions", "--select", "*"]
+    cmd += ["--partition", drop]
     with open(log, "a") as out:
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -64,10 +64,14 @@ class Loop:
             cursor=self.cursors.get(sensor.name),
             sensor_name=sensor.name,
             resources={key: self.resources[key] for key in SENSOR_RESOURCES[sensor.name]},
+            definitions=self.defs,
+            instance_ref=self.instance.get_ref(),  # as the daemon's: partitions of requests resolve
         )
         result = sensor.evaluate_tick(context)
         if result.cursor is not None:
             self.cursors[sensor.name] = result.cursor
+        for add in result.dynamic_partitions_requests or []:  # what the daemon does with the tick's result
+            self.instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
         return result
 
     def request(self, sensor: dg.SensorDefinition, ticks: int = 3) -> dg.RunRequest:
@@ -93,6 +97,8 @@ class Loop:
         run_config = dict(request.run_config or {})
         run_config["ops"] = {**run_config.get("ops", {}), **(ops or {})}
         tags = {**request.tags, "dagster/run_key": request.run_key or "", "dagster/sensor_name": sensor.name}
+        if request.partition_key:
+            tags["dagster/partition"] = request.partition_key
         return execute_job(self.defs, self.instance, job, run_config, tags)
 
     def stored(self, layer: str, asset: str) -> Any:

@@ -15,7 +15,7 @@ import pytest
 from hvbuyer_assets import datagen
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
-from hvbuyer_assets.defs.sensors.raw import DROP_TAG, FILES_TAG, raw_drop_sensor, split_s3_uri
+from hvbuyer_assets.defs.sensors.raw import DROP_TAG, FILES_TAG, add_complete_drops, raw_drop_sensor, split_s3_uri
 from hvbuyer_assets.settings import Settings, load_settings
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, write_sample
 
@@ -51,10 +51,16 @@ class SensorHarness:
             cursor=self.cursor,
             sensor_name=raw_drop_sensor.name,
             resources={k: resources[k] for k in ("raw_storage", "s3", "model_registry")},
+            definitions=self.defs,
+            instance_ref=(
+                instance or self.instance
+            ).get_ref(),  # the daemon's context has one: partitions of run requests resolve
         )
         result = raw_drop_sensor.evaluate_tick(context)
         if result.cursor is not None:
             self.cursor = result.cursor
+        for add in result.dynamic_partitions_requests or []:  # what the daemon does with the tick's result
+            (instance or self.instance).add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
         return result
 
     def request(self) -> dg.RunRequest:
@@ -73,7 +79,12 @@ class SensorHarness:
     @staticmethod
     def daemon_tags(request: dg.RunRequest) -> dict[str, str]:
         """The tags the sensor daemon puts on a requested run."""
-        return {**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": raw_drop_sensor.name}
+        return {
+            **request.tags,
+            "dagster/run_key": request.run_key,
+            "dagster/sensor_name": raw_drop_sensor.name,
+            "dagster/partition": request.partition_key,
+        }
 
     def queue(self, request: dg.RunRequest) -> dg.DagsterRun:
         """What the daemon does right after a tick: the requested run exists in the instance, not yet started."""
@@ -97,14 +108,18 @@ class SensorHarness:
             mlflow.end_run()
 
     def materialize_from_cli(self, selection: str) -> dg.ExecuteInProcessResult:
-        """``dagster asset materialize --select <selection>`` (what ``make run`` does with ``'*'``): no sensor,
-        no run key, no file list."""
+        """``make materialize`` / ``make run``'s first build: the complete drops become partitions
+        (``add_complete_drops``), then ``dagster asset materialize --select <selection> --partition <first>``: no
+        sensor, no run key, no file list."""
+        resources = build_resources(self.settings)
+        first = add_complete_drops(self.instance, resources["raw_storage"])[0]
         try:
             return dg.materialize(
                 ALL_ASSETS,
                 selection=selection,
                 instance=self.instance,
-                resources=build_resources(self.settings),
+                resources=resources,
+                partition_key=first,
                 raise_on_error=False,
             )
         finally:
@@ -152,12 +167,11 @@ def test_cli_build_is_not_repeated_and_a_two_part_drop_is_requested_once(
 
     request = harness.request()
     assert request.job_name == "full_build"  # no champion yet (the S3 test sees ingest_drop once there is one)
-    assert request.tags[DROP_TAG] == "q1"
+    assert request.tags[DROP_TAG] == "q1" and request.partition_key == "q1"
     assert request.tags[FILES_TAG] == "customers_q1.csv,transactions_q1.json"
-    assert request.run_config["ops"]["raw_transactions"]["config"]["files"] == [
-        "transactions.json",
-        "transactions_q1.json",
-    ]
+    # the run reads the new drop only: the sample drop is a partition already cleaned
+    assert request.run_config["ops"]["raw_transactions"]["config"]["files"] == ["transactions_q1.json"]
+    assert harness.instance.get_dynamic_partitions("drops") == ["default", "q1"]
     # Exactly once: the daemon has queued the run; the next tick and a restarted daemon (with its cursor or
     # without) request nothing. (Executing such a run and ticking after it: test_raw_sensor_s3.py.)
     run = harness.queue(request)
@@ -179,24 +193,32 @@ def test_a_failed_drop_is_retried_then_waits_and_is_not_lost(tmp_path: Path, ins
     assert "drop bad: waiting for transactions_bad.json(l) (or a _SUCCESS_bad marker)" in reason
     (workspace.raw / "_SUCCESS_bad").write_bytes(b"")  # customers-only drop: the marker completes it
 
+    # Drops go in arrival order: the sample (arrived the day after its as-of) first, in its own partition.
+    first = harness.request()
+    assert first.partition_key == "default" and first.run_config["ops"]["raw_customers"]["config"]["files"] == [
+        "customers.csv"
+    ]
+    assert harness.execute(first).success
     keys = []
     for attempt in range(3):  # the first run and two retries, each with its own run key
         request = harness.request()
-        assert request.job_name == "full_build"  # no champion yet
+        assert request.job_name == "ingest_drop"  # the sample's build made a champion
         assert request.tags["hvbuyer/attempt"] == str(attempt)
-        assert "customers_bad.csv" in request.run_config["ops"]["raw_customers"]["config"]["files"]
+        assert request.run_config["ops"]["raw_customers"]["config"]["files"] == ["customers_bad.csv"]
+        assert request.partition_key == "bad"
         keys.append(request.run_key)
         result = harness.execute(request)
         assert not result.success  # the blocking customers_contract check stops the run
     assert len(set(keys)) == 3 and keys[1] == keys[0] + "-retry1"
     reason = harness.skip()
     assert "3 runs failed" in reason and "waiting for a new version" in reason
+    assert reason.startswith("drop bad: 3 runs failed")  # the sample drop, its own partition, stays ingested
 
     # The files were never consumed: a corrected file (new version) is picked up at once (marker), one run.
     broken.write_bytes(b"customer_id,age,region,signup_date,loyalty_points\nC9000001,40,East,2024-01-01,5\n")
     request = harness.request()
     assert request.run_key not in keys and request.tags["hvbuyer/attempt"] == "0"
-    assert set(request.run_config["ops"]["raw_customers"]["config"]["files"]) == {"customers.csv", "customers_bad.csv"}
+    assert request.run_config["ops"]["raw_customers"]["config"]["files"] == ["customers_bad.csv"]
 
 
 def test_sensor_settings_and_s3_uris() -> None:

@@ -100,7 +100,8 @@ def test_s3_drop_to_scores_then_a_two_part_drop_rescores_once(
     assert set(rescored["model_version"]) == {str(champion.version)}  # re-scored by the same champion
     assert rescored["scored_at"].min() > scores["scored_at"].max()
     raw_meta = result.asset_materializations_for_node("raw_transactions")[0].metadata["file_versions"].value
-    assert sorted(raw_meta) == ["transactions.json", "transactions_q2.json"]
+    assert sorted(raw_meta) == ["transactions_q2.json"]  # the new drop only: the first one stays as cleaned
+    assert request.partition_key == "q2" and instance.get_dynamic_partitions("drops") == ["default", "q2"]
 
     # Exactly once, also for a restarted daemon without its cursor.
     assert harness.skip().startswith("no new raw files (4 files")
@@ -113,10 +114,17 @@ CLEANING = ["raw_customers", "raw_transactions", "clean_customers", "quarantined
 CLEANING += ["clean_transactions", "quarantined_transactions"]
 
 
-def _clean(settings: Settings, selection: list[str]) -> dg.ExecuteInProcessResult:
+def _clean(settings: Settings, selection: list[str], drop: str) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("drops", [drop])
     try:
         return dg.materialize(
-            ALL_ASSETS, resources=build_resources(settings), selection=selection, raise_on_error=False
+            ALL_ASSETS,
+            resources=build_resources(settings),
+            selection=selection,
+            instance=instance,
+            partition_key=drop,
+            raise_on_error=False,
         )
     finally:
         mlflow.end_run()
@@ -138,23 +146,24 @@ def test_s3_arrival_is_declared_by_the_writer_not_the_upload_clock(
     for path in sorted(staging.iterdir()):
         s3_server.upload(path, BUCKET, f"{PREFIX}/{path.name}", arrived_at="2099-07-01T00:00:00Z")
 
-    result = _clean(settings, CLEANING)
+    result = _clean(settings, CLEANING, "far")
     assert result.success, check_results(result)["transaction_quarantine_share"].description
-    raw = read_frame(data / "interim" / "raw_transactions.parquet")
+    raw = read_frame(data / "interim" / "raw_transactions" / "far.parquet")
     assert set(raw["arrived_at"]) == {pd.Timestamp("2099-07-01", tz="UTC")}
-    clean = read_frame(data / "processed" / "clean_transactions.parquet")
+    clean = read_frame(data / "processed" / "clean_transactions" / "far.parquet")
     assert clean["timestamp"].max() > pd.Timestamp("2099-06-01", tz="UTC")
-    quarantine = read_frame(data / "quarantine" / "quarantined_transactions.parquet")
+    quarantine = read_frame(data / "quarantine" / "quarantined_transactions" / "far.parquet")
     assert not quarantine["reason"].str.contains("after the drop arrived").any()
     assert check_results(result)["transaction_quarantine_share"].passed
 
-    stored = digest([data / "interim" / "raw_customers.parquet"])
+    stored = digest([data / "interim" / "raw_customers" / "far.parquet"])
     path = staging / "customers_far.csv"
     s3_server.upload(path, BUCKET, f"{PREFIX}/customers_late.csv", arrived_at="next tuesday")
-    refused = _clean(settings, ["raw_customers"])
+    refused = _clean(settings, ["raw_customers"], "late")
     evaluation = check_results(refused)["customers_contract"]
     assert not evaluation.passed
     assert "customers_late.csv: metadata arrived-at='next tuesday' is not an ISO 8601 timestamp" in (
         evaluation.description or ""
     )
-    assert digest([data / "interim" / "raw_customers.parquet"]) == stored
+    assert digest([data / "interim" / "raw_customers" / "far.parquet"]) == stored
+    assert not (data / "interim" / "raw_customers" / "late.parquet").exists()

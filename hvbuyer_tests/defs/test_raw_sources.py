@@ -12,7 +12,9 @@ import pandas as pd
 
 from hvbuyer_assets.core import contract
 from hvbuyer_assets.core.cleaning import QUARANTINE_COLUMNS, CleanResult
+from hvbuyer_assets.core.cleaning.history import EarlierDrops
 from hvbuyer_assets.core.sources import SOURCES, RawSource, ValueCheck
+from hvbuyer_assets.defs.partitions import DROPS
 from hvbuyer_assets.defs.raw.assets import clean_asset, raw_asset
 from hvbuyer_assets.defs.raw.definitions import ASSETS
 from hvbuyer_assets.defs.raw.resources import RawStorageResource
@@ -59,8 +61,9 @@ def test_the_raw_drop_sensor_configures_every_declared_raw_asset() -> None:
 PRODUCT_COLUMNS = ("product_id", "name", "price")
 
 
-def _clean_products(raw: pd.DataFrame) -> CleanResult:
-    """A deliberately small cleaning rule for the example source: the latest row per product_id."""
+def _clean_products(raw: pd.DataFrame, earlier: EarlierDrops) -> CleanResult:
+    """A deliberately small cleaning rule for the example source: the latest row per product_id (within a drop;
+    ``latest_wins`` across drops)."""
     clean = raw[list(PRODUCT_COLUMNS)].drop_duplicates("product_id", keep="last").reset_index(drop=True)
     quarantine = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     stats = {"rows_read": len(raw), "rows_clean": len(clean), "rows_dropped": 0, "duplicates": len(raw) - len(clean)}
@@ -79,6 +82,7 @@ PRODUCTS = RawSource(
     raw_description="Every products*.csv in the raw location.",
     contract_description="Every products*.csv parses and has the contract columns.",
     clean_description="One row per product.",
+    latest_wins=True,
     checks=(ValueCheck("product_prices_present", "products without a price", lambda clean: clean["price"].isna()),),
 )
 
@@ -87,10 +91,13 @@ def test_a_new_source_is_one_declaration(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "products_q3.csv").write_text("product_id,name,price,colour\nP1,mug,5,red\nP2,pen,1,\nP1,mug,6,blue\n")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(DROPS.name, ["q3"])  # what raw_drop_sensor does for a new drop
     result = dg.materialize(
         [raw_asset(PRODUCTS), clean_asset(PRODUCTS)],
         resources={"raw_storage": RawStorageResource(uri=str(raw))},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
+        partition_key="q3",
     )
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import dagster as dg
-import mlflow
 import pytest
 
-from hvbuyer_tests.pipeline import Workspace, write_drop
+from hvbuyer_tests.pipeline import Workspace, execute_job, write_drop
 
 KNOBS = ("HVBUYER_MAX_MODEL_AGE_DAYS", "HVBUYER_MIN_NEW_DATA_DAYS", "HVBUYER_RETRAIN_COOLDOWN_HOURS")
 
@@ -43,11 +42,7 @@ class Loop:
 
     def ingest(self, name: str, as_of: str, days: int) -> None:
         write_drop(self.workspace.raw, as_of, drop=name, days=days)
-        try:
-            result = self._defs()[0].resolve_job_def("ingest_drop").execute_in_process(instance=self.instance)
-        finally:
-            mlflow.end_run()
-        assert result.success
+        execute_job(self._defs()[0], self.instance, "ingest_drop")  # the new drop's partition (as the sensor adds)
 
     def tick(self, monkeypatch: pytest.MonkeyPatch, **knobs: str) -> dg.SensorExecutionData:
         """One tick of the real sensor with exactly these knobs in the environment (cursor carried over)."""

@@ -73,8 +73,12 @@ class Loop:
 
 @pytest.fixture
 def loop(workspace_copy: Workspace) -> Iterator[Loop]:
-    with dg.instance_for_test() as instance:
+    """The built workspace's copy with its own instance (its drop partitions: what the data's history is)."""
+    instance = workspace_copy.instance()
+    try:
         yield Loop(workspace_copy, instance)
+    finally:
+        instance.dispose()
 
 
 @pytest.fixture

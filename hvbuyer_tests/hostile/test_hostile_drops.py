@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from hvbuyer_assets.core import drops
 from hvbuyer_tests.hostile.corpus import CASES, Accepted, Case, Refused, write_case
 from hvbuyer_tests.pipeline import Workspace, arrive, check_results, digest, read_frame, write_drop
 
@@ -40,7 +41,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 
 def _stored(root: Path) -> list[Path]:
-    return [p for layer in STORED_LAYERS for p in (root / layer).glob("*") if p.is_file()]
+    return [p for layer in STORED_LAYERS for p in (root / layer).rglob("*") if p.is_file()]
+
+
+def _complete(raw: Path, name: str) -> str:
+    """A case file is a drop of one kind: its _SUCCESS marker completes it (a partition of its own)."""
+    drop = drops.drop_name(name)
+    (raw / f"_SUCCESS_{drop}").write_bytes(b"")
+    return drop
 
 
 def _expect_value(got: object, expected: object, where: str) -> None:
@@ -57,6 +65,7 @@ def test_hostile_drop(case: Case, base: Workspace, tmp_path: Path) -> None:
     workspace = base.copy_to(tmp_path / "data")
     path = write_case(case, workspace.raw, tmp_path / "outside")
     arrive([path], BASE_AS_OF)
+    drop = _complete(workspace.raw, case.name)
     raw_before = digest([p for p in workspace.raw.iterdir() if p.is_file() and not p.is_symlink()])
     stored_before = digest(_stored(workspace.root))
 
@@ -72,24 +81,29 @@ def test_hostile_drop(case: Case, base: Workspace, tmp_path: Path) -> None:
         assert not evaluation.passed
         assert case.name in message and outcome.problem in message, message
         # Nothing of the refused source is stored and nothing is cleaned; only the other source's raw asset may
-        # re-read its own (unchanged) files, which leaves its interim copy byte for byte as it was.
+        # store the drop's (empty) table of its kind. The earlier drop's files stay byte for byte as they were.
         refused_raw = "raw_" + ("customers" if case.name.startswith("customers") else "transactions")
         materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         assert materialized <= {"raw_customers", "raw_transactions"} - {refused_raw}, materialized
-        assert digest(_stored(workspace.root)) == stored_before  # nothing replaced
+        after = digest(_stored(workspace.root))
+        assert {k: v for k, v in after.items() if k in stored_before} == stored_before  # nothing replaced
+        other = {"raw_customers", "raw_transactions"} - {refused_raw}
+        assert {Path(k) for k in after.keys() - stored_before.keys()} <= {
+            workspace.root / "interim" / asset / f"{drop}.parquet" for asset in other
+        }
         return
 
     assert isinstance(outcome, Accepted)
     failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
     assert result.success, f"{case.id} was refused: {failures}"
     kind = "customers" if case.name.startswith("customers") else "transactions"
-    quarantine = read_frame(workspace.root / "quarantine" / f"quarantined_{kind}.parquet")
+    quarantine = read_frame(workspace.root / "quarantine" / f"quarantined_{kind}" / f"{drop}.parquet")
     reasons = quarantine.loc[quarantine["source_file"].astype(str) == case.name, "reason"].astype(str).tolist()
     for fragment in outcome.quarantined:
         assert any(fragment in reason for reason in reasons), (fragment, reasons)
     if not outcome.quarantined:
         assert reasons == [], reasons
-    clean = read_frame(workspace.root / "processed" / f"clean_{kind}.parquet")
+    clean = read_frame(workspace.root / "processed" / f"clean_{kind}" / f"{drop}.parquet")
     key = "customer_id" if kind == "customers" else "transaction_id"
     clean = clean.set_index(key) if key in clean.columns else clean
     for record_id, values in outcome.clean.items():
@@ -113,7 +127,8 @@ def test_a_symlink_inside_the_raw_folder_is_read(base: Workspace, tmp_path: Path
     target.write_text("customer_id,age,region,signup_date,loyalty_points\nH9000009,33,East,2024-01-01,5\n")
     (workspace.raw / "customers_linked.csv").symlink_to(target.name)
     arrive([target], BASE_AS_OF)
+    drop = _complete(workspace.raw, "customers_linked.csv")
     assert workspace.materialize(selection=RAW_AND_CLEAN).success
-    clean = read_frame(workspace.root / "processed" / "clean_customers.parquet")
+    clean = read_frame(workspace.root / "processed" / "clean_customers" / f"{drop}.parquet")
     assert "H9000009" in set(clean["customer_id"].astype(str))
     shutil.rmtree(workspace.root)

@@ -100,7 +100,7 @@ def first_build(prod: Deployment, tmp_path_factory: pytest.TempPathFactory) -> O
     write_sample(drop)
     began = time.monotonic()
     boot.upload_drop(prod.env, drop)
-    run = runs.wait_run(runs.launch("full_build", {"ops": MODEST_FIRST_MODEL}))
+    run = runs.wait_run(runs.launch("full_build", {"ops": MODEST_FIRST_MODEL}, partition="default"))
     seconds = time.monotonic() - began
     runs.sensor(RAW_SENSOR, running=True)
     return Outcome(run=run, seconds=seconds)

@@ -181,15 +181,33 @@ class Runs:
 
         return wait_for(finished, f"a finished {job} run ({filters})", timeout)
 
-    def launch(self, job: str, run_config: dict[str, Any] | None = None, assets: list[str] | None = None) -> str:
-        """Launch a run of ``job`` (or of some of its ``assets``) as the UI does: queued, then started by the
-        daemon; its run id."""
+    def add_drop(self, key: str) -> None:
+        """Add a drop partition as the UI's "add partition" does (what raw_drop_sensor does for a new drop)."""
+        mutation = """mutation($repo: RepositorySelector!, $name: String!, $key: String!) {
+            addDynamicPartition(repositorySelector: $repo, partitionsDefName: $name, partitionKey: $key) {
+            __typename ... on PythonError { message } } }"""
+        variables = {"repo": SELECTOR, "name": "drops", "key": key}
+        result = self.deployment.graphql(mutation, variables)["addDynamicPartition"]
+        assert result["__typename"] in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"), result
+
+    def launch(
+        self,
+        job: str,
+        run_config: dict[str, Any] | None = None,
+        assets: list[str] | None = None,
+        partition: str | None = None,
+    ) -> str:
+        """Launch a run of ``job`` (or of some of its ``assets``) as the UI does, for a drop ``partition`` when
+        the selection is partitioned by drop: queued, then started by the daemon; its run id."""
         mutation = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
             ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
         selector: dict[str, Any] = {**SELECTOR, "jobName": job}
         if assets is not None:
             selector["assetSelection"] = [{"path": [name]} for name in assets]
-        params = {"selector": selector, "runConfigData": run_config or {}}
+        params: dict[str, Any] = {"selector": selector, "runConfigData": run_config or {}}
+        if partition is not None:
+            self.add_drop(partition)
+            params["executionMetadata"] = {"tags": [{"key": "dagster/partition", "value": partition}]}
         result = self.deployment.graphql(mutation, {"params": params})["launchRun"]
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]

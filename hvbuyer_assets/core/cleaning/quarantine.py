@@ -35,11 +35,13 @@ _REASON_VALUE_CHARS = 80  # values are cut to this length inside reason sentence
 @dataclass
 class CleanResult:
     """Clean rows, quarantined rows/values and counts (rows_read, rows_clean, rows_dropped, duplicates,
-    values_nulled)."""
+    values_nulled). ``references``: what the checks of a source's ``needs`` compare with when it is wider than
+    the needed source's frame of this drop (e.g. every known customer id, earlier drops included), by kind."""
 
     clean: pd.DataFrame
     quarantine: pd.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
+    references: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def quarantine_part(

@@ -17,8 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hvbuyer_assets.core.cleaning.dedup import key_codes, latest_wins, repeated_hashes, string_hashes
+from hvbuyer_assets.core.cleaning.history import first_drop_of
 from hvbuyer_assets.core.cleaning.lineage import Rows, arrived_array
 from hvbuyer_assets.core.cleaning.quarantine import (
+    DUPLICATE_DROPPED,
     QUARANTINE_SCHEMA,
     ROW_DROPPED,
     CleanResult,
@@ -107,7 +109,10 @@ class _TxSurvivors:
 
 
 def clean_transactions(
-    raw: pd.DataFrame, known_customer_ids: pd.Series, arrived_at: pd.Series | None = None
+    raw: pd.DataFrame,
+    known_customer_ids: pd.Series,
+    arrived_at: pd.Series | None = None,
+    earlier_ids: pa.Table | None = None,
 ) -> CleanResult:
     """Typed, valid, de-duplicated transactions; every dropped row goes to the quarantine with one reason.
 
@@ -117,6 +122,10 @@ def clean_transactions(
     resolved among the rows that passed every check: the latest (arrived_at, source_file, source_row) wins.
     Output: transaction_id, customer_id, amount (float64 > 0), timestamp (datetime64[ns, UTC]),
     payment_method (lower case, missing -> "unknown"), status (one of TRANSACTION_STATUSES).
+
+    ``earlier_ids`` (``core.cleaning.history.earlier_matches``: value, drop) are the transaction_ids of this
+    drop already received in an earlier drop: such a row is a duplicate (the earlier record stays; the reason
+    names the earlier drop), before the repeats within this drop are resolved.
 
     Rows are checked ``TX_CHUNK_ROWS`` at a time, keeping only each chunk's typed survivors and quarantine
     rows; duplicates are then resolved over all survivors (exactly, via a hash pre-filter).
@@ -132,7 +141,9 @@ def clean_transactions(
         for start in range(0, rows.n, step):
             chunk = {c: arr.slice(start, step) for c, arr in columns.items()}
             survivors.append(_clean_tx_chunk(pool, rows, start, chunk, known, dropped))
+    seen, survivors = _drop_earlier_ids(rows, survivors, earlier_ids)
     duplicates, survivors = _drop_duplicate_ids(rows, survivors)
+    duplicates = pa.concat_tables([seen, duplicates])
     drop_parts = [part for per_check in dropped for part in per_check]
     clean = _tx_frame(survivors)
     stats = {
@@ -273,6 +284,27 @@ def _tx_drop_part(
         reason = sentence(before, value, after)
     raw_value = take(raw_cols[field], local)
     return quarantine_part(rows, idx, take(tid, local), field, raw_value, reason, ROW_DROPPED)
+
+
+def _drop_earlier_ids(
+    rows: Rows, survivors: list[_TxSurvivors], earlier: pa.Table | None
+) -> tuple[pa.Table, list[_TxSurvivors]]:
+    """Survivors whose transaction_id an earlier drop already holds: quarantined (the first record is kept)."""
+    if earlier is None or not earlier.num_rows:
+        return QUARANTINE_SCHEMA.empty_table(), survivors
+    parts = []
+    for i, s in enumerate(survivors):
+        drop = first_drop_of(earlier, s.transaction_id)
+        hit = np.flatnonzero(np_mask(pc.is_valid(drop)))
+        if not len(hit):
+            continue
+        ids = take(s.transaction_id, hit)
+        reason = sentence(
+            "transaction_id ", ids, " was already received in drop ", take(drop, hit), "; the earlier record was kept"
+        )
+        parts.append(quarantine_part(rows, s.pos[hit], ids, "transaction_id", ids, reason, DUPLICATE_DROPPED))
+        survivors[i] = s.without(hit)
+    return (pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()), survivors
 
 
 def _drop_duplicate_ids(rows: Rows, survivors: list[_TxSurvivors]) -> tuple[pa.Table, list[_TxSurvivors]]:

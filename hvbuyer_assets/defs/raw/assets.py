@@ -1,5 +1,6 @@
 """Raw drops -> contract-checked raw tables -> clean tables + quarantine: two assets per raw source, built from
-its declaration (`core.sources.SOURCES`)."""
+its declaration (`core.sources.SOURCES`), partitioned by drop (`defs.partitions.DROPS`): a run parses, checks and
+cleans one drop; the clean data of the drops before it is read only for the ids its cross-drop rules need."""
 
 import time
 from collections.abc import Iterator
@@ -9,24 +10,27 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hvbuyer_assets.core import contract
+from hvbuyer_assets.core import contract, drops
 from hvbuyer_assets.core.cleaning import CleanResult
 from hvbuyer_assets.core.sources import BY_KIND, SOURCES, RawSource
 from hvbuyer_assets.defs.checks_gate import gate
-from hvbuyer_assets.defs.metadata import layer
+from hvbuyer_assets.defs.metadata import LATEST_WINS_KEY, layer
+from hvbuyer_assets.defs.partitions import DROPS, earlier_drops
 from hvbuyer_assets.defs.raw import checks
+from hvbuyer_assets.defs.raw.history import StoredEarlierDrops
 from hvbuyer_assets.defs.raw.resources import RawFileInfo, RawStorageResource
 
 
 class RawFilesConfig(dg.Config):
-    """Which raw files to read. `files` unset: every matching file (a full build from the CLI or the UI);
-    `raw_drop_sensor` sets it to the files of the complete drops, so a file still being written is never read."""
+    """Which raw files to read. `files` unset: every file of the run's drop (partition), e.g. a backfill of one
+    drop from the UI; `raw_drop_sensor` sets it to the files of the complete drop it saw, so a file still being
+    written is never read."""
 
     files: list[str] | None = None
 
 
 def raw_asset(source: RawSource) -> dg.AssetsDefinition:
-    """`raw_<kind>`: every file of the source in the raw location, read and checked against the contract."""
+    """`raw_<kind>` of one drop: the drop's files of the source, read and checked against the contract."""
 
     spec = checks.contract_spec(source)
 
@@ -38,17 +42,20 @@ def raw_asset(source: RawSource) -> dg.AssetsDefinition:
         check_specs=[spec],
         description=source.raw_description,
         output_required=False,  # a refused drop stores nothing: the interim copy of the last accepted one stays
+        partitions_def=DROPS,
     )
-    def _raw(config: RawFilesConfig, raw_storage: RawStorageResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        raw, files, violations = _read_drops(raw_storage, source, config.files)
+    def _raw(
+        context: dg.AssetExecutionContext, config: RawFilesConfig, raw_storage: RawStorageResource
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        raw, files, violations = _read_drops(raw_storage, source, context.partition_key, config.files)
         yield from gate(_raw_output(raw, files, violations), [checks.contract_result(spec.name, violations)], [spec])
 
     return _raw
 
 
 def clean_asset(source: RawSource) -> dg.AssetsDefinition:
-    """`clean_<kind>` + `quarantined_<kind>`: the source's cleaning rules applied to its raw table (and the
-    clean tables of the sources it needs), with the clean checks."""
+    """`clean_<kind>` + `quarantined_<kind>` of one drop: the source's cleaning rules applied to its raw table (and
+    the clean tables of the sources it needs, same drop; ids of earlier drops), with the clean checks."""
     ins = {source.raw_asset: dg.AssetIn(dagster_type=pd.DataFrame)}
     ins.update({BY_KIND[kind].clean_asset: dg.AssetIn(dagster_type=pd.DataFrame) for kind in source.needs})
     specs = checks.clean_specs(source)
@@ -60,7 +67,7 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         outs={
             source.clean_asset: dg.AssetOut(
                 is_required=False,  # a failed blocking check stores neither table (defs.checks_gate)
-                metadata=layer("processed"),
+                metadata={**layer("processed"), **({LATEST_WINS_KEY: source.key} if source.latest_wins else {})},
                 kinds={"pandas", "parquet"},
                 description=f"{source.clean_description} Rows set aside are in {source.quarantine_asset}.",
             ),
@@ -77,17 +84,28 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         # every source's contract check (blocking) gates every cleaning: a refused file of one source replaces
         # no clean table of another
         deps=[other.raw_asset for other in SOURCES if other.raw_asset not in ins],
+        partitions_def=DROPS,
+        required_resource_keys={"io_manager"},
     )
-    def _clean(**inputs: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    def _clean(context: dg.AssetExecutionContext, **inputs: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
         needed = [inputs[BY_KIND[kind].clean_asset] for kind in source.needs]
+        earlier = StoredEarlierDrops(
+            context.resources.io_manager, earlier_drops(context.instance, context.partition_key)
+        )
         started = time.perf_counter()
-        result = source.clean(inputs[source.raw_asset], *needed)
-        metadata = {**_stats(result.stats), "clean_seconds": round(time.perf_counter() - started, 2)}
+        result = source.clean(inputs[source.raw_asset], *needed, earlier=earlier)
+        metadata = {
+            **_stats(result.stats),
+            "clean_seconds": round(time.perf_counter() - started, 2),
+            "earlier_drops": len(earlier.keys),
+            "earlier_ids_seconds": round(earlier.seconds, 2),
+        }
         outputs = [
             dg.Output(result.clean, output_name=source.clean_asset, metadata=metadata),
             dg.Output(result.quarantine, output_name=source.quarantine_asset, metadata=_reasons(result)),
         ]
-        yield from gate(outputs, checks.clean_results(source, result, *needed), specs)
+        references = [result.references.get(kind, frame) for kind, frame in zip(source.needs, needed, strict=True)]
+        yield from gate(outputs, checks.clean_results(source, result, *references), specs)
 
     return _clean
 
@@ -96,10 +114,12 @@ ASSETS = [asset for source in SOURCES for asset in (raw_asset(source), clean_ass
 
 
 def _read_drops(
-    storage: RawStorageResource, source: RawSource, only: list[str] | None = None
+    storage: RawStorageResource, source: RawSource, partition: str, only: list[str] | None = None
 ) -> tuple[pd.DataFrame, list[RawFileInfo], list[str]]:
-    """Read every file of the source (or only the named ones); files that break the contract are listed, not read."""
-    files = storage.list_files(source.patterns)
+    """Read the source's files of one drop (or only the named ones); files that break the contract are listed,
+    not read."""
+    drop = drops.drop_of_partition(partition)
+    files = [info for info in storage.list_files(source.patterns) if drops.drop_of_file(info.name, source.kind) == drop]
     violations = []
     if only is not None:
         present = {info.name for info in files}
@@ -125,10 +145,25 @@ def _read_drops(
         del table
         frame["arrived_at"] = info.modified
         frames.append(frame)
-    if not files:
-        violations.append(f"{storage.uri}: no file matching {' or '.join(source.patterns)}")
-    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not files and only is None and not _other_kinds(storage, source, drop):
+        violations.append(f"{storage.uri}: no raw file of drop {partition} ({' or '.join(source.patterns)})")
+    raw = pd.concat(frames, ignore_index=True) if frames else _empty(source)
     return raw, files, violations
+
+
+def _other_kinds(storage: RawStorageResource, source: RawSource, drop: str) -> bool:
+    """Whether the drop has files of other sources (a drop with a marker may lack a kind: that kind is empty)."""
+    patterns = tuple(p for other in SOURCES if other is not source for p in other.patterns)
+    return any(drops.drop_name(info.name) == drop for info in storage.list_files(patterns)) if patterns else False
+
+
+def _empty(source: RawSource) -> pd.DataFrame:
+    """The raw frame of a drop without files of this source: the contract columns, no rows."""
+    text = pd.StringDtype("pyarrow")
+    frame = pd.DataFrame({c: pd.Series([], dtype=text) for c in (*source.columns, "source_file")})
+    frame["source_row"] = pd.Series([], dtype="int64")
+    frame["arrived_at"] = pd.Series([], dtype="datetime64[ns, UTC]")
+    return frame
 
 
 def _raw_output(raw: pd.DataFrame, files: list[RawFileInfo], violations: list[str]) -> Iterator[dg.Output]:

@@ -1,4 +1,5 @@
-"""``raw_drop_sensor``: a new complete raw drop (local folder or S3, ``HVBUYER_RAW_URI``) -> one run.
+"""``raw_drop_sensor``: a new complete raw drop (local folder or S3, ``HVBUYER_RAW_URI``) -> its partition and one
+run for it.
 
 A thin shell over ``core.drops``: it lists the raw location, reads what the latest successful raw
 materializations consumed and the runs it requested earlier from the Dagster instance, and lets
@@ -20,6 +21,7 @@ from hvbuyer_assets.core import drops
 from hvbuyer_assets.core.sources import SOURCES
 from hvbuyer_assets.defs.jobs import IN_FLIGHT_STATUSES, full_build_job, ingest_job
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
+from hvbuyer_assets.defs.partitions import DROPS, drop_order
 from hvbuyer_assets.defs.raw.resources import RawStorageResource
 from hvbuyer_assets.settings import load_settings
 
@@ -42,41 +44,70 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
-def observe_local(storage: RawStorageResource) -> dict[str, str]:
-    """Raw drop files (data and markers) in a local folder, name -> version; hidden files are skipped."""
-    return {info.name: info.version for info in storage.list_files(drops.ALL_PATTERNS)}
+def observe_local(storage: RawStorageResource) -> tuple[dict[str, str], dict[str, float]]:
+    """Raw drop files (data and markers) in a local folder: name -> version, name -> arrival (epoch seconds);
+    hidden files are skipped."""
+    files = storage.list_files(drops.ALL_PATTERNS)
+    return {info.name: info.version for info in files}, {info.name: info.modified.timestamp() for info in files}
 
 
-def observe_s3(uri: str, s3_client: Any) -> dict[str, str]:
-    """Raw drop objects directly under an ``s3://bucket/prefix``, name -> version (ETag + LastModified).
+def observe_s3(uri: str, s3_client: Any) -> tuple[dict[str, str], dict[str, float]]:
+    """Raw drop objects directly under an ``s3://bucket/prefix``: name -> version (ETag + LastModified), name ->
+    LastModified (epoch seconds: the order drops landed in).
 
     The whole prefix is listed each tick: ``get_objects`` pages through every object anyway (its
     ``since_*`` filters are applied client-side and lose same-second uploads, dagster-io/dagster#22892), and
     the completion rule needs the full picture; the JSON cursor keeps the versions seen at the last tick.
     """
     bucket, prefix = split_s3_uri(uri)
-    observed = {}
+    observed, landed = {}, {}
     for obj in get_objects(bucket=bucket, prefix=prefix, client=s3_client):
         name = obj["Key"][len(prefix) :]
         if drops.file_kind(name) is not None:
             observed[name] = drops.s3_version(obj["ETag"], obj["LastModified"])
-    return observed
+            landed[name] = obj["LastModified"].timestamp()
+    return observed, landed
 
 
-def consumed_versions(instance: dg.DagsterInstance, limit: int = 50) -> dict[str, str]:
-    """File versions read by the latest raw_* materializations of *successful* runs (metadata
-    ``file_versions``): a run that failed after reading a drop has not consumed it."""
+def add_complete_drops(
+    instance: dg.DagsterInstance, raw_storage: RawStorageResource, s3_client: Any = None
+) -> list[str]:
+    """Add every complete drop of the raw location that is not yet a partition (arrival order; files are taken
+    as settled: for a build from the command line, not for the sensor); every drop partition key, in order."""
+    if raw_storage.uri.startswith("s3://"):
+        observed, arrivals = observe_s3(raw_storage.uri, s3_client)
+    else:
+        observed, arrivals = observe_local(raw_storage)
+    known = drop_order(instance)
+    ready = drops.plan(observed, observed, {}, arrivals).ready
+    added = [key for key in (drops.label(d.name) for d in ready) if key not in known]
+    if added:
+        instance.add_dynamic_partitions(DROPS.name, added)
+    return drop_order(instance)
+
+
+def consumed_versions(instance: dg.DagsterInstance, partitions: list[str], per_partition: int = 5) -> dict[str, str]:
+    """File versions read by the raw_* materializations of *successful* runs (metadata ``file_versions``) of
+    the drop partitions ``partitions``, the newest such run per file: a run that failed after reading a drop has
+    not consumed it."""
     consumed: dict[str, str] = {}
+    if not partitions:
+        return consumed
+    succeeded: dict[str, bool] = {}
     for asset in RAW_ASSETS.values():
-        for record in instance.fetch_materializations(dg.AssetKey(asset), limit=limit).records:
-            run = instance.get_run_by_id(record.run_id)
-            if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
-                continue
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=partitions),
+            limit=per_partition * len(partitions),
+        ).records
+        for record in records:  # newest first
+            if record.run_id not in succeeded:
+                run = instance.get_run_by_id(record.run_id)
+                succeeded[record.run_id] = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
             materialization = record.asset_materialization
             versions = materialization.metadata.get("file_versions") if materialization else None
-            if versions is not None and isinstance(versions.value, Mapping):
-                consumed.update({str(k): str(v) for k, v in versions.value.items()})
-            break
+            if succeeded[record.run_id] and versions is not None and isinstance(versions.value, Mapping):
+                for name, version in versions.value.items():
+                    consumed.setdefault(str(name), str(version))
     return consumed
 
 
@@ -126,8 +157,9 @@ def _seen(cursor: str | None) -> dict[str, str]:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "New complete raw drop (customers_NAME.csv + transactions_NAME.json, unchanged across two ticks, or a "
-        "_SUCCESS_NAME marker) -> full_build until a champion exists, then ingest_drop. One run per set of "
-        "file versions (run key); a failed run is retried twice, then waits for new files."
+        "_SUCCESS_NAME marker) -> a partition of the raw/clean assets and a run for it alone: full_build until a "
+        "champion exists, then ingest_drop. Drops in arrival order, one run at a time; one run per set of file "
+        "versions (run key); a failed run is retried twice, then waits for new files."
     ),
 )
 def raw_drop_sensor(
@@ -139,34 +171,39 @@ def raw_drop_sensor(
     previous = _seen(context.cursor)
     try:
         if raw_storage.uri.startswith("s3://"):
-            observed = observe_s3(raw_storage.uri, s3.get_client())
+            observed, arrivals = observe_s3(raw_storage.uri, s3.get_client())
         else:
-            observed = observe_local(raw_storage)
+            observed, arrivals = observe_local(raw_storage)
     except (BotoCoreError, ClientError, OSError) as exc:
         return dg.SensorResult(skip_reason=f"raw location {raw_storage.uri} not readable: {exc}")
     cursor = json.dumps({"seen": observed}, sort_keys=True)
-    plan = drops.plan(observed, previous, consumed_versions(context.instance))
+    known = drop_order(context.instance)
+    consumed = consumed_versions(context.instance, known)
+    plan = drops.plan(observed, previous, consumed, arrivals)
+    added = [key for key in (drops.label(d.name) for d in plan.ready) if key not in known]
+    new_partitions = [DROPS.build_add_request(added)] if added else []
     decision = drops.decide(plan, past_runs(context.instance, plan.keys()) if plan.new else {})
-    if decision.run_key is None:
-        return dg.SensorResult(skip_reason=decision.skip_reason, cursor=cursor)
+    if decision.run_key is None or decision.drop is None:
+        return dg.SensorResult(
+            skip_reason=decision.skip_reason, cursor=cursor, dynamic_partitions_requests=new_partitions
+        )
 
     job = drops.choose_job(
         champion_exists=registry.champion(model_registry.client()) is not None,
         champion_materialized=context.instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
         is not None,
     )
+    drop, partition = decision.drop, drops.label(decision.drop.name)
+    fresh = sorted(name for name, version in drop.files.items() if consumed.get(name) != version)
     context.log.info(
-        f"drop {', '.join(plan.new_drops)}: {job} ({decision.run_key}, attempt {decision.attempt}) "
-        f"reading {len(plan.ready)} files, new: {', '.join(sorted(plan.new))}"
+        f"drop {partition}: {job} ({decision.run_key}, attempt {decision.attempt}) reading "
+        f"{', '.join(sorted(drop.files))}; new: {', '.join(fresh)}"
     )
     request = dg.RunRequest(
         run_key=decision.run_key,
         job_name=job,
-        run_config=raw_run_config(plan.ready),
-        tags={
-            DROP_TAG: _tag(plan.new_drops),
-            FILES_TAG: _tag(sorted(plan.new)),
-            ATTEMPT_TAG: str(decision.attempt),
-        },
+        partition_key=partition,
+        run_config=raw_run_config(drop.files),
+        tags={DROP_TAG: partition, FILES_TAG: _tag(fresh), ATTEMPT_TAG: str(decision.attempt)},
     )
-    return dg.SensorResult(run_requests=[request], cursor=cursor)
+    return dg.SensorResult(run_requests=[request], cursor=cursor, dynamic_partitions_requests=new_partitions)

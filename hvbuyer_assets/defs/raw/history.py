@@ -1,0 +1,44 @@
+"""The earlier drops' clean data as the cleaning of a new drop sees it (``core.cleaning.history.EarlierDrops``):
+only the id column a rule needs, read partition by partition from storage, only the ids the new drop also holds
+kept."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import pyarrow as pa
+
+from hvbuyer_assets.core.cleaning.history import MATCH_SCHEMA, earlier_matches
+from hvbuyer_assets.core.sources import BY_KIND
+from hvbuyer_assets.storage import read_partitions
+
+
+class PartitionStore(Protocol):
+    s3_endpoint_url: str | None
+
+    def stored_partitions(self, asset: str, layer: str, keys: list[str]) -> list[str]: ...
+
+
+class StoredEarlierDrops:
+    """Earlier drops ``keys`` (drop order) of the clean assets in ``store`` (the pipeline's IO manager)."""
+
+    def __init__(self, store: PartitionStore, keys: list[str]) -> None:
+        self.store = store
+        self.keys = keys
+        self.seconds = 0.0  # time spent reading and matching ids, for the asset's metadata
+
+    def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
+        if not self.keys:  # the first drop
+            return MATCH_SCHEMA.empty_table()
+        started = time.perf_counter()
+        paths = self.store.stored_partitions(BY_KIND[kind].clean_asset, "processed", self.keys)
+        by_path = dict(zip([p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in paths], paths, strict=True))
+        columns = (
+            (key, read_partitions([by_path[key]], [column], self.store.s3_endpoint_url).column(column))
+            for key in self.keys
+            if key in by_path
+        )
+        found = earlier_matches(columns, values)
+        self.seconds += time.perf_counter() - started
+        return found
