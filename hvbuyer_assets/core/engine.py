@@ -32,8 +32,12 @@ import pyarrow.compute as pc
 
 from hvbuyer_assets.core.feature_defs import ID
 from hvbuyer_assets.core.keys import id_index
+from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
 
 NAT_NS = np.iinfo(np.int64).min
+STATUS_VALUES = pa.array(TRANSACTION_STATUSES)
+STATUS_CATEGORIES = pa.array([*TRANSACTION_STATUSES, ""])  # "" stands for any other status
+STATUS_ENUM = pl.Enum(STATUS_CATEGORIES.to_pylist())  # compared with strings at the cost of small ints
 
 
 @dataclass(frozen=True)
@@ -45,16 +49,17 @@ class Frames:
     collect: Callable[[nw.LazyFrame], pa.Table]
 
 
-def _strings(values: Any) -> pa.Array:
+def _strings(values: Any) -> pa.Array | pa.ChunkedArray:
     arr = values if isinstance(values, pa.ChunkedArray | pa.Array) else pa.array(values, from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
+    return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else arr.cast(pa.string())
 
 
 def _ns(values: Any) -> np.ndarray:
     """int64 ns since epoch (UTC; naive values are UTC) of datetimes; missing -> ``NAT_NS``."""
     if isinstance(values, pa.ChunkedArray | pa.Array):
+        if pa.types.is_timestamp(values.type):
+            ns = pc.cast(values, pa.timestamp("ns", values.type.tz)).cast(pa.int64())
+            return pc.fill_null(ns, NAT_NS).to_numpy()
         values = values.to_pandas()
     return pd.to_datetime(pd.Series(values), utc=True).dt.as_unit("ns").array.asi8
 
@@ -65,22 +70,36 @@ def _floats(values: Any) -> np.ndarray:
     return pd.to_numeric(pd.Series(values), errors="raise").to_numpy(dtype="float64", na_value=np.nan)
 
 
+def _positions(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """int64 position of each value in ``value_set`` (-1 when absent), a vectorised hash lookup."""
+    found = pc.index_in(values, value_set=value_set.cast(values.type))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
 def _encode(
     tx_ids: Any, ts: Any, amount: Any, status: Any, customer_ids: Any, age: Any, points: Any, signup: Any, region: Any
 ) -> Frames:
     index = id_index(customer_ids)
-    ids = _strings(index.array)
-    code = pc.fill_null(pc.index_in(_strings(tx_ids), value_set=ids), -1).to_numpy(zero_copy_only=False)
+    ids = pa.array(index.array)
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    code = _positions(_strings(tx_ids), ids)
     ts_ns = _ns(ts)
     keep = (code >= 0) & (ts_ns != NAT_NS)
     amounts = _floats(amount)
-    status_arr = _strings(status)
+    status_code = _positions(_strings(status), STATUS_VALUES)
     if not keep.all():
-        code, ts_ns, amounts = code[keep], ts_ns[keep], amounts[keep]
-        status_arr = status_arr.filter(pa.array(keep))
+        code, ts_ns, amounts, status_code = code[keep], ts_ns[keep], amounts[keep], status_code[keep]
+    status_code[status_code < 0] = len(TRANSACTION_STATUSES)  # "" stands for any other status
     transactions = pl.DataFrame(
-        {ID: code.astype(np.int64), "ts": ts_ns, "amount": amounts, "status": pl.from_arrow(status_arr)}
-    )
+        {
+            ID: code,
+            "ts": ts_ns,
+            "amount": amounts,
+            "status": pl.Series(
+                pa.DictionaryArray.from_arrays(status_code.astype(np.int8), STATUS_CATEGORIES), dtype=STATUS_ENUM
+            ),
+        }
+    ).sort(ID)
     signup_ns = _ns(signup)
     customers = pl.DataFrame(
         {
@@ -93,7 +112,7 @@ def _encode(
     )
 
     def collect(lazy: nw.LazyFrame) -> pa.Table:
-        table = lazy.collect(backend="polars").to_arrow()
+        table = lazy.to_native().collect(engine="streaming").to_arrow()
         at = table.schema.get_field_index(ID)
         return table if at < 0 else table.set_column(at, ID, pc.take(ids, table.column(at)))
 

@@ -58,6 +58,7 @@ ID = KEY
 FEATURE_OUTPUT: tuple[str, ...] = (ID, *FEATURE_NUMERIC, "region", "signup_ns", "last_event_ns")
 TRAINING_OUTPUT: tuple[str, ...] = (*FEATURE_OUTPUT, "label", "split", "cutoff_ns", "snapshot")
 
+FLAG = nw.Int8  # a 0/1 per row, summed (every engine sums small ints into int64)
 c = nw.col
 
 
@@ -65,10 +66,6 @@ def _micro(amount: nw.Expr) -> nw.Expr:
     """``amount`` in integer micro-units, rounded half away from zero (the same on every engine)."""
     scaled = amount * MICRO
     return nw.when(scaled >= 0).then(scaled + 0.5).otherwise(scaled - 0.5).cast(nw.Int64)
-
-
-def _count(condition: nw.Expr) -> nw.Expr:
-    return condition.cast(nw.Int64).sum()
 
 
 def _days(ns: nw.Expr) -> nw.Expr:
@@ -80,46 +77,56 @@ def _per_unit(numerator: nw.Expr, denominator: nw.Expr) -> nw.Expr:
 
 
 def features(tx: nw.LazyFrame, customers: nw.LazyFrame, as_of_ns: int, large_amount: float) -> nw.LazyFrame:
-    """Every customer's features from its transactions with ``ts <= as_of_ns`` (windows ``(t - N days, t]``)."""
+    """Every customer's features from its transactions with ``ts <= as_of_ns`` (windows ``(t - N days, t]``).
+
+    Every per-row quantity is a column first and the aggregation only sums, maxes and mins plain columns (the
+    fast path of every engine); ``last_amount`` compares each purchase time with the customer's latest one
+    (a window max over the customer, cheaper than joining the aggregate back).
+    """
     as_of_ns = int(as_of_ns)
-    done = c("status") == COMPLETED
-    done_ts = nw.when(done).then(c("ts"))
-    last_ts = done_ts.max().over(ID)  # latest completed purchase of the customer (null without)
-    rows = tx.filter(~c("ts").is_null() & (c("ts") <= as_of_ns)).with_columns(
-        done=done,
-        done_micro=nw.when(done).then(_micro(c("amount"))).otherwise(0),
-        at_last=done & (c("ts") == last_ts),
+    done = c("done")
+    recent = {days: done & (c("ts") > as_of_ns - days * DAY_NS) for days in (30, 90, 365)}
+    micro = _micro(c("amount"))
+    rows = (
+        tx.filter(~c("ts").is_null() & (c("ts") <= as_of_ns))
+        .with_columns(done=c("status") == COMPLETED)
+        .with_columns(
+            n_completed=done.cast(FLAG),
+            **{f"n_completed_{days}d": recent[days].cast(FLAG) for days in (30, 90, 365)},
+            total_micro=nw.when(done).then(micro).otherwise(0),
+            spend_90d_micro=nw.when(recent[90]).then(micro).otherwise(0),
+            spend_365d_micro=nw.when(recent[365]).then(micro).otherwise(0),
+            max_spend=nw.when(done).then(c("amount")).otherwise(0.0),
+            purchase_ns=nw.when(done).then(c("ts")),  # null unless a completed purchase
+            n_large=(done & (c("amount") >= float(large_amount))).cast(FLAG),
+            non_failed=c("status").is_in([COMPLETED, PENDING, REFUNDED]).cast(FLAG),
+            n_refunded=(c("status") == REFUNDED).cast(FLAG),
+            n_failed=(c("status") == FAILED).cast(FLAG),
+        )
+        .with_columns(
+            last_amount=nw.when(c("purchase_ns") == c("purchase_ns").max().over(ID)).then(c("amount")).otherwise(0.0)
+        )
     )
-    recent = {days: c("done") & (c("ts") > as_of_ns - days * DAY_NS) for days in (30, 90, 365)}
+    counts = ("n_completed", "n_completed_30d", "n_completed_90d", "n_completed_365d", "n_large")
+    sums = (*counts, "total_micro", "spend_90d_micro", "spend_365d_micro", "non_failed", "n_refunded", "n_failed")
     behaviour = rows.group_by(ID).agg(
         nw.len().alias("n_transactions"),
         c("ts").max().alias("last_event_ns"),
-        _count(c("done")).alias("n_completed"),
-        *(_count(recent[days]).alias(f"n_completed_{days}d") for days in (30, 90, 365)),
-        *(
-            nw.when(recent[days]).then(c("done_micro")).otherwise(0).sum().alias(f"spend_{days}d_micro")
-            for days in (90, 365)
-        ),
-        c("done_micro").sum().alias("total_micro"),
-        nw.when(c("done")).then(c("amount")).otherwise(0.0).max().alias("max_spend"),
-        nw.when(c("at_last")).then(c("amount")).otherwise(0.0).max().alias("last_amount"),
-        nw.when(c("done")).then(c("ts")).max().alias("last_purchase_ns"),
-        nw.when(c("done")).then(c("ts")).min().alias("first_purchase_ns"),
-        _count(c("done") & (c("amount") >= float(large_amount))).alias("n_large"),
-        _count(c("status").is_in([COMPLETED, PENDING, REFUNDED])).alias("non_failed"),
-        _count(c("status") == REFUNDED).alias("n_refunded"),
-        _count(c("status") == FAILED).alias("n_failed"),
+        *(c(name).sum() for name in sums),
+        c("max_spend").max(),
+        c("last_amount").max(),
+        c("purchase_ns").max().alias("last_purchase_ns"),
+        c("purchase_ns").min().alias("first_purchase_ns"),
     )
-    counts = ("n_transactions", "n_completed", "n_completed_30d", "n_completed_90d", "n_completed_365d", "n_large")
-    micro = {"total_spend": "total_micro", "spend_90d": "spend_90d_micro", "spend_365d": "spend_365d_micro"}
+    micro_sums = {"total_spend": "total_micro", "spend_90d": "spend_90d_micro", "spend_365d": "spend_365d_micro"}
     joined = customers.select(ID, "signup_ns", "age", "loyalty_points", "region").join(behaviour, on=ID, how="left")
     as_of = nw.lit(as_of_ns, nw.Int64)
     out = joined.with_columns(
-        *(c(n).fill_null(0) for n in (*counts, *micro.values(), "non_failed", "n_refunded", "n_failed")),
-        *(c(n).fill_null(0.0) for n in ("max_spend", "last_amount")),
+        *(c(name).fill_null(0) for name in ("n_transactions", *sums)),
+        *(c(name).fill_null(0.0) for name in ("max_spend", "last_amount")),
     ).with_columns(
-        *(c(n).cast(nw.Float64) for n in (*counts, "n_failed")),
-        *((c(m).cast(nw.Float64) / float(MICRO)).alias(n) for n, m in micro.items()),
+        *(c(name).cast(nw.Float64) for name in ("n_transactions", *counts, "n_failed")),
+        *((c(m).cast(nw.Float64) / float(MICRO)).alias(name) for name, m in micro_sums.items()),
         avg_spend=_per_unit(c("total_micro").cast(nw.Float64) / float(MICRO), c("n_completed")),
         share_large=_per_unit(c("n_large").cast(nw.Float64), c("n_completed")),
         refund_rate=_per_unit(c("n_refunded").cast(nw.Float64), c("non_failed")),

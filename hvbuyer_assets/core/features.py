@@ -39,7 +39,7 @@ from hvbuyer_assets.core.feature_spec import (
     TIME_INDEXED_FEATURES,
     Feature,
 )
-from hvbuyer_assets.core.keys import KEY, STRING, id_index
+from hvbuyer_assets.core.keys import KEY, STRING
 from hvbuyer_assets.core.rules import TRANSACTION_STATUSES, normalise_region
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def customer_ids(table: pa.Table) -> pd.arrays.ArrowStringArray:
 def finish_features(table: pa.Table, as_of_ns: int) -> pd.DataFrame:
     """A collected ``feature_defs.features`` table as ``build_features``' frame (rows sorted by customer_id)."""
     table = sort_rows(table, [KEY])
-    index = id_index(customer_ids(table))
+    index = pd.Index(customer_ids(table), name=KEY)  # one row per customer by construction
     columns = feature_columns(table)
     columns["feature_as_of"] = utc_times(np.full(len(index), int(as_of_ns), dtype=np.int64))
     return pd.DataFrame(columns, index=index)[list(FEATURE_COLUMNS + EXTRA_COLUMNS)]
