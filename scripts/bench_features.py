@@ -289,7 +289,7 @@ def compare(folder: Path) -> dict[str, float]:
 
 def run(impl: str, stage: str, folder: Path) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", impl, stage, str(folder)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy())
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
