@@ -27,10 +27,9 @@ sorted by customer_id so every engine gives the same frame):
   ``cutoffs`` (``training.training_cutoffs(earliest_ns, as_of, ...)`` makes them), the eligible customers'
   ``features`` as of the cutoff plus ``label``, ``split``, ``cutoff_ns`` and ``snapshot`` (the position in
   ``cutoffs``, for a stable order).
-- ``history(tx, customers)``: one row, ``latest_ns`` (latest valid transaction of ``tx``: T, the as-of time of
-  the data) and ``earliest_ns`` (earliest transaction of a known customer); null when there is none. The
-  embedded engine's ``Frames`` hold known customers' rows only, so the embedded graph takes T from the clean
-  frame (``features.latest_event_time``, over all rows as here).
+- ``history(tx, customers)``: one row, ``latest_ns`` (latest valid transaction of ``tx``, any customer: T, the
+  as-of time of the data, as ``features.latest_event_time``) and ``earliest_ns`` (earliest transaction of a
+  known customer); null when there is none.
 
 Determinism: money sums are exact integer sums of micro-units, ``round_half_away(amount * 1e6)`` as int64,
 divided by 1e6 after aggregation. Integer addition is associative, so every engine, thread count and run

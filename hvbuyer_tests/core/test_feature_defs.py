@@ -242,12 +242,14 @@ def test_history_gives_the_latest_time_and_the_earliest_known_customers_time() -
         [
             ("x", 1.0, AS_OF - 9 * DAY, "completed"),
             ("ghost", 1.0, AS_OF - 20 * DAY, "completed"),  # unknown customer: not the earliest
-            ("x", 1.0, AS_OF, "failed"),
+            ("x", 1.0, AS_OF - DAY, "failed"),
+            ("ghost", 1.0, AS_OF, "pending"),  # the latest transaction of all is T, whoever made it
         ]
     )
     frames = engine.from_pandas(tx, customers(["x"]))
     row = frames.collect(feature_defs.history(frames.transactions, frames.customers)).to_pylist()[0]
     assert row == {"latest_ns": AS_OF.value, "earliest_ns": (AS_OF - 9 * DAY).value}
+    assert features.latest_event_time(tx) == AS_OF
 
 
 def test_feature_outputs_are_float64_and_times_never_pass_through_float() -> None:
