@@ -44,7 +44,7 @@ def test_engine_settings_come_from_the_environment() -> None:
             "HVBUYER_SPARK_DRIVER_MEMORY": "8g",
             "HVBUYER_SPARK_EXECUTOR_MEMORY": "16G",
             "HVBUYER_SPARK_SHUFFLE_PARTITIONS": "400",
-            "HVBUYER_SPARK_CONF": '{"spark.jars.packages": "org.apache.hadoop:hadoop-aws:3.4.1"}',
+            "HVBUYER_SPARK_CONF": '{"spark.jars.packages": "org.apache.hadoop:hadoop-aws:3.5.0"}',
         }
     )
     options = spark.SparkOptions.from_settings(settings)
@@ -53,7 +53,7 @@ def test_engine_settings_come_from_the_environment() -> None:
         "8g",
         "16G",
         400,
-        (("spark.jars.packages", "org.apache.hadoop:hadoop-aws:3.4.1"),),
+        (("spark.jars.packages", "org.apache.hadoop:hadoop-aws:3.5.0"),),
     )
     props = options.properties()
     assert props["spark.sql.shuffle.partitions"] == "400" and props["spark.executor.memory"] == "16G"

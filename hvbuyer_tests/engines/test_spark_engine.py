@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hvbuyer_assets.core import features, labels
+from hvbuyer_assets.core import feature_defs, features, labels
 from hvbuyer_assets.core.engine import Frames
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.engines import inputs
@@ -144,6 +144,23 @@ def test_a_stored_table_without_a_declared_column_is_named(spark_session: Any, t
     pq.write_table(pq.read_table(tx_files[0]).drop_columns(["status"]), tx_files[0])
     with pytest.raises(ValueError, match=r"clean_transactions \(.*clean_transactions.parquet\.\.\.\): missing column"):
         spark_engine.read_transactions(spark_session, tx_files)
+
+
+def test_executors_run_the_declaration_without_python(spark_session: Any, tmp_path: Path) -> None:
+    """narwhals turns the declaration into Spark Column expressions on the driver: the physical plans hold no
+    Python UDF or pandas/Arrow Python node, so executors need Spark and Java, not hvbuyer or Python packages."""
+    frames = _frames(SPARK, _clean_tables(tmp_path))
+    tx, customers = frames.transactions, frames.customers
+    cutoffs = [("train", (T0 - 90 * DAY).value), ("holdout", T0.value)]
+    for lazy in (
+        feature_defs.history(tx, customers),
+        feature_defs.features(tx, customers, T0.value, 300.0),
+        feature_defs.labels(tx, customers, T0.value, 90, 300.0),
+        feature_defs.training_rows(tx, customers, cutoffs, 90, 300.0),
+    ):
+        plan = lazy.to_native()._jdf.queryExecution().executedPlan().toString()
+        assert "FileScan parquet" in plan
+        assert not [word for word in ("Python", "Pandas", "EvalPython") if word in plan], plan
 
 
 @pytest.fixture(scope="module")
