@@ -130,7 +130,10 @@ def _encode(
     )
 
     def collect(lazy: nw.LazyFrame) -> pa.Table:
-        table = lazy.to_native().collect(engine="streaming").to_arrow()
+        result = lazy.to_native().collect(engine="streaming")
+        if ID in result.columns:  # customers' order: already the order of the ids when they are sorted
+            result = result.sort([c for c in ("snapshot", ID) if c in result.columns])
+        table = result.to_arrow()
         at = table.schema.get_field_index(ID)
         return table if at < 0 else table.set_column(at, ID, pc.take(ids, table.column(at)))
 

@@ -113,8 +113,12 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def sort_rows(table: pa.Table, keys: Sequence[str]) -> pa.Table:
-    """Rows in ascending order of ``keys``: the same order whatever engine collected them."""
-    return table.take(pc.sort_indices(table, [(k, "ascending") for k in keys]))
+    """Rows in ascending order of ``keys``: the same order whatever engine collected them (no copy when the
+    rows already are in that order)."""
+    order = pc.sort_indices(table, [(k, "ascending") for k in keys])
+    if len(order) and pc.all(pc.equal(order, pa.array(np.arange(len(order), dtype=np.uint64)))).as_py():
+        return table
+    return table.take(order)
 
 
 def feature_columns(table: pa.Table) -> dict[str, Any]:
