@@ -47,12 +47,13 @@ import narwhals as nw
 
 from hvbuyer_assets.core.feature_spec import FEATURE_NUMERIC
 from hvbuyer_assets.core.keys import KEY
+from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
 
 DAY_NS = 86_400 * 10**9
 MICRO = 1_000_000
 NO_TIME = -(2**63)  # int64 min: "no time" in an int64 ns column (pandas reads it as NaT)
 
-COMPLETED, PENDING, REFUNDED, FAILED = "completed", "pending", "refunded", "failed"
+COMPLETED, PENDING, REFUNDED, FAILED = TRANSACTION_STATUSES
 ID = KEY
 FEATURE_OUTPUT: tuple[str, ...] = (ID, *FEATURE_NUMERIC, "region", "signup_ns", "last_event_ns")
 TRAINING_OUTPUT: tuple[str, ...] = (*FEATURE_OUTPUT, "label", "split", "cutoff_ns", "snapshot")
