@@ -55,7 +55,6 @@ class StoredTable:
     asset: str
     engine: EngineName
     native: Any
-    files: tuple[str, ...]
 
 
 def stored_parquet_files(base_uri: str, layer: str, asset: str) -> list[str]:
@@ -89,7 +88,7 @@ def read_table(asset: str, files: Sequence[str], options: EngineOptions) -> Stor
         native: Any = read(spark, files)
     else:
         native = read_arrow(files, COLUMNS[asset], options.s3_endpoint_url)
-    return StoredTable(asset, options.engine, native, tuple(files))
+    return StoredTable(asset, options.engine, native)
 
 
 def frames(transactions: StoredTable, customers: StoredTable) -> engine.Frames:
