@@ -2,13 +2,16 @@
 
 Synthetic clean frames (string[pyarrow] customer ids, ``timestamp`` datetime64[ns, UTC], amounts in cents over
 four years, 85/5/5/5 % completed/pending/refunded/failed, 10 % of customers without transactions, 1 % of rows of
-unknown customers, 5 % unknown signup dates) are written once per size under ``--workdir``. Each (implementation,
-stage) then runs in a fresh process that loads the frames and times the call: wall seconds, peak RSS of the
-process during the call (its peak RSS is reset after loading, Linux ``clear_refs``) and what the call added on top of
-the loaded inputs. ``old`` is the numpy implementation of main
-before the engine (kept here verbatim as the baseline, not in the package); ``new`` is
-``features.build_features`` / ``training.build_training_set``. Also checks, at the first size, that both give the
-same rows and values (sums to 1e-6 relative: the new sums are exact sums of micro-units).
+unknown customers, 5 % unknown signup dates; transaction_id and payment_method as in the clean table) are
+written once per size under ``--workdir``. Each (implementation, stage) then runs in a fresh process that loads
+the frames and times the call: wall seconds, peak RSS of the process during the call (its peak RSS is reset after
+loading, Linux ``clear_refs``) and what the call added on top of the loaded inputs. ``old`` is the numpy
+implementation of main before the engine (kept here verbatim as the baseline, not in the package); ``new`` is
+``features.build_features`` / ``training.build_training_set``. Stage ``stored`` is the customer_features step
+from the parquet files, load included: before, the whole clean tables as pandas (what the IO manager loaded)
+and the numpy kernels; now, only the declaration's columns as Arrow (``engine.from_arrow``). Also checks, at
+the first size, that both give the same rows and values (sums to 1e-6 relative: the new sums are exact sums of
+micro-units).
 
     python scripts/bench_features.py [--sizes 200000:4000000,1000000:20000000] [--repeat 1]
 """
@@ -32,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hvbuyer_assets.core import features, problem, training
+from hvbuyer_assets.core import engine, features, problem, training
 from hvbuyer_assets.core.features import FEATURE_COLUMNS, STRING, to_utc
 from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
 
@@ -203,9 +206,11 @@ def generate(n_customers: int, n_transactions: int, folder: Path, seed: int = 0)
     statuses = np.array(TRANSACTION_STATUSES)[rng.choice(4, n_transactions, p=[0.85, 0.05, 0.05, 0.05])]
     transactions = pa.table(
         {
+            "transaction_id": pc.binary_join_element_wise("T", pa.array(np.arange(n_transactions).astype(str)), ""),
             "customer_id": tx_ids,
             "amount": np.round(rng.gamma(2.0, 60.0, n_transactions), 2) + 0.01,
             "timestamp": pa.array(seconds * 10**9, pa.timestamp("ns", tz="UTC")),
+            "payment_method": pa.array(np.array(["card", "paypal", "bank_transfer"])[code % 3]),
             "status": pa.array(statuses),
         }
     )
@@ -234,6 +239,19 @@ def load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return tx, customers
 
 
+def stored(impl: str, folder: Path) -> pd.DataFrame:
+    """The customer_features step from the stored clean tables: before, the whole tables as pandas (the IO
+    manager's load) then the numpy kernels; now, the declaration's columns as Arrow (``engine.from_arrow``)."""
+    if impl == "old":
+        tx, customers = load(folder)
+        return old_build_features(tx, customers, features.latest_event_time(tx), problem.LARGE_PURCHASE_THRESHOLD)
+    tx_table = pq.read_table(folder / "transactions.parquet", columns=["customer_id", "timestamp", "amount", "status"])
+    cust_table = pq.read_table(folder / "customers.parquet")
+    as_of = pc.max(tx_table.column("timestamp")).as_py()
+    frames = engine.from_arrow(tx_table, cust_table)
+    return features.features_frame(frames, as_of, problem.LARGE_PURCHASE_THRESHOLD)
+
+
 def call(impl: str, stage: str, tx: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     as_of = features.latest_event_time(tx)
     large, horizon = problem.LARGE_PURCHASE_THRESHOLD, problem.HORIZON_DAYS
@@ -246,11 +264,11 @@ def call(impl: str, stage: str, tx: pd.DataFrame, customers: pd.DataFrame) -> pd
 
 
 def child(impl: str, stage: str, folder: Path) -> None:
-    tx, customers = load(folder)
+    tx, customers = load(folder) if stage != "stored" else (None, None)
     before = psutil.Process().memory_info().rss
     Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS (VmHWM) restarts from the current RSS
     start = time.perf_counter()
-    out = call(impl, stage, tx, customers)
+    out = stored(impl, folder) if stage == "stored" else call(impl, stage, tx, customers)
     seconds = time.perf_counter() - start
     peak = _peak_rss()
     print(json.dumps({"seconds": seconds, "peak_rss": peak, "inputs_rss": before, "rows": len(out)}))
@@ -315,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             worst = compare(folder)
             name = max(worst, key=worst.__getitem__)
             print(f"{n:,}: old and new give the same rows; largest relative difference {worst[name]:.2e} ({name})")
-        for stage in ("features", "training"):
+        for stage in ("features", "training", "stored"):
             best = {
                 impl: min((run(impl, stage, folder) for _ in range(args.repeat)), key=lambda r: r["seconds"])
                 for impl in ("old", "new")
