@@ -9,7 +9,7 @@ PIP_VERSION := 26.3
 CHROMIUM ?= $(or $(HVBUYER_BROWSER),/usr/bin/chromium)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint materialize sample-data bench-pipeline bench-scale bench-serve bench-drift clean
+.PHONY: install run test lint materialize sample-data bench-pipeline bench-scale bench-serve bench-drift bench-engines clean
 .PHONY: lock browser screenshots
 .PHONY: test-prod prod-install prod-up prod-down prod-status prod-sample prod-measure
 
@@ -95,6 +95,11 @@ bench-serve: install
 
 bench-drift: install
 	$(PY) scripts/bench_drift.py
+
+# customer_features and training_set on the embedded engine and on Spark local[2] (docs/engines.md); reuses the
+# clean data of `make bench-pipeline`. BENCH_ARGS="--customers 200000" for a quick run.
+bench-engines: install
+	$(PY) scripts/bench_engines.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(DAGSTER_HOME) data/interim data/processed data/features data/models data/scores data/monitoring data/quarantine data/mlflow.db data/mlartifacts

@@ -8,7 +8,9 @@ No Dagster import here: the prediction service reads the same settings. Retraini
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
@@ -20,6 +22,9 @@ from hvbuyer_assets.core.retraining import Policy
 
 DATA_LAYERS = ("raw", "interim", "processed", "features", "models", "scores", "monitoring", "quarantine")
 _POLICY = Policy()
+# Spark master URLs hvbuyer accepts: local threads, a standalone cluster, Kubernetes, YARN (EMR).
+SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|spark://\S+|k8s://\S+|yarn")
+SPARK_MEMORY = re.compile(r"\d+[kmgt]?", re.IGNORECASE)
 
 
 def _absolute(path: str) -> str:
@@ -66,6 +71,18 @@ class Settings(BaseSettings):
     celery_broker: str = Field("amqp://guest:guest@127.0.0.1:5672//", validation_alias="HVBUYER_CELERY_BROKER")
     celery_backend: str = Field("redis://127.0.0.1:6379/0", validation_alias="HVBUYER_CELERY_BACKEND")
 
+    # The engine the feature and training-set assets run on (hvbuyer_assets.engines, docs/engines.md).
+    engine: Literal["embedded", "spark"] = Field("embedded", validation_alias="HVBUYER_ENGINE")
+    spark_master: str = Field("local[2]", validation_alias="HVBUYER_SPARK_MASTER")
+    spark_driver_memory: str = Field("2g", validation_alias="HVBUYER_SPARK_DRIVER_MEMORY")
+    spark_executor_memory: str | None = Field(
+        None, validation_alias="HVBUYER_SPARK_EXECUTOR_MEMORY", description="unset: Spark's default"
+    )
+    spark_shuffle_partitions: int | None = Field(
+        None, gt=0, validation_alias="HVBUYER_SPARK_SHUFFLE_PARTITIONS", description="unset: 2 per local core"
+    )
+    spark_conf: dict[str, str] = Field(default_factory=dict, validation_alias="HVBUYER_SPARK_CONF")
+
     # Prediction service.
     api_host: str = Field("127.0.0.1", validation_alias="HVBUYER_API_HOST")
     api_port: int = Field(8080, ge=1, le=65535, validation_alias="HVBUYER_API_PORT")
@@ -105,6 +122,38 @@ class Settings(BaseSettings):
             if "://" in data_dir
             else f"sqlite:///{data_dir}/mlflow.db"
         )
+
+    @field_validator("spark_master")
+    @classmethod
+    def _spark_master(cls, value: str) -> str:
+        if not SPARK_MASTER.fullmatch(value):
+            raise ValueError("expected local, local[N], local[*], spark://HOST:PORT, k8s://https://HOST:PORT or yarn")
+        return value
+
+    @field_validator("spark_driver_memory", "spark_executor_memory")
+    @classmethod
+    def _spark_memory(cls, value: str | None) -> str | None:
+        if value is not None and not SPARK_MEMORY.fullmatch(value):
+            raise ValueError("expected a JVM memory size such as 512m, 2g or 16g")
+        return value
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _spark_conf_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON object of Spark properties ({exc})") from None
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _spark_conf(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(key for key in value if not key.startswith("spark."))
+        if wrong:
+            raise ValueError(f"Spark properties start with 'spark.', got {', '.join(wrong)}")
+        return value
 
     @field_validator("api_url")
     @classmethod

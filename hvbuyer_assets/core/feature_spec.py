@@ -8,7 +8,7 @@ distribution grows with time by construction (``time_indexed``: drift reports it
 Everything else is derived from ``FEATURES``: the column tuples of ``core.features``, the API's request model
 (``hvbuyer_serving.schemas``), the serving rules (``SERVING_RULES``, used by ``features.serving_frame`` and the
 API's DataFrame-free path alike) and the drift voting split. Adding a feature column = one entry here plus its
-computation in ``features._behaviour`` / ``features.features_from_encoded``.
+computation in ``feature_defs.features`` (the one narwhals declaration every engine runs).
 """
 
 from __future__ import annotations

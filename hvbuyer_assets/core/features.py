@@ -1,13 +1,15 @@
 """Point-in-time customer features: one definition shared by training, batch scoring and the API.
 
 The columns are declared in ``core.feature_spec`` (``FEATURES``: kind, group, no-history value, request bounds,
-serving rules, description); this module computes them. Inputs are the clean frames of ``core.cleaning``. Every
-behaviour feature of a customer "as of" a time ``t`` uses only that customer's transactions with
-``timestamp <= t``; demographics come from the customer record (tenure_days: days from signup_date to ``t``,
-floored at 0). Windows are ``(t - N days, t]``; ``n_large`` counts completed purchases with amount >=
-``large_amount``; ``last_amount`` takes the largest amount on a timestamp tie; region is normalised with
-``rules.normalise_region`` ("Unknown" when missing). ``FEATURE_NUMERIC`` are float64, ``region`` is
-string[pyarrow].
+serving rules, description) and computed by ``core.feature_defs.features`` (narwhals, run by an engine:
+``core.engine`` in-process, Spark in ``hvbuyer_assets.engines``); this module turns a collected result into the
+pandas frame the graph uses. Inputs are the clean frames of ``core.cleaning``. Every behaviour feature of a
+customer "as of" a time ``t`` uses only that customer's transactions with ``timestamp <= t``; demographics come
+from the customer record (tenure_days: days from signup_date to ``t``, floored at 0). Windows are
+``(t - N days, t]``; ``n_large`` counts completed purchases with amount >= ``large_amount``; ``last_amount``
+takes the largest amount on a timestamp tie; money sums are exact sums of amounts quantised to 1e-6 (the same
+bits on every engine and run); region is normalised with ``rules.normalise_region`` ("Unknown" when missing)
+after collection, as serving does. ``FEATURE_NUMERIC`` are float64, ``region`` is string[pyarrow].
 
 "No history" (a customer without transactions, or an API request omitting behaviour fields) is ``NO_HISTORY``:
 counts and amounts 0, recencies NaN.
@@ -15,9 +17,8 @@ counts and amounts 0, recencies NaN.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,15 +39,16 @@ from hvbuyer_assets.core.feature_spec import (
     TIME_INDEXED_FEATURES,
     Feature,
 )
+from hvbuyer_assets.core.keys import KEY, STRING
 from hvbuyer_assets.core.rules import TRANSACTION_STATUSES, normalise_region
 
-STRING = pd.StringDtype("pyarrow")
-DAY_NS = 86_400 * 10**9
-NAT_NS = np.iinfo(np.int64).min  # the int64 value of NaT
+if TYPE_CHECKING:
+    from hvbuyer_assets.core.engine import Frames
+
+NAT_NS = np.iinfo(np.int64).min  # the int64 value of NaT (= feature_defs.NO_TIME)
 LARGE_AMOUNT = problem.LARGE_PURCHASE_THRESHOLD
 
 STATUSES = TRANSACTION_STATUSES
-STATUS_COMPLETED, STATUS_PENDING, STATUS_REFUNDED, STATUS_FAILED = range(4)  # positions in STATUSES
 
 EXTRA_COLUMNS: tuple[str, ...] = ("signup_date", "feature_as_of", "last_event_at")
 
@@ -63,35 +65,15 @@ __all__ = [  # the declaration's names are re-exported: training, model, monitor
     "SERVING_RULES",
     "STATUSES",
     "TIME_INDEXED_FEATURES",
-    "EncodedTransactions",
     "Feature",
     "build_features",
-    "encode_transactions",
-    "features_from_encoded",
+    "features_frame",
+    "finish_features",
     "latest_event_time",
     "serving_frame",
     "timestamps_ns",
     "to_utc",
 ]
-
-
-@dataclass(frozen=True)
-class EncodedTransactions:
-    """Transactions reduced to numpy arrays, customer ids replaced by positions in ``customer_ids``.
-
-    Rows of unknown customers or with a missing timestamp are dropped. ``status`` indexes ``STATUSES``
-    (-1 = anything else). Encoding once lets training build features and labels for several cutoffs cheaply.
-    """
-
-    customer_ids: pd.Index
-    code: np.ndarray  # int64 position in customer_ids
-    ts: np.ndarray  # int64 ns since epoch, UTC
-    amount: np.ndarray  # float64
-    status: np.ndarray  # int8
-
-    @property
-    def n_customers(self) -> int:
-        return len(self.customer_ids)
 
 
 def to_utc(when: Any) -> pd.Timestamp:
@@ -108,93 +90,82 @@ def timestamps_ns(values: pd.Series) -> np.ndarray:
     return s.dt.as_unit("ns").array.asi8
 
 
-def _arrow(values: Iterable[Any]) -> pa.Array | pa.ChunkedArray:
-    arr = pa.array(values, from_pandas=True) if not isinstance(values, pa.ChunkedArray | pa.Array) else values
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = arr.cast(pa.large_string())
-    return arr
+def utc_times(ns: Any) -> pd.DatetimeIndex:
+    """int64 ns since epoch (``NAT_NS`` = NaT) as a UTC DatetimeIndex, without passing through float64."""
+    values = np.asarray(ns, dtype=np.int64)
+    return pd.DatetimeIndex(values.view("M8[ns]")).tz_localize("UTC")
 
 
-def _id_index(customer_ids: Iterable[Any]) -> pd.Index:
-    index = pd.Index(pd.array(customer_ids, dtype=STRING), name="customer_id")
-    if not index.is_unique:
-        raise ValueError("customer_id values must be unique")
-    return index
+def _int64s(column: pa.ChunkedArray) -> np.ndarray:
+    """An int64 column without nulls (``feature_defs`` fills them with ``NO_TIME``) as numpy, exactly."""
+    if column.null_count:
+        raise ValueError(f"int64 column {column!r:.40} has nulls: the declaration must fill them")
+    return column.to_numpy().astype(np.int64, copy=False)
 
 
-def encode_transactions(transactions: pd.DataFrame, customer_ids: Iterable[Any]) -> EncodedTransactions:
-    """Encode clean transactions against a list of customer ids (vectorised hash join via pyarrow)."""
-    index = _id_index(customer_ids)
-    tx_ids = _arrow(transactions["customer_id"])
-    value_set = _arrow(index.array)
-    if isinstance(value_set, pa.ChunkedArray):
-        value_set = value_set.combine_chunks()
-    code = pc.fill_null(pc.index_in(tx_ids, value_set=value_set.cast(tx_ids.type)), -1)
-    code = code.to_numpy(zero_copy_only=False).astype(np.int64)
-    status_arr = _arrow(transactions["status"])
-    status = pc.index_in(status_arr, value_set=pa.array(STATUSES, type=status_arr.type))
-    status = pc.fill_null(status, -1).to_numpy(zero_copy_only=False).astype(np.int8)
-    ts = timestamps_ns(transactions["timestamp"])
-    amount = pd.to_numeric(transactions["amount"]).to_numpy(dtype="float64", na_value=np.nan)
-    keep = (code >= 0) & (ts != NAT_NS)
-    if keep.all():
-        return EncodedTransactions(index, code, ts, amount, status)
-    return EncodedTransactions(index, code[keep], ts[keep], amount[keep], status[keep])
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A float64 column as numpy, null -> NaN."""
+    return (
+        column.to_numpy().astype(np.float64, copy=False)
+        if not column.null_count
+        else (pc.fill_null(column, np.nan).to_numpy())
+    )
 
 
-def _group_max(code: np.ndarray, values: np.ndarray, n: int, initial: float | int) -> np.ndarray:
-    out = np.full(n, initial, dtype=values.dtype)
-    np.maximum.at(out, code, values)
-    return out
+def sort_rows(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """Rows in ascending order of ``keys``: the same order whatever engine collected them (no copy when the
+    rows already are in that order)."""
+    order = pc.sort_indices(table, [(k, "ascending") for k in keys])
+    if len(order) and pc.all(pc.equal(order, pa.array(np.arange(len(order), dtype=np.uint64)))).as_py():
+        return table
+    return table.take(order)
 
 
-def _group_min(code: np.ndarray, values: np.ndarray, n: int, initial: float | int) -> np.ndarray:
-    out = np.full(n, initial, dtype=values.dtype)
-    np.minimum.at(out, code, values)
-    return out
+def feature_columns(table: pa.Table) -> dict[str, Any]:
+    """The feature columns of a collected ``feature_defs.features`` table, in their pandas dtypes:
+    ``FEATURE_NUMERIC`` (null -> NaN), region (normalised here, as serving does), signup_date, last_event_at."""
+    columns: dict[str, Any] = {name: _floats(table.column(name)) for name in FEATURE_NUMERIC}
+    columns["region"] = _region(table.column("region").to_pandas()).array
+    columns["signup_date"] = utc_times(_int64s(table.column("signup_ns")))
+    columns["last_event_at"] = utc_times(_int64s(table.column("last_event_ns")))
+    return columns
 
 
-def _count(code: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
-    return np.bincount(code, weights=weights, minlength=n).astype("float64")
+def customer_ids(table: pa.Table) -> pd.arrays.ArrowStringArray:
+    """The ``customer_id`` column of a collected table as a string[pyarrow] array."""
+    return pd.array(table.column(KEY).to_pandas(types_mapper=pd.ArrowDtype).array, dtype=STRING)
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(num, dtype="float64")
-    np.divide(num, den, out=out, where=den > 0)
-    return out
+def finish_features(table: pa.Table, as_of_ns: int) -> pd.DataFrame:
+    """A collected ``feature_defs.features`` table as ``build_features``' frame (rows sorted by customer_id)."""
+    table = sort_rows(table, [KEY])
+    index = pd.Index(customer_ids(table), name=KEY)  # one row per customer by construction
+    columns = feature_columns(table)
+    columns["feature_as_of"] = utc_times(np.full(len(index), int(as_of_ns), dtype=np.int64))
+    return pd.DataFrame(columns, index=index)[list(FEATURE_COLUMNS + EXTRA_COLUMNS)]
 
 
-def _behaviour(enc: EncodedTransactions, as_of_ns: int, large_amount: float) -> dict[str, np.ndarray]:
-    n = enc.n_customers
-    keep = enc.ts <= as_of_ns
-    code, ts, amount, status = enc.code[keep], enc.ts[keep], enc.amount[keep], enc.status[keep]
-    done = status == STATUS_COMPLETED
-    cc, ct, ca = code[done], ts[done], amount[done]
+def features_frame(frames: Frames, as_of: Any, large_amount: float = LARGE_AMOUNT) -> pd.DataFrame:
+    """``build_features`` on any engine's ``Frames``."""
+    from hvbuyer_assets.core import feature_defs  # not at import: serving imports this module, never narwhals
 
-    out: dict[str, np.ndarray] = {"last_event_at": _group_max(code, ts, n, NAT_NS)}
-    out["n_transactions"] = _count(code, n)
-    out["n_completed"] = n_completed = _count(cc, n)
-    for days in (30, 90, 365):
-        recent = ct > as_of_ns - days * DAY_NS
-        out[f"n_completed_{days}d"] = _count(cc[recent], n)
-        if days != 30:
-            out[f"spend_{days}d"] = _count(cc[recent], n, ca[recent])
-    out["total_spend"] = total = _count(cc, n, ca)
-    out["avg_spend"] = _ratio(total, n_completed)
-    out["max_spend"] = _group_max(cc, ca, n, 0.0)
-    last_ts = _group_max(cc, ct, n, NAT_NS)
-    first_ts = _group_min(cc, ct, n, np.iinfo(np.int64).max)
-    at_last = ct == last_ts[cc]
-    out["last_amount"] = _group_max(cc[at_last], ca[at_last], n, 0.0)
-    out["n_large"] = n_large = _count(cc[ca >= large_amount], n)
-    out["share_large"] = _ratio(n_large, n_completed)
-    bought = n_completed > 0
-    out["days_since_last_purchase"] = np.where(bought, (as_of_ns - last_ts) / DAY_NS, np.nan)
-    out["days_since_first_purchase"] = np.where(bought, (as_of_ns - first_ts) / DAY_NS, np.nan)
-    non_failed = _count(code[(status >= 0) & (status != STATUS_FAILED)], n)
-    out["refund_rate"] = _ratio(_count(code[status == STATUS_REFUNDED], n), non_failed)
-    out["n_failed"] = _count(code[status == STATUS_FAILED], n)
-    return out
+    as_of_ns = int(to_utc(as_of).value)
+    lazy = feature_defs.features(frames.transactions, frames.customers, as_of_ns, large_amount)
+    return finish_features(frames.collect(lazy), as_of_ns)
+
+
+def build_features(
+    transactions: pd.DataFrame, customers: pd.DataFrame, as_of: Any, large_amount: float = LARGE_AMOUNT
+) -> pd.DataFrame:
+    """Features of every customer as of ``as_of`` from transactions with ``timestamp <= as_of`` only.
+
+    Returns one row per customer (index ``customer_id``, string, sorted) with ``FEATURE_COLUMNS`` plus
+    ``signup_date``, ``feature_as_of`` (= as_of) and ``last_event_at`` (latest transaction used; NaT if none).
+    ``large_amount`` defines ``n_large``/``share_large`` (pass the label threshold). Runs the embedded engine.
+    """
+    from hvbuyer_assets.core import engine  # not at import: serving imports this module, never polars
+
+    return features_frame(engine.from_pandas(transactions, customers), as_of, large_amount)
 
 
 def _region(values: pd.Series) -> pd.Series:
@@ -205,45 +176,6 @@ def _numeric(values: Any, n: int) -> np.ndarray:
     if values is None:
         return np.full(n, np.nan)
     return pd.to_numeric(pd.Series(values), errors="raise").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def features_from_encoded(
-    enc: EncodedTransactions, customers: pd.DataFrame, as_of: Any, large_amount: float = LARGE_AMOUNT
-) -> pd.DataFrame:
-    """``build_features`` on pre-encoded transactions (``customers`` aligned with ``enc.customer_ids``)."""
-    as_of = to_utc(as_of)
-    as_of_ns = int(as_of.value)
-    n = enc.n_customers
-    if len(customers) != n:
-        raise ValueError("customers are not aligned with the encoded transactions")
-    behaviour = _behaviour(enc, as_of_ns, large_amount)
-    signup = pd.to_datetime(customers["signup_date"], utc=True).dt.as_unit("ns")
-    signup_ns = signup.array.asi8
-    tenure = np.where(signup_ns == NAT_NS, np.nan, np.maximum(as_of_ns - signup_ns, 0) / DAY_NS)
-    columns: dict[str, Any] = {
-        "age": _numeric(customers["age"].to_numpy(), n),
-        "loyalty_points": _numeric(customers["loyalty_points"].to_numpy(), n),
-        "tenure_days": tenure,
-    }
-    columns.update({name: behaviour[name] for name in BEHAVIOUR_FEATURES})
-    columns["region"] = _region(customers["region"]).array
-    columns["signup_date"] = signup.array
-    columns["feature_as_of"] = pd.DatetimeIndex(np.full(n, as_of_ns).view("M8[ns]")).tz_localize("UTC")
-    columns["last_event_at"] = pd.DatetimeIndex(behaviour["last_event_at"].view("M8[ns]")).tz_localize("UTC")
-    return pd.DataFrame(columns, index=enc.customer_ids)[list(FEATURE_COLUMNS + EXTRA_COLUMNS)]
-
-
-def build_features(
-    transactions: pd.DataFrame, customers: pd.DataFrame, as_of: Any, large_amount: float = LARGE_AMOUNT
-) -> pd.DataFrame:
-    """Features of every customer as of ``as_of`` from transactions with ``timestamp <= as_of`` only.
-
-    Returns one row per customer (index ``customer_id``, string) with ``FEATURE_COLUMNS`` plus
-    ``signup_date``, ``feature_as_of`` (= as_of) and ``last_event_at`` (latest transaction used; NaT if none).
-    ``large_amount`` defines ``n_large``/``share_large`` (pass the label threshold).
-    """
-    enc = encode_transactions(transactions, customers["customer_id"])
-    return features_from_encoded(enc, customers, as_of, large_amount)
 
 
 def serving_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -1,4 +1,8 @@
-"""Labels: did the customer make a large completed purchase in the window (cutoff, cutoff + H]?"""
+"""Labels: did the customer make a large completed purchase in the window (cutoff, cutoff + H]?
+
+The definition is ``feature_defs.labels`` (one declaration, every engine); this module gives its window and the
+pandas layout.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from hvbuyer_assets.core import problem
-from hvbuyer_assets.core.features import STATUS_COMPLETED, EncodedTransactions, encode_transactions, to_utc
+from hvbuyer_assets.core import engine, feature_defs, problem
+from hvbuyer_assets.core.features import customer_ids, sort_rows, to_utc
+from hvbuyer_assets.core.keys import id_index
 
 DEFAULT_HORIZON_DAYS = problem.HORIZON_DAYS
 DEFAULT_THRESHOLD = problem.LARGE_PURCHASE_THRESHOLD
@@ -23,11 +29,18 @@ def label_window(cutoff: Any, horizon_days: int) -> tuple[pd.Timestamp, pd.Times
     return start, start + pd.Timedelta(days=horizon_days)
 
 
-def labels_from_encoded(enc: EncodedTransactions, cutoff: Any, horizon_days: int, threshold: float) -> np.ndarray:
-    """int8 array aligned with ``enc.customer_ids`` (see ``build_labels``)."""
-    start, end = label_window(cutoff, horizon_days)
-    hit = (enc.status == STATUS_COMPLETED) & (enc.amount >= threshold) & (enc.ts > start.value) & (enc.ts <= end.value)
-    return (np.bincount(enc.code[hit], minlength=enc.n_customers) > 0).astype(np.int8)
+def finish_labels(table: pa.Table) -> pd.Series:
+    """A collected ``feature_defs.labels`` table as an int8 Series named ``label`` (index sorted customer_id)."""
+    table = sort_rows(table, [feature_defs.ID])
+    index = id_index(customer_ids(table))
+    return pd.Series(table.column("label").to_numpy().astype(np.int8), index=index, name="label")
+
+
+def labels_frame(frames: engine.Frames, cutoff: Any, horizon_days: int, threshold: float) -> pd.Series:
+    """``build_labels`` of every customer of ``frames``, on any engine."""
+    start, _ = label_window(cutoff, horizon_days)
+    lazy = feature_defs.labels(frames.transactions, frames.customers, start.value, horizon_days, threshold)
+    return finish_labels(frames.collect(lazy))
 
 
 def build_labels(
@@ -42,6 +55,8 @@ def build_labels(
     Returns an int8 Series named ``label`` indexed by ``customer_id`` (in the order given); customers without
     transactions get 0.
     """
-    enc = encode_transactions(transactions, customer_ids)
-    labels = labels_from_encoded(enc, cutoff, horizon_days, threshold)
-    return pd.Series(labels, index=enc.customer_ids, name="label", dtype=np.int8)
+    ids = id_index(customer_ids)
+    customers = pd.DataFrame(
+        {"customer_id": ids.array, "signup_date": pd.NaT, "age": np.nan, "loyalty_points": np.nan, "region": None}
+    )
+    return labels_frame(engine.from_pandas(transactions, customers), cutoff, horizon_days, threshold).reindex(ids)

@@ -17,17 +17,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from hvbuyer_assets.core import problem
+from hvbuyer_assets.core import engine, feature_defs, problem
 from hvbuyer_assets.core.features import (
     FEATURE_COLUMNS,
-    NAT_NS,
     STRING,
-    encode_transactions,
-    features_from_encoded,
+    customer_ids,
+    feature_columns,
+    sort_rows,
     to_utc,
+    utc_times,
 )
-from hvbuyer_assets.core.labels import DEFAULT_HORIZON_DAYS, DEFAULT_THRESHOLD, labels_from_encoded
+from hvbuyer_assets.core.labels import DEFAULT_HORIZON_DAYS, DEFAULT_THRESHOLD
 
 TRAINING_COLUMNS: tuple[str, ...] = FEATURE_COLUMNS + (
     "customer_id",
@@ -54,6 +56,58 @@ def snapshot_cutoffs(
     return [holdout - horizon - k * step for k in range(train_snapshots)], holdout
 
 
+def training_cutoffs(
+    earliest_ns: int | None,
+    as_of: Any,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    train_snapshots: int = problem.DEFAULTS.train_snapshots,
+    snapshot_step_days: int = problem.DEFAULTS.snapshot_step_days,
+) -> list[tuple[str, int]]:
+    """The ``(split, cutoff_ns)`` of the training set (train newest first, then holdout) given the earliest
+    transaction of a known customer (``feature_defs.history``): training cutoffs before it are skipped.
+
+    Raises ValueError without transactions, or without history before the holdout cutoff or every training cutoff.
+    """
+    train, holdout = snapshot_cutoffs(as_of, horizon_days, train_snapshots, snapshot_step_days)
+    if earliest_ns is None:
+        raise ValueError("no usable transactions: cannot build a training set")
+    usable = [c for c in train if c.value >= earliest_ns]
+    if holdout.value < earliest_ns or not usable:
+        first = pd.Timestamp(earliest_ns, tz="UTC")
+        raise ValueError(
+            f"not enough history: transactions start at {first}, the holdout cutoff is {holdout} and "
+            f"the newest training cutoff is {train[0]} (need 2 x {horizon_days} days of data)"
+        )
+    return [("train", c.value) for c in usable] + [("holdout", holdout.value)]
+
+
+def finish_training(table: pa.Table) -> pd.DataFrame:
+    """A collected ``feature_defs.training_rows`` table as ``build_training_set``'s frame (rows by snapshot, then
+    customer_id)."""
+    table = sort_rows(table, ["snapshot", feature_defs.ID])
+    columns = feature_columns(table)
+    columns["customer_id"] = customer_ids(table)
+    columns["cutoff"] = utc_times(table.column("cutoff_ns").to_numpy())
+    columns["label"] = table.column("label").to_numpy().astype(np.int8)
+    columns["split"] = table.column("split").to_pandas().astype(STRING).array
+    return pd.DataFrame(columns)[list(TRAINING_COLUMNS)]
+
+
+def training_frame(
+    frames: engine.Frames,
+    as_of: Any,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    threshold: float = DEFAULT_THRESHOLD,
+    train_snapshots: int = problem.DEFAULTS.train_snapshots,
+    snapshot_step_days: int = problem.DEFAULTS.snapshot_step_days,
+) -> pd.DataFrame:
+    """``build_training_set`` on any engine's ``Frames``."""
+    tx, customers = frames.transactions, frames.customers
+    earliest = frames.collect(feature_defs.history(tx, customers)).column("earliest_ns")[0].as_py()
+    cutoffs = training_cutoffs(earliest, as_of, horizon_days, train_snapshots, snapshot_step_days)
+    return finish_training(frames.collect(feature_defs.training_rows(tx, customers, cutoffs, horizon_days, threshold)))
+
+
 def build_training_set(
     transactions: pd.DataFrame,
     customers: pd.DataFrame,
@@ -64,35 +118,10 @@ def build_training_set(
     snapshot_step_days: int = problem.DEFAULTS.snapshot_step_days,
 ) -> pd.DataFrame:
     """Rows of (customer, cutoff) with ``FEATURE_COLUMNS``, customer_id, cutoff, label (int8), split and
-    last_event_at (latest transaction used by the features, <= cutoff). See the module docstring.
+    last_event_at (latest transaction used by the features, <= cutoff). See the module docstring. Rows are
+    ordered by cutoff (training cutoffs newest first, then the holdout), then customer_id.
 
     Raises ValueError when the data has no history before the holdout cutoff or before every training cutoff.
     """
-    train_cutoffs, holdout_cutoff = snapshot_cutoffs(as_of, horizon_days, train_snapshots, snapshot_step_days)
-    enc = encode_transactions(transactions, customers["customer_id"])
-    if len(enc.ts) == 0:
-        raise ValueError("no usable transactions: cannot build a training set")
-    earliest = int(enc.ts.min())
-    usable = [c for c in train_cutoffs if c.value >= earliest]
-    if holdout_cutoff.value < earliest or not usable:
-        first = pd.Timestamp(earliest, tz="UTC")
-        raise ValueError(
-            f"not enough history: transactions start at {first}, the holdout cutoff is {holdout_cutoff} and "
-            f"the newest training cutoff is {train_cutoffs[0]} (need 2 x {horizon_days} days of data)"
-        )
-    signup = pd.to_datetime(customers["signup_date"], utc=True).dt.as_unit("ns").array.asi8
-    signup_known = signup != NAT_NS
-    frames = []
-    for split, cutoff in [("train", c) for c in usable] + [("holdout", holdout_cutoff)]:
-        eligible = ~signup_known | (signup <= cutoff.value)
-        feats = features_from_encoded(enc, customers, cutoff, large_amount=threshold)
-        frame = feats.loc[eligible, list(FEATURE_COLUMNS) + ["last_event_at"]].reset_index()
-        frame["cutoff"] = cutoff
-        frame["label"] = labels_from_encoded(enc, cutoff, horizon_days, threshold)[eligible]
-        frame["split"] = pd.array([split] * len(frame), dtype=STRING)
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)[list(TRAINING_COLUMNS)]
-    out["customer_id"] = out["customer_id"].astype(STRING)
-    out["label"] = out["label"].astype(np.int8)
-    out["cutoff"] = pd.to_datetime(out["cutoff"], utc=True).dt.as_unit("ns")
-    return out
+    frames = engine.from_pandas(transactions, customers)
+    return training_frame(frames, as_of, horizon_days, threshold, train_snapshots, snapshot_step_days)

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from hvbuyer_assets.core.cleaning.dedup import key_codes
 
 MATCH_SCHEMA = pa.schema([("value", pa.large_string()), ("drop", pa.string())])
 
@@ -60,6 +63,16 @@ def latest_per_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     if not len(frame):
         return frame
     return frame.loc[~frame[key].duplicated(keep="last").to_numpy()].reset_index(drop=True)
+
+
+def latest_rows(table: pa.Table, key: str) -> pa.Table:
+    """:func:`latest_per_key` on an Arrow table (the feature engines' inputs): rows kept in their order."""
+    if table.num_rows < 2:
+        return table
+    codes = key_codes(table.column(key))
+    _, first_from_end = np.unique(codes[::-1], return_index=True)
+    keep = np.sort(len(codes) - 1 - first_from_end)
+    return table if len(keep) == table.num_rows else table.take(pa.array(keep))
 
 
 class EarlierFrames:

@@ -1,4 +1,8 @@
-"""Point-in-time features: customer features as of T (scoring) and the temporal training set."""
+"""Point-in-time features: customer features as of T (scoring) and the temporal training set.
+
+Both read the clean tables through ``engine_inputs`` (``defs.features.inputs``): the configured engine
+(``HVBUYER_ENGINE``: embedded polars or Spark) computes the declaration, the result comes back as pandas.
+"""
 
 from collections.abc import Iterator
 
@@ -8,11 +12,14 @@ import pandas as pd
 from hvbuyer_assets.core import features, training
 from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.features import checks
+from hvbuyer_assets.defs.features.inputs import ENGINE_INS
 from hvbuyer_assets.defs.metadata import layer
 from hvbuyer_assets.defs.problem import PredictionProblem
+from hvbuyer_assets.engines.inputs import StoredTable, data_as_of, frames
 
 
 @dg.asset(
+    ins=ENGINE_INS,
     group_name="features",
     metadata=layer("features"),
     kinds={"pandas", "parquet"},
@@ -21,12 +28,11 @@ from hvbuyer_assets.defs.problem import PredictionProblem
     description="Every known customer's features as of T, the latest valid transaction time (not the clock).",
 )
 def customer_features(
-    clean_customers: pd.DataFrame, clean_transactions: pd.DataFrame, problem: PredictionProblem
+    clean_customers: StoredTable, clean_transactions: StoredTable, problem: PredictionProblem
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    as_of = features.latest_event_time(clean_transactions)
-    frame = features.build_features(
-        clean_transactions, clean_customers, as_of, large_amount=problem.large_purchase_threshold
-    )
+    inputs = frames(clean_transactions, clean_customers)
+    as_of = data_as_of(inputs)
+    frame = features.features_frame(inputs, as_of, large_amount=problem.large_purchase_threshold)
     with_history = int((frame["n_transactions"] > 0).sum())
     output = dg.Output(
         frame,
@@ -34,6 +40,7 @@ def customer_features(
             "as_of": as_of.isoformat(),
             "customers": len(frame),
             "customers_with_history": with_history,
+            "engine": clean_transactions.engine,
         },
     )
     check = checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)
@@ -41,6 +48,7 @@ def customer_features(
 
 
 @dg.asset(
+    ins=ENGINE_INS,
     group_name="features",
     metadata=layer("features"),
     kinds={"pandas", "parquet"},
@@ -50,12 +58,12 @@ def customer_features(
     "hold-out rows at C = T - H, so the hold-out is strictly later in time than anything trained on.",
 )
 def training_set(
-    clean_customers: pd.DataFrame, clean_transactions: pd.DataFrame, problem: PredictionProblem
+    clean_customers: StoredTable, clean_transactions: StoredTable, problem: PredictionProblem
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    as_of = features.latest_event_time(clean_transactions)
-    frame = training.build_training_set(
-        clean_transactions,
-        clean_customers,
+    inputs = frames(clean_transactions, clean_customers)
+    as_of = data_as_of(inputs)
+    frame = training.training_frame(
+        inputs,
         as_of,
         horizon_days=problem.horizon_days,
         threshold=problem.large_purchase_threshold,
@@ -69,6 +77,7 @@ def training_set(
             "as_of": as_of.isoformat(),
             "horizon_days": problem.horizon_days,
             "threshold": problem.large_purchase_threshold,
+            "engine": clean_transactions.engine,
             "rows": dg.MetadataValue.json({s: int(r["size"]) for s, r in summary.iterrows()}),
             "cutoffs": dg.MetadataValue.json(sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())),
         },

@@ -1,0 +1,171 @@
+"""The embedded engine: the narwhals feature declaration (core.feature_defs) run in-process on polars.
+
+Interface (shared with the Spark engine, hvbuyer_assets.engines): an engine turns its data into ``Frames``,
+the two LazyFrames of the ``feature_defs`` input convention plus ``collect`` (LazyFrame -> ``pa.Table``, with
+``customer_id`` as strings, any row order). ``features.features_frame``, ``labels.labels_frame`` and
+``training.training_frame`` take ``Frames`` and return today's pandas layouts, whatever the engine.
+
+Why polars: measured on 1M customers / 20M transactions (int64 customer codes, one cutoff, idle 2-core box),
+the same narwhals declaration took 12.8 s on pandas (astype, copies, block consolidation and ``when`` dominate;
+pandas' cython groupby itself is ~0.15 s per aggregation), 7.6 s on pyarrow, 3.8 s on eager polars and 1.3 s
+on lazy polars, against 3.7 s for the former numpy kernels. So the embedded engine builds polars LazyFrames and
+collects each result at once: in-process, Arrow-native (polars takes pyarrow buffers without copying), and the
+outputs are still pandas for the rest of the graph. Spark runs the same declaration lazily on a cluster.
+
+Here ``customer_id`` is replaced by int32 positions in the customers' ids (-1: unknown customer; an integer key
+hashes faster than a string) and mapped back in ``collect``; transactions without a timestamp are dropped while
+encoding (the declaration ignores them anyway). Transactions are grouped by that code once, when the frames are
+made (``_by_customer``): polars' hash aggregation over 1M customers is ~2.5-3x slower on rows in time order
+(customers interleaved, per-customer state out of cache) than on rows grouped by customer, and one grouping
+serves every cutoff of the training set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import narwhals as nw
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hvbuyer_assets.core.feature_defs import ID
+from hvbuyer_assets.core.keys import id_index
+from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
+
+NAT_NS = np.iinfo(np.int64).min
+STATUS_VALUES = pa.array(TRANSACTION_STATUSES)
+STATUS_CATEGORIES = pa.array([*TRANSACTION_STATUSES, ""])  # "" stands for any other status
+STATUS_ENUM = pl.Enum(STATUS_CATEGORIES.to_pylist())  # compared with strings at the cost of small ints
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Transactions and customers in the ``feature_defs`` input convention, and how to collect a result."""
+
+    transactions: nw.LazyFrame
+    customers: nw.LazyFrame
+    collect: Callable[[nw.LazyFrame], pa.Table]
+
+
+def _strings(values: Any) -> pa.Array | pa.ChunkedArray:
+    arr = values if isinstance(values, pa.ChunkedArray | pa.Array) else pa.array(values, from_pandas=True)
+    return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else arr.cast(pa.string())
+
+
+def _ns(values: Any) -> np.ndarray:
+    """int64 ns since epoch (UTC; naive values are UTC) of datetimes; missing -> ``NAT_NS``."""
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        if pa.types.is_timestamp(values.type):
+            ns = pc.cast(values, pa.timestamp("ns", values.type.tz)).cast(pa.int64())
+            return pc.fill_null(ns, NAT_NS).to_numpy()
+        values = values.to_pandas()
+    series = pd.Series(values)
+    if isinstance(series.dtype, pd.DatetimeTZDtype) and series.dtype.unit == "ns":
+        return series.array.asi8  # tz-aware values are stored as UTC ns: no copy
+    return pd.to_datetime(series, utc=True).dt.as_unit("ns").array.asi8
+
+
+def _floats(values: Any) -> np.ndarray:
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        if pa.types.is_floating(values.type):
+            return pc.fill_null(values.cast(pa.float64()), np.nan).to_numpy()
+        values = values.to_pandas()
+    return pd.to_numeric(pd.Series(values), errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _positions(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """int64 position of each value in ``value_set`` (-1 when absent), a vectorised hash lookup."""
+    found = pc.index_in(values, value_set=value_set.cast(values.type))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
+def _by_customer(code: np.ndarray, n_customers: int) -> np.ndarray:
+    """A row order that puts each customer's transactions together: one stable radix pass (numpy sorts 16-bit
+    keys in linear time) on the top 16 bits of the code, so a run of rows holds at most ~n/65536 customers.
+    The aggregation is then as fast as on fully sorted rows, for about half the cost of a full sort."""
+    shift = max(0, int(max(n_customers, 1) - 1).bit_length() - 16)
+    return np.argsort((code >> shift).astype(np.uint16), kind="stable")  # unknown (-1) sorts last
+
+
+def _encode(
+    tx_ids: Any, ts: Any, amount: Any, status: Any, customer_ids: Any, age: Any, points: Any, signup: Any, region: Any
+) -> Frames:
+    index = id_index(customer_ids)
+    ids = pa.array(index.array)
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    code = _positions(_strings(tx_ids), ids)
+    ts_ns = _ns(ts)
+    keep = ts_ns != NAT_NS  # rows of unknown customers (code -1) stay: T counts them, no customer row joins them
+    amounts = _floats(amount)
+    status_code = _positions(_strings(status), STATUS_VALUES)
+    if not keep.all():
+        code, ts_ns, amounts, status_code = code[keep], ts_ns[keep], amounts[keep], status_code[keep]
+    status_code[status_code < 0] = len(TRANSACTION_STATUSES)  # "" stands for any other status
+    order = _by_customer(code, len(index))
+    code, ts_ns, amounts, status_code = code.astype(np.int32)[order], ts_ns[order], amounts[order], status_code[order]
+    transactions = pl.DataFrame(
+        {
+            ID: code,
+            "ts": ts_ns,
+            "amount": amounts,
+            "status": pl.Series(
+                pa.DictionaryArray.from_arrays(status_code.astype(np.int8), STATUS_CATEGORIES), dtype=STATUS_ENUM
+            ),
+        }
+    )
+    signup_ns = _ns(signup)
+    customers = pl.DataFrame(
+        {
+            ID: np.arange(len(index), dtype=np.int32),
+            "signup_ns": pl.Series(signup_ns).set(pl.Series(signup_ns == NAT_NS), None),
+            "age": _floats(age),
+            "loyalty_points": _floats(points),
+            "region": pl.from_arrow(_strings(region)),
+        }
+    )
+
+    def collect(lazy: nw.LazyFrame) -> pa.Table:
+        result = lazy.to_native().collect(engine="streaming")
+        if ID in result.columns:  # customers' order: already the order of the ids when they are sorted
+            result = result.sort([c for c in ("snapshot", ID) if c in result.columns])
+        table = result.to_arrow()
+        at = table.schema.get_field_index(ID)
+        return table if at < 0 else table.set_column(at, ID, pc.take(ids, table.column(at)))
+
+    return Frames(nw.from_native(transactions.lazy()), nw.from_native(customers.lazy()), collect)
+
+
+def from_pandas(transactions: pd.DataFrame, customers: pd.DataFrame) -> Frames:
+    """Clean frames (``core.cleaning``: transactions customer_id/timestamp/amount/status, customers
+    customer_id/signup_date/age/loyalty_points/region) as embedded ``Frames``."""
+    return _encode(
+        transactions["customer_id"],
+        transactions["timestamp"],
+        transactions["amount"],
+        transactions["status"],
+        customers["customer_id"],
+        customers["age"],
+        customers["loyalty_points"],
+        customers["signup_date"],
+        customers["region"],
+    )
+
+
+def from_arrow(transactions: pa.Table, customers: pa.Table) -> Frames:
+    """``from_pandas`` for Arrow tables with the same columns."""
+    return _encode(
+        transactions.column("customer_id"),
+        transactions.column("timestamp"),
+        transactions.column("amount"),
+        transactions.column("status"),
+        customers.column("customer_id"),
+        customers.column("age"),
+        customers.column("loyalty_points"),
+        customers.column("signup_date"),
+        customers.column("region"),
+    )

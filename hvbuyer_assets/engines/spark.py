@@ -1,0 +1,235 @@
+"""The Spark engine: the stored clean parquet files read by Spark into the ``core.feature_defs`` input convention,
+as narwhals LazyFrames over Spark DataFrames; results collected to the driver as Arrow tables.
+
+``pyspark`` is imported here only, inside the functions, so the embedded default never needs it (it is the
+``spark`` extra: ``pip install -e ".[spark]"``). The SparkSession is created once per process and reused by every
+step of a run (``session``): UTC session time zone, small shuffle partition counts on ``local[N]``, and
+``spark.sql.legacy.parquet.nanosAsLong`` so the clean tables' ``timestamp[ns, UTC]`` columns arrive as the int64
+ns they are stored as (no time-zone rule and no microsecond truncation can move a window boundary). Micro- or
+millisecond timestamps (files written by other tools) are converted to ns exactly (``unix_micros * 1000``).
+
+Only the driver runs Python here: narwhals translates the declaration into Spark Column expressions on the
+driver, Spark plans and executes them on the JVM executors, so executors need Java and Spark, not hvbuyer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import narwhals as nw
+import pyarrow as pa
+
+from hvbuyer_assets.core.engine import Frames
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from hvbuyer_assets.settings import Settings
+
+EXTRA = "spark"  # the pyproject extra that installs pyspark
+LOCAL = re.compile(r"local(\[(?P<threads>\d+|\*)(,\d+)?\])?")
+
+# The feature_defs input convention per stored clean table: (output column, stored column, kind).
+TRANSACTION_COLUMNS = (
+    ("customer_id", "customer_id", "string"),
+    ("ts", "timestamp", "ns"),
+    ("amount", "amount", "double"),
+    ("status", "status", "string"),
+)
+CUSTOMER_COLUMNS = (
+    ("customer_id", "customer_id", "string"),
+    ("signup_ns", "signup_date", "ns"),
+    ("age", "age", "double"),
+    ("loyalty_points", "loyalty_points", "double"),
+    ("region", "region", "string"),
+)
+
+
+@dataclass(frozen=True)
+class SparkOptions:
+    """How the SparkSession is made (``HVBUYER_SPARK_*``, see docs/configuration.md)."""
+
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    executor_memory: str | None = None
+    shuffle_partitions: int | None = None  # None: 2 per local thread, Spark's default on a cluster
+    conf: tuple[tuple[str, str], ...] = field(default=())  # extra Spark properties, sorted
+    s3_endpoint_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SparkOptions:
+        return cls(
+            master=settings.spark_master,
+            driver_memory=settings.spark_driver_memory,
+            executor_memory=settings.spark_executor_memory,
+            shuffle_partitions=settings.spark_shuffle_partitions,
+            conf=tuple(sorted(settings.spark_conf.items())),
+            s3_endpoint_url=settings.s3_endpoint_url,
+        )
+
+    @property
+    def is_local(self) -> bool:
+        return LOCAL.fullmatch(self.master) is not None
+
+    def properties(self) -> dict[str, str]:
+        """Every Spark property the session is built with (``conf`` last: it overrides the rest)."""
+        props = {
+            "spark.app.name": "hvbuyer",
+            "spark.driver.memory": self.driver_memory,
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.legacy.parquet.nanosAsLong": "true",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.ui.showConsoleProgress": "false",
+        }
+        if self.executor_memory:
+            props["spark.executor.memory"] = self.executor_memory
+        partitions = self.shuffle_partitions or _local_partitions(self.master)
+        if partitions:
+            props["spark.sql.shuffle.partitions"] = str(partitions)
+        if self.is_local:  # one machine: loopback only, and no UI port to find per process (a cluster keeps its UI)
+            props.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+            props["spark.ui.enabled"] = "false"
+        if self.s3_endpoint_url:  # a MinIO / loopback S3 endpoint for s3a (needs hadoop-aws, docs/engines.md)
+            props["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint_url
+            props["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        props.update(dict(self.conf))
+        return props
+
+
+def _local_partitions(master: str) -> int | None:
+    match = LOCAL.fullmatch(master)
+    if match is None:
+        return None
+    threads = match["threads"]
+    count = 1 if threads is None else (os.cpu_count() or 1) if threads == "*" else int(threads)
+    return 2 * count
+
+
+def _pyspark() -> Any:
+    try:
+        import pyspark.sql
+    except ImportError as exc:
+        raise RuntimeError(
+            f'HVBUYER_ENGINE=spark needs pyspark: install the {EXTRA!r} extra (pip install -e ".[{EXTRA}]")'
+        ) from exc
+    return pyspark.sql
+
+
+_SESSIONS: dict[SparkOptions, SparkSession] = {}
+_LOCK = threading.Lock()
+_DROP_RANK = "_drop_rank"  # position of a row's file among the files read (drop order)
+
+
+def session(options: SparkOptions) -> SparkSession:
+    """The process's SparkSession for ``options``, created on first use and cached (one JVM per process)."""
+    with _LOCK:
+        cached = _SESSIONS.get(options)
+        if cached is not None:
+            return cached
+        builder = _pyspark().SparkSession.builder.master(options.master)
+        for key, value in options.properties().items():
+            builder = builder.config(key, value)
+        try:
+            spark = builder.getOrCreate()
+        except Exception as exc:
+            if "JAVA_GATEWAY_EXITED" in str(exc) or "Java gateway process exited" in str(exc):
+                raise RuntimeError(
+                    "HVBUYER_ENGINE=spark could not start the Spark JVM: it needs Java 17 or later "
+                    "(`java` on PATH or JAVA_HOME set)"
+                ) from exc
+            raise
+        spark.sparkContext.setLogLevel("WARN")
+        _SESSIONS[options] = spark
+        return spark
+
+
+def stop() -> None:
+    """Stop the process's SparkSession (its JVM's memory is released); the next ``session`` starts a new one."""
+    with _LOCK:
+        for spark in _SESSIONS.values():
+            spark.stop()
+        _SESSIONS.clear()
+
+
+def spark_path(uri: str) -> str:
+    """A stored file's URI as Spark's Hadoop filesystems name it (``s3://`` -> ``s3a://``)."""
+    return "s3a://" + uri[len("s3://") :] if uri.startswith("s3://") else uri
+
+
+def _ns(column: Column, data_type: Any, where: str) -> Column:
+    types = _pyspark().types
+    functions = _pyspark().functions
+    if isinstance(data_type, types.LongType):  # TIMESTAMP(NANOS) read with nanosAsLong: already int64 ns
+        return column
+    if isinstance(data_type, types.TimestampType):
+        return functions.unix_micros(column) * 1000
+    if isinstance(data_type, types.TimestampNTZType):  # a naive time is UTC (the session time zone)
+        return functions.unix_micros(column.cast(types.TimestampType())) * 1000
+    raise ValueError(f"{where}: expected a timestamp column, Spark reads it as {data_type.simpleString()}")
+
+
+def read_convention(
+    spark: SparkSession,
+    files: Sequence[str],
+    columns: Sequence[tuple[str, str, str]],
+    table: str,
+    key: str | None = None,
+) -> DataFrame:
+    """Spark reads ``files`` (one stored table's parquet files, in drop order) and selects ``columns`` in the
+    convention; with ``key``, the record of the latest file wins for each key (``cleaning.history.latest_rows``)."""
+    if not files:
+        raise FileNotFoundError(f"{table}: no stored parquet file to read")
+    frame = spark.read.parquet(*(spark_path(f) for f in files))
+    if key is not None and len(files) > 1:
+        frame = _latest_per_key(spark, files, key)
+    schema = {f.name: f.dataType for f in frame.schema.fields}
+    missing = [stored for _, stored, _ in columns if stored not in schema]
+    if missing:
+        raise ValueError(f"{table} ({files[0]}...): missing column(s) {', '.join(missing)}")
+    functions = _pyspark().functions
+    selected = []
+    for name, stored, kind in columns:
+        column = functions.col(stored)
+        if kind == "ns":
+            column = _ns(column, schema[stored], f"{table}.{stored}")
+        selected.append(column.cast(kind if kind != "ns" else "long").alias(name))
+    return frame.select(*selected)
+
+
+def read_transactions(spark: SparkSession, files: Sequence[str]) -> DataFrame:
+    """Stored clean transactions as ``customer_id``, ``ts`` (int64 ns UTC), ``amount``, ``status``."""
+    return read_convention(spark, files, TRANSACTION_COLUMNS, "clean_transactions")
+
+
+def read_customers(spark: SparkSession, files: Sequence[str]) -> DataFrame:
+    """Stored clean customers as ``customer_id``, ``signup_ns`` (int64 ns UTC, null = unknown), ``age``,
+    ``loyalty_points``, ``region``."""
+    return read_convention(spark, files, CUSTOMER_COLUMNS, "clean_customers", key="customer_id")
+
+
+def _latest_per_key(spark: SparkSession, files: Sequence[str], key: str) -> DataFrame:
+    """The files' rows with each ``key`` kept from the latest file only (files are drops, each unique by key)."""
+    functions, window = _pyspark().functions, _pyspark().Window
+    ranked = [
+        spark.read.parquet(spark_path(f)).withColumn(_DROP_RANK, functions.lit(rank)) for rank, f in enumerate(files)
+    ]
+    frame = ranked[0]
+    for other in ranked[1:]:
+        frame = frame.unionByName(other, allowMissingColumns=True)
+    latest = functions.max(_DROP_RANK).over(window.partitionBy(key))
+    return frame.withColumn("_latest_rank", latest).filter(functions.col(_DROP_RANK) == functions.col("_latest_rank"))
+
+
+def collect(lazy: nw.LazyFrame) -> pa.Table:
+    """A result of the declaration executed by Spark and brought to the driver as an Arrow table."""
+    return lazy.collect(backend="pyarrow").to_native()
+
+
+def frames(transactions: DataFrame, customers: DataFrame) -> Frames:
+    """Spark DataFrames in the convention as ``core.engine.Frames``."""
+    return Frames(nw.from_native(transactions), nw.from_native(customers), collect)

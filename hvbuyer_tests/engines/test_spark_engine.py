@@ -1,0 +1,229 @@
+"""The Spark engine (``HVBUYER_ENGINE=spark``, ``local[2]``) against the embedded engine: the reader's conventions
+(int64 ns exactly, at window boundaries; nulls), and the graph (features -> training set -> model -> evaluation)
+run by Dagster on a generated drop, with the same features, labels and hold-out metrics on both engines.
+
+One SparkSession for the module (``engines.spark`` caches it; the graph runs below use the same options), stopped
+at the end so the JVM's memory goes back before the next module on this worker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hvbuyer_assets.core import feature_defs, features, labels
+from hvbuyer_assets.core.engine import Frames
+from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
+from hvbuyer_assets.engines import inputs
+from hvbuyer_assets.engines import spark as spark_engine
+from hvbuyer_assets.settings import load_settings
+from hvbuyer_tests.pipeline import Workspace, read_frame, write_sample
+
+pytestmark = pytest.mark.slow
+
+SPARK = inputs.EngineOptions(engine="spark")  # the settings' defaults: local[2], as the graph runs use
+EMBEDDED = inputs.EngineOptions(engine="embedded")
+TOLERANCE = 1e-9
+GRAPH = ["customer_features", "training_set", "trained_model", "model_evaluation"]
+
+T0 = pd.Timestamp("2026-03-31T00:00:00Z")
+NS = pd.Timedelta(1, "ns")
+DAY = pd.Timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def spark_session() -> Iterator[Any]:
+    session = spark_engine.session(SPARK.spark)
+    yield session
+    spark_engine.stop()
+
+
+def _times(values: list[pd.Timestamp | None], unit: str = "ns") -> pa.Array:
+    return pa.array(pd.Series(values, dtype="datetime64[ns, UTC]").dt.as_unit(unit))
+
+
+def _clean_tables(folder: Path, unit: str = "ns") -> tuple[list[str], list[str]]:
+    """Clean tables (the stored layout) around the window boundaries of T0: c1 buys exactly at T0 and 1 ns
+    later, and exactly at T0 + 90 days; c2 (nothing known about it) buys exactly 30 days before T0 and 1 ns
+    after that; c3 has no transaction."""
+    customers = pa.table(
+        {
+            "customer_id": pa.array(["c1", "c2", "c3"], pa.large_string()),
+            "age": [41.0, None, 30.0],
+            "region": pa.array(["north", None, "East"], pa.large_string()),
+            "signup_date": _times([pd.Timestamp("2025-01-01T12:00:00Z"), None, T0 + NS], unit),
+            "loyalty_points": [10.0, None, 0.0],
+        }
+    )
+    stamps = [T0, T0 + NS, T0 + 90 * DAY, T0 - 30 * DAY, T0 - 30 * DAY + NS]
+    transactions = pa.table(
+        {
+            "transaction_id": pa.array([f"t{i}" for i in range(5)], pa.large_string()),
+            "customer_id": pa.array(["c1", "c1", "c1", "c2", "c2"], pa.large_string()),
+            "amount": [400.0, 500.0, 300.0, 20.0, 30.0],
+            "timestamp": _times(stamps, unit),
+            "payment_method": pa.array(["card"] * 5, pa.large_string()),
+            "status": pa.array(["completed"] * 5, pa.large_string()),
+        }
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(transactions, folder / "clean_transactions.parquet")
+    pq.write_table(customers, folder / "clean_customers.parquet")
+    return [str(folder / "clean_transactions.parquet")], [str(folder / "clean_customers.parquet")]
+
+
+def _frames(options: inputs.EngineOptions, files: tuple[list[str], list[str]]) -> Frames:
+    return inputs.load_frames(options, *files)
+
+
+@pytest.mark.parametrize("unit", ["ns", "us"])
+def test_spark_reads_stored_times_as_exact_int64_ns_utc(spark_session: Any, tmp_path: Path, unit: str) -> None:
+    files = _clean_tables(tmp_path, unit)
+    tx = spark_engine.read_transactions(spark_session, files[0]).toArrow()
+    customers = spark_engine.read_customers(spark_session, files[1]).toArrow()
+    assert tx.column_names == ["customer_id", "ts", "amount", "status"]
+    assert customers.column_names == ["customer_id", "signup_ns", "age", "loyalty_points", "region"]
+    assert tx.schema.field("ts").type == pa.int64() and customers.schema.field("signup_ns").type == pa.int64()
+    stored = pq.read_table(files[0][0]).column("timestamp").cast(pa.timestamp("ns", "UTC")).cast(pa.int64())
+    assert tx.column("ts").to_pylist() == stored.to_pylist()  # bit for bit, T0 + 1 ns included
+    one = 1 if unit == "ns" else 0  # a microsecond file cannot hold T0 + 1 ns
+    assert tx.column("ts").to_pylist()[:2] == [T0.value, T0.value + one]
+    assert customers.column("signup_ns").to_pylist() == [
+        pd.Timestamp("2025-01-01T12:00:00Z").value,
+        None,
+        T0.value + one,
+    ]
+    assert customers.column("age").to_pylist() == [41.0, None, 30.0]  # nulls stay null, not 0 or NaN strings
+    assert customers.column("region").to_pylist() == ["north", None, "East"]
+
+
+def test_spark_session_is_utc_with_ns_longs_and_small_local_shuffles(spark_session: Any) -> None:
+    conf = spark_session.conf
+    assert conf.get("spark.sql.session.timeZone") == "UTC"
+    assert conf.get("spark.sql.legacy.parquet.nanosAsLong") == "true"
+    assert conf.get("spark.sql.shuffle.partitions") == "4"
+    assert spark_session.sparkContext.master == "local[2]"
+    assert spark_engine.session(SPARK.spark) is spark_session  # created once, reused by every step
+
+
+def test_window_boundaries_and_unknowns_are_the_same_on_spark_and_embedded(spark_session: Any, tmp_path: Path) -> None:
+    files = _clean_tables(tmp_path)
+    spark_frames, embedded_frames = _frames(SPARK, files), _frames(EMBEDDED, files)
+    assert inputs.data_as_of(spark_frames) == inputs.data_as_of(embedded_frames) == T0 + 90 * DAY
+
+    on_spark = features.features_frame(spark_frames, T0, large_amount=300.0)
+    pd.testing.assert_frame_equal(on_spark, features.features_frame(embedded_frames, T0, large_amount=300.0))
+    c1, c2, c3 = (on_spark.loc[c] for c in ("c1", "c2", "c3"))
+    assert (c1["n_completed"], c1["last_amount"], c1["total_spend"]) == (1.0, 400.0, 400.0)  # T0 + 1 ns is later
+    assert c1["last_event_at"] == T0 and c1["days_since_last_purchase"] == 0.0
+    assert (c2["n_completed"], c2["n_completed_30d"], c2["spend_90d"]) == (2.0, 1.0, 50.0)  # exactly 30 d: out
+    assert np.isnan(c2["age"]) and np.isnan(c2["tenure_days"]) and pd.isna(c2["signup_date"])
+    assert c2["region"] == "Unknown" and c1["region"] == "North"
+    assert c3["n_transactions"] == 0.0 and pd.isna(c3["last_event_at"]) and c3["tenure_days"] == 0.0
+
+    for cutoff, expected in [(T0 - NS, [1, 0, 0]), (T0, [1, 0, 0]), (T0 + NS, [1, 0, 0]), (T0 + 90 * DAY, [0, 0, 0])]:
+        got = labels.labels_frame(spark_frames, cutoff, 90, 300.0)
+        pd.testing.assert_series_equal(got, labels.labels_frame(embedded_frames, cutoff, 90, 300.0))
+        assert got.tolist() == expected, cutoff
+    # (T0 + 1 ns, T0 + 1 ns + 90 d] holds only the 300 at T0 + 90 d; a 301 threshold leaves nothing in it
+    assert labels.labels_frame(spark_frames, T0 + NS, 90, 301.0).tolist() == [0, 0, 0]
+    assert labels.labels_frame(spark_frames, T0, 90, 450.0).tolist() == [1, 0, 0]  # the 500 at T0 + 1 ns
+
+
+def test_a_stored_table_without_a_declared_column_is_named(spark_session: Any, tmp_path: Path) -> None:
+    tx_files, _ = _clean_tables(tmp_path)
+    pq.write_table(pq.read_table(tx_files[0]).drop_columns(["status"]), tx_files[0])
+    with pytest.raises(ValueError, match=r"clean_transactions \(.*clean_transactions.parquet\.\.\.\): missing column"):
+        spark_engine.read_transactions(spark_session, tx_files)
+
+
+def test_executors_run_the_declaration_without_python(spark_session: Any, tmp_path: Path) -> None:
+    """narwhals turns the declaration into Spark Column expressions on the driver: the physical plans hold no
+    Python UDF or pandas/Arrow Python node, so executors need Spark and Java, not hvbuyer or Python packages."""
+    frames = _frames(SPARK, _clean_tables(tmp_path))
+    tx, customers = frames.transactions, frames.customers
+    cutoffs = [("train", (T0 - 90 * DAY).value), ("holdout", T0.value)]
+    for lazy in (
+        feature_defs.history(tx, customers),
+        feature_defs.features(tx, customers, T0.value, 300.0),
+        feature_defs.labels(tx, customers, T0.value, 90, 300.0),
+        feature_defs.training_rows(tx, customers, cutoffs, 90, 300.0),
+    ):
+        plan = lazy.to_native()._jdf.queryExecution().executedPlan().toString()
+        assert "FileScan parquet" in plan
+        assert not [word for word in ("Python", "Pandas", "EvalPython") if word in plan], plan
+
+
+@pytest.fixture(scope="module")
+def graph_runs(spark_session: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workspace]:
+    """The same clean drop (3,000 generated customers) taken through features -> training set -> model ->
+    evaluation by Dagster, once per engine (``HVBUYER_ENGINE``), each in its own data dir."""
+    root = tmp_path_factory.mktemp("engines")
+    base = Workspace(root / "base")
+    write_sample(base.raw)
+    assert base.materialize(selection="group:raw or group:processed").success
+    runs = {}
+    for engine in ("embedded", "spark"):
+        workspace = base.copy_to(root / engine)
+        settings = load_settings(
+            {
+                "HVBUYER_ENGINE": engine,
+                "HVBUYER_DATA_DIR": str(workspace.root),
+                "MLFLOW_TRACKING_URI": workspace.settings.mlflow_tracking_uri,
+            }
+        )
+        result = dg.materialize(ALL_ASSETS, resources=build_resources(settings), selection=GRAPH, raise_on_error=False)
+        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
+        assert result.success, f"{engine}: {failures}"
+        materializations = [e.materialization for e in result.get_asset_materialization_events()]
+        engines = {
+            m.asset_key.to_user_string(): m.metadata["engine"].value for m in materializations if "engine" in m.metadata
+        }
+        assert engines == {"customer_features": engine, "training_set": engine}
+        runs[engine] = workspace
+    return runs
+
+
+def _assert_same(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Same rows, columns and dtypes; numbers within TOLERANCE, everything else equal."""
+    pd.testing.assert_frame_equal(left, right, check_exact=False, rtol=0, atol=TOLERANCE)
+
+
+def test_features_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Workspace]) -> None:
+    frames = {e: read_frame(w.root / "features" / "customer_features.parquet") for e, w in graph_runs.items()}
+    assert len(frames["spark"]) == 3000 and frames["spark"].index.is_unique
+    assert (frames["spark"]["n_transactions"] > 0).sum() > 2500
+    _assert_same(frames["spark"], frames["embedded"])
+
+
+def test_training_rows_and_labels_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Workspace]) -> None:
+    frames = {e: read_frame(w.root / "features" / "training_set.parquet") for e, w in graph_runs.items()}
+    spark, embedded = frames["spark"], frames["embedded"]
+    assert set(spark["split"]) == {"train", "holdout"} and spark["label"].sum() > 50
+    keys = ["customer_id", "cutoff", "split"]
+    pd.testing.assert_frame_equal(spark[keys], embedded[keys])  # the same rows in the same order
+    assert spark["label"].equals(embedded["label"])
+    _assert_same(spark, embedded)
+
+
+def test_holdout_metrics_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Workspace]) -> None:
+    evaluations = {
+        e: json.loads((w.root / "models" / "model_evaluation.json").read_text()) for e, w in graph_runs.items()
+    }
+    spark, embedded = evaluations["spark"], evaluations["embedded"]
+    assert spark["holdout_rows"] == embedded["holdout_rows"] and spark["holdout_cutoff"] == embedded["holdout_cutoff"]
+    assert set(spark["metrics"]) == set(embedded["metrics"]) and "roc_auc" in spark["metrics"]
+    models = {"candidate": embedded["metrics"], **embedded["baselines"]}
+    assert set(spark["baselines"]) == set(embedded["baselines"])
+    for model, metrics in models.items():
+        on_spark = spark["metrics"] if model == "candidate" else spark["baselines"][model]
+        assert on_spark == pytest.approx(metrics, abs=TOLERANCE, rel=0), model
