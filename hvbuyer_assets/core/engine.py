@@ -14,15 +14,21 @@ outputs are still pandas for the rest of the graph. Spark runs the same declarat
 
 Here ``customer_id`` is replaced by int32 positions in the customers' ids (-1: unknown customer; an integer key
 hashes faster than a string) and mapped back in ``collect``; transactions without a timestamp are dropped while
-encoding (the declaration ignores them anyway). Transactions are grouped by that code once, when the frames are
-made (``_by_customer``): polars' hash aggregation over 1M customers is ~2.5-3x slower on rows in time order
-(customers interleaved, per-customer state out of cache) than on rows grouped by customer, and one grouping
-serves every cutoff of the training set.
+encoding (the declaration ignores them anyway). The string -> position lookup is Arrow's ``index_in`` on one slice
+of the column per core, in threads (Arrow releases the GIL; 1.7 s instead of 3.1 s for 20M ids on 2 cores).
+Transactions are then sorted by that code once, when the frames are made (polars' multi-threaded sort, 1.4 s at
+20M rows): polars' hash aggregation over 1M customers is ~2.5x slower on rows in time order (customers
+interleaved, per-customer state out of cache) than on rows grouped by customer, and one sort serves every cutoff
+of the training set. Measured at 1M customers / 20M transactions (2 cores), grouping + features collect: none
+0 + 3.9 s; a numpy radix pass 1.9 + 1.6 s; the polars sort 1.2-1.4 + 1.4 s (a stable sort: 1.9 s). The
+streaming engine collects faster than the in-memory one (1.4 vs 1.8 s on sorted rows, 3.9 vs 6.3 s unsorted).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +46,7 @@ from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
 NAT_NS = np.iinfo(np.int64).min
 STATUS_VALUES = pa.array(TRANSACTION_STATUSES)
 STATUS_CATEGORIES = pa.array([*TRANSACTION_STATUSES, ""])  # "" stands for any other status
+PARALLEL_ROWS = 1_000_000  # rows per thread of a key lookup, at least
 STATUS_ENUM = pl.Enum(STATUS_CATEGORIES.to_pylist())  # compared with strings at the cost of small ints
 
 
@@ -79,17 +86,22 @@ def _floats(values: Any) -> np.ndarray:
 
 
 def _positions(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
-    """int64 position of each value in ``value_set`` (-1 when absent), a vectorised hash lookup."""
-    found = pc.index_in(values, value_set=value_set.cast(values.type))
-    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    """int32 position of each value in ``value_set`` (-1 when absent): Arrow's vectorised hash lookup, on one
+    slice of ``values`` per core in threads (each slice hashes ``value_set`` again, cheap next to the lookups)."""
+    value_set = value_set.cast(values.type)
 
+    def lookup(part: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        found = pc.index_in(part, value_set=value_set)
+        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
 
-def _by_customer(code: np.ndarray, n_customers: int) -> np.ndarray:
-    """A row order that puts each customer's transactions together: one stable radix pass (numpy sorts 16-bit
-    keys in linear time) on the top 16 bits of the code, so a run of rows holds at most ~n/65536 customers.
-    The aggregation is then as fast as on fully sorted rows, for about half the cost of a full sort."""
-    shift = max(0, int(max(n_customers, 1) - 1).bit_length() - 16)
-    return np.argsort((code >> shift).astype(np.uint16), kind="stable")  # unknown (-1) sorts last
+    n = len(values)
+    pieces = max(1, min(os.cpu_count() or 1, n // PARALLEL_ROWS))
+    if pieces == 1:
+        return lookup(values)
+    bounds = [n * k // pieces for k in range(pieces + 1)]
+    with ThreadPoolExecutor(pieces) as pool:
+        parts = pool.map(lambda k: lookup(values.slice(bounds[k], bounds[k + 1] - bounds[k])), range(pieces))
+        return np.concatenate(list(parts))
 
 
 def _encode(
@@ -98,25 +110,21 @@ def _encode(
     index = id_index(customer_ids)
     ids = pa.array(index.array)
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    code = _positions(_strings(tx_ids), ids)
-    ts_ns = _ns(ts)
-    keep = ts_ns != NAT_NS  # rows of unknown customers (code -1) stay: T counts them, no customer row joins them
-    amounts = _floats(amount)
     status_code = _positions(_strings(status), STATUS_VALUES)
-    if not keep.all():
-        code, ts_ns, amounts, status_code = code[keep], ts_ns[keep], amounts[keep], status_code[keep]
-    status_code[status_code < 0] = len(TRANSACTION_STATUSES)  # "" stands for any other status
-    order = _by_customer(code, len(index))
-    code, ts_ns, amounts, status_code = code.astype(np.int32)[order], ts_ns[order], amounts[order], status_code[order]
-    transactions = pl.DataFrame(
-        {
-            ID: code,
-            "ts": ts_ns,
-            "amount": amounts,
-            "status": pl.Series(
-                pa.DictionaryArray.from_arrays(status_code.astype(np.int8), STATUS_CATEGORIES), dtype=STATUS_ENUM
-            ),
-        }
+    status_code = np.where(status_code < 0, len(TRANSACTION_STATUSES), status_code)  # "": any other status
+    transactions = (
+        pl.DataFrame(
+            {
+                ID: _positions(_strings(tx_ids), ids),
+                "ts": _ns(ts),
+                "amount": _floats(amount),
+                "status": pl.Series(
+                    pa.DictionaryArray.from_arrays(status_code.astype(np.int8), STATUS_CATEGORIES), dtype=STATUS_ENUM
+                ),
+            }
+        )
+        .filter(pl.col("ts") != NAT_NS)  # rows of unknown customers (-1) stay: T counts them, no customer joins them
+        .sort(ID)  # each customer's rows together; their order within a customer changes no aggregate
     )
     signup_ns = _ns(signup)
     customers = pl.DataFrame(
