@@ -1,9 +1,12 @@
 """`make bench-engines`: customer_features and training_set on the embedded engine and on Spark, side by side.
 
-Clean data: the stored clean tables of ``make bench-pipeline`` (``--source``, default ``.bench/pipeline/data``;
-1M customers / ~20M transactions). With ``--customers`` below the source's count, the first N clean customers and
-their transactions are taken (a quick run: ``--customers 200000``). Without a source, a drop of ``--customers`` is
-generated (``hvbuyer_assets.datagen``) and cleaned by the raw and processed assets (``dagster asset materialize``).
+Clean data: the clean tables of ``make bench-pipeline`` (``--source``, default ``.bench/pipeline/data``; 1M
+customers / ~20M transactions), stored per drop (``processed/<asset>/<drop>.parquet``) in the drop order of the data
+dir's Dagster instance (``<data dir>/.dagster_home``). With ``--customers`` below the source's count, the first N clean
+customers (in drop order) and their transactions are taken, drop by drop (a quick run: ``--customers 200000``).
+Without a source, a drop of ``--customers`` is generated (``hvbuyer_assets.datagen``), registered as a partition
+(``python -m hvbuyer_assets.register_drops``) and cleaned by the raw and processed assets of its partition
+(``dagster asset materialize --partition``).
 
 Each (engine, stage) runs in a fresh process doing what the asset does before storing: read the clean tables the
 way ``engine_inputs`` does (``engines.inputs``), find T, compute the stage and bring it back as the pandas frame the
@@ -18,15 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
+import dagster as dg
 import psutil
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hvbuyer_assets.defs.partitions import DROPS, drop_order
+from hvbuyer_assets.engines.inputs import stored_files
 from hvbuyer_assets.settings import child_environ
 
 GIB = 1024**3
@@ -36,15 +45,14 @@ WORKDIR = Path(".bench/engines")
 
 CHILD = """
 import json, sys, time
-from pathlib import Path
 from hvbuyer_assets.core import features, training
 from hvbuyer_assets.defs.problem import PredictionProblem
 from hvbuyer_assets.engines import inputs, spark
 from hvbuyer_assets.settings import load_settings
 
-stage = sys.argv[1]
-settings = load_settings()  # HVBUYER_ENGINE and HVBUYER_DATA_DIR set by the parent
-engine, data_dir = settings.engine, settings.data_dir
+stage, stored = sys.argv[1], json.loads(sys.argv[2])  # each clean table's files, in drop order
+settings = load_settings()  # HVBUYER_ENGINE set by the parent
+engine = settings.engine
 options = inputs.EngineOptions.from_settings(settings)
 started = time.perf_counter()
 if engine == "spark":
@@ -52,10 +60,7 @@ if engine == "spark":
 session_seconds = time.perf_counter() - started
 problem = PredictionProblem()
 started = time.perf_counter()
-# the stored drops of each clean table in the order they were written (bench-pipeline stores one drop)
-stored = {a: sorted(Path(data_dir, "processed", a).glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns) for a in
-          (inputs.TRANSACTIONS, inputs.CUSTOMERS)}
-tables = {a: inputs.read_table(a, [str(p) for p in files], options) for a, files in stored.items()}
+tables = {a: inputs.read_table(a, files, options) for a, files in stored.items()}
 frames = inputs.frames(tables[inputs.TRANSACTIONS], tables[inputs.CUSTOMERS])
 as_of = inputs.data_as_of(frames)
 if stage == "customer_features":
@@ -92,9 +97,9 @@ class TreeRss(threading.Thread):
         return self.peak
 
 
-def run_stage(engine: str, stage: str, data_dir: Path) -> dict[str, float]:
+def run_stage(engine: str, stage: str, data_dir: Path, files: dict[str, list[str]]) -> dict[str, float]:
     env = child_environ({"HVBUYER_ENGINE": engine, "HVBUYER_DATA_DIR": str(data_dir.resolve())})
-    cmd = [sys.executable, "-c", CHILD, stage]
+    cmd = [sys.executable, "-c", CHILD, stage, json.dumps(files)]
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = TreeRss(child.pid)
     sampler.start()
@@ -106,50 +111,90 @@ def run_stage(engine: str, stage: str, data_dir: Path) -> dict[str, float]:
     return {**result, "peak_rss": peak}
 
 
-def _rows(path: Path) -> int:
-    return pq.read_metadata(path).num_rows
+def _home(data_dir: Path) -> Path:
+    """The data dir's Dagster instance (as ``make bench-pipeline`` and ``_generate`` make it)."""
+    return data_dir / ".dagster_home"
+
+
+def drops_of(data_dir: Path) -> list[str]:
+    """The drop partitions of the data dir's Dagster instance, in drop order (none without an instance)."""
+    if not _home(data_dir).exists():
+        return []
+    with dg.DagsterInstance.from_config(str(_home(data_dir).resolve())) as instance:
+        return drop_order(instance)
+
+
+def clean_files(data_dir: Path) -> dict[str, list[str]]:
+    """Each clean table's stored drop files (``engines.inputs.stored_files``, as ``engine_inputs`` finds them)."""
+    drops = drops_of(data_dir)
+    return {table: stored_files(str(data_dir.resolve()), "processed", table, drops) for table in TABLES}
+
+
+def _ids(files: list[str]) -> pa.Array:
+    """The distinct customer ids of clean customer files, first seen first (drop order)."""
+    if not files:
+        return pa.array([], pa.large_string())
+    ids = pa.concat_arrays([pq.read_table(f, columns=["customer_id"]).column(0).combine_chunks() for f in files])
+    return pc.unique(ids)
+
+
+def _rows(files: list[str]) -> int:
+    return sum(pq.read_metadata(f).num_rows for f in files)
 
 
 def _generate(customers: int, data_dir: Path) -> None:
-    """A generated drop, cleaned by the raw and processed assets as a user's run would."""
+    """A generated drop, registered as a partition and cleaned by the raw and processed assets of that partition,
+    as a user's run would."""
     raw = WORKDIR / f"raw-{customers}"
     if not (raw / "transactions.json").exists():
         cmd = [sys.executable, "-m", "hvbuyer_assets.datagen", "--customers", str(customers), "--out", str(raw)]
         subprocess.run(cmd, check=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "raw").unlink(missing_ok=True)
     (data_dir / "raw").symlink_to(raw.resolve())
-    home = data_dir / ".dagster_home"
-    home.mkdir(exist_ok=True)
+    _home(data_dir).mkdir()
     env = child_environ(
-        {"HVBUYER_DATA_DIR": str(data_dir.resolve()), "DAGSTER_HOME": str(home.resolve())},
+        {"HVBUYER_DATA_DIR": str(data_dir.resolve()), "DAGSTER_HOME": str(_home(data_dir).resolve())},
         unset=("MLFLOW_TRACKING_URI", "HVBUYER_RAW_URI"),
     )
-    select = "group:raw or group:processed"
+    register = [sys.executable, "-m", "hvbuyer_assets.register_drops"]
+    drops = subprocess.run(register, check=True, env=env, capture_output=True, text=True).stdout.split()
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions", "--select"]
-    subprocess.run([*cmd, select], check=True, env=env, stdout=subprocess.DEVNULL)
+    with open(data_dir / "materialize.log", "w") as log:
+        for drop in drops:  # one run per drop, in drop order, as the raw sensor launches them
+            run = [*cmd, "group:raw or group:processed", "--partition", drop]
+            if subprocess.run(run, env=env, stdout=log, stderr=subprocess.STDOUT).returncode:
+                raise RuntimeError(f"cleaning drop {drop} failed: see {data_dir / 'materialize.log'}")
 
 
 def _subset(source: Path, customers: int, data_dir: Path) -> None:
-    """The first ``customers`` clean customers of ``source`` and their transactions."""
-    out = data_dir / "processed"
-    out.mkdir(parents=True, exist_ok=True)
-    people = pq.read_table(source / "processed" / "clean_customers.parquet").slice(0, customers)
-    tx = pq.read_table(source / "processed" / "clean_transactions.parquet")
-    tx = tx.filter(pc.is_in(tx.column("customer_id"), value_set=people.column("customer_id")))
-    pq.write_table(people, out / "clean_customers.parquet")
-    pq.write_table(tx, out / "clean_transactions.parquet")
+    """The first ``customers`` clean customers of ``source`` (in drop order) and their transactions, drop by drop,
+    with the source's drops registered in the data dir's own instance."""
+    drops = drops_of(source)
+    ids = _ids(clean_files(source)["clean_customers"]).slice(0, customers)
+    for drop in drops:
+        for table in TABLES:
+            path = source / "processed" / table / f"{drop}.parquet"
+            if not path.exists():
+                continue
+            rows = pq.read_table(path)
+            out = data_dir / "processed" / table / f"{drop}.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(rows.filter(pc.is_in(rows.column("customer_id"), value_set=ids)), out)
+    _home(data_dir).mkdir(parents=True)
+    with dg.DagsterInstance.from_config(str(_home(data_dir).resolve())) as instance:
+        instance.add_dynamic_partitions(DROPS.name, drops)
 
 
 def prepare(source: Path, customers: int) -> Path:
-    """A data dir whose ``processed/`` holds the clean tables to time (made once per size)."""
-    clean = source / "processed" / "clean_customers.parquet"
-    if clean.exists() and _rows(clean) == customers:
+    """A data dir whose ``processed/`` holds the clean tables to time, per drop (made once per size)."""
+    available = len(_ids(clean_files(source)["clean_customers"]))
+    if available == customers:
         return source
     data_dir = WORKDIR / f"clean-{customers}"
-    if (data_dir / "processed" / "clean_transactions.parquet").exists():
+    if len(_ids(clean_files(data_dir)["clean_customers"])) == customers:
         return data_dir
-    if clean.exists() and _rows(clean) > customers:
+    shutil.rmtree(data_dir, ignore_errors=True)  # an unfinished or older-layout preparation
+    if available > customers:
         print(f"taking the first {customers:,} customers of {source}")
         _subset(source, customers, data_dir)
     else:
@@ -166,11 +211,14 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = prepare(args.source, args.customers)
-    n_customers = _rows(data_dir / "processed" / "clean_customers.parquet")
-    n_tx = _rows(data_dir / "processed" / "clean_transactions.parquet")
-    print(f"clean data: {data_dir} ({n_customers:,} customers, {n_tx:,} transactions); load {psutil.getloadavg()}")
+    files = clean_files(data_dir)
+    n_customers, n_tx = len(_ids(files["clean_customers"])), _rows(files["clean_transactions"])
+    print(
+        f"clean data: {data_dir} ({n_customers:,} customers, {n_tx:,} transactions, "
+        f"{len(files['clean_transactions'])} drop(s)); load {psutil.getloadavg()}"
+    )
     engines = args.engines.split(",")
-    results = {(e, s): run_stage(e, s, data_dir) for s in STAGES for e in engines}
+    results = {(e, s): run_stage(e, s, data_dir, files) for s in STAGES for e in engines}
 
     print(f"\n{'stage':<19}{'engine':<10}{'rows':>11}{'wall s':>9}{'peak RSS GiB':>14}{'session s':>11}")
     for (engine, stage), r in results.items():

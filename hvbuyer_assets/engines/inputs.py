@@ -19,10 +19,10 @@ import pandas as pd
 import pyarrow as pa
 
 from hvbuyer_assets.core import engine, feature_defs
+from hvbuyer_assets.core.cleaning.history import latest_rows
 from hvbuyer_assets.core.features import to_utc
 from hvbuyer_assets.engines import spark as spark_engine
 from hvbuyer_assets.settings import Settings
-from hvbuyer_assets.core.cleaning.history import latest_rows
 from hvbuyer_assets.storage import partition_paths, read_partitions
 
 EngineName = Literal["embedded", "spark"]

@@ -1,6 +1,7 @@
 """The Spark engine (``HVBUYER_ENGINE=spark``, ``local[2]``) against the embedded engine: the reader's conventions
-(int64 ns exactly, at window boundaries; nulls), and the graph (features -> training set -> model -> evaluation)
-run by Dagster on a generated drop, with the same features, labels and hold-out metrics on both engines.
+(int64 ns exactly, at window boundaries; nulls), two drops read together (the latest drop's customer record, every
+transaction, in the instance's drop order), and the graph (features -> training set -> model -> evaluation) run by
+Dagster on two generated drop partitions, with the same features, labels and hold-out metrics on both engines.
 
 One SparkSession for the module (``engines.spark`` caches it; the graph runs below use the same options), stopped
 at the end so the JVM's memory goes back before the next module on this worker.
@@ -23,10 +24,11 @@ import pytest
 from hvbuyer_assets.core import feature_defs, features, labels
 from hvbuyer_assets.core.engine import Frames
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
+from hvbuyer_assets.defs.partitions import DROPS
 from hvbuyer_assets.engines import inputs
 from hvbuyer_assets.engines import spark as spark_engine
 from hvbuyer_assets.settings import load_settings
-from hvbuyer_tests.pipeline import Workspace, read_frame, write_sample
+from hvbuyer_tests.pipeline import PER_DROP_ASSETS, Workspace, arrive, read_frame, write_drop, write_sample
 
 pytestmark = pytest.mark.slow
 
@@ -163,14 +165,164 @@ def test_executors_run_the_declaration_without_python(spark_session: Any, tmp_pa
         assert not [word for word in ("Python", "Pandas", "EvalPython") if word in plan], plan
 
 
+# Two drops in arrival order; the later key sorts first, so only the drop order can make its record win.
+FIRST, SECOND = "default", "2026-05"
+C1_FIRST = {"age": 41.0, "region": "north", "signup_date": pd.Timestamp("2025-01-01T12:00:00Z"), "loyalty_points": 10.0}
+COLUMNS_BY_ASSET = {
+    inputs.CUSTOMERS: spark_engine.CUSTOMER_COLUMNS,
+    inputs.TRANSACTIONS: spark_engine.TRANSACTION_COLUMNS,
+}
+C1_SECOND = {"age": 52.0, "region": "West", "signup_date": pd.Timestamp("2023-06-01T00:00:00Z"), "loyalty_points": 99.0}
+
+
+def _customers(rows: dict[str, dict[str, Any]]) -> pa.Table:
+    return pa.table(
+        {
+            "customer_id": pa.array(list(rows), pa.large_string()),
+            "age": [r["age"] for r in rows.values()],
+            "region": pa.array([r["region"] for r in rows.values()], pa.large_string()),
+            "signup_date": _times([r["signup_date"] for r in rows.values()]),
+            "loyalty_points": [r["loyalty_points"] for r in rows.values()],
+        }
+    )
+
+
+def _transactions(rows: list[tuple[str, str, float, pd.Timestamp]]) -> pa.Table:
+    return pa.table(
+        {
+            "transaction_id": pa.array([r[0] for r in rows], pa.large_string()),
+            "customer_id": pa.array([r[1] for r in rows], pa.large_string()),
+            "amount": [r[2] for r in rows],
+            "timestamp": _times([r[3] for r in rows]),
+            "payment_method": pa.array(["card"] * len(rows), pa.large_string()),
+            "status": pa.array(["completed"] * len(rows), pa.large_string()),
+        }
+    )
+
+
+def _two_drops(root: Path) -> dict[str, list[str]]:
+    """Clean tables stored per drop (``<root>/processed/<asset>/<drop>.parquet``): the second drop re-sends c1
+    with other demographics, adds c3, and adds transactions of c1 and c3. Each table's files, in drop order."""
+    c2 = {"age": 30.0, "region": "East", "signup_date": pd.Timestamp("2024-01-01T00:00:00Z"), "loyalty_points": 5.0}
+    c3 = {"age": 25.0, "region": "South", "signup_date": T0 - 10 * DAY, "loyalty_points": 0.0}
+    drops = {
+        FIRST: (
+            _customers({"c1": C1_FIRST, "c2": c2}),
+            _transactions([("t1", "c1", 120.0, T0 - 60 * DAY), ("t2", "c2", 80.0, T0 - 40 * DAY)]),
+        ),
+        SECOND: (
+            _customers({"c1": C1_SECOND, "c3": c3}),
+            _transactions([("t3", "c1", 400.0, T0 - 5 * DAY), ("t4", "c3", 30.0, T0), ("t5", "c1", 10.0, T0)]),
+        ),
+    }
+    for drop, (customers, transactions) in drops.items():
+        for asset, table in ((inputs.CUSTOMERS, customers), (inputs.TRANSACTIONS, transactions)):
+            (root / "processed" / asset).mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, root / "processed" / asset / f"{drop}.parquet")
+    return {a: inputs.stored_files(str(root), "processed", a, [FIRST, SECOND]) for a in COLUMNS_BY_ASSET}
+
+
+def _as_convention(table: inputs.StoredTable) -> pd.DataFrame:
+    """A stored table as read by either engine, in the declaration's convention (int64 ns times), as pandas."""
+    columns = COLUMNS_BY_ASSET[table.asset]
+    if table.engine == "spark":
+        arrow = table.native.toArrow()
+    else:
+        arrow = table.native.select([stored for _, stored, _ in columns])
+        arrow = pa.table(
+            [arrow.column(s).cast(pa.int64()) if kind == "ns" else arrow.column(s) for _, s, kind in columns],
+            names=[name for name, _, _ in columns],
+        )
+    return arrow.to_pandas().sort_values(["customer_id", *(["ts"] if "ts" in arrow.column_names else [])])
+
+
+@pytest.mark.parametrize("options", [EMBEDDED, SPARK], ids=["embedded", "spark"])
+def test_two_drops_read_as_the_latest_customer_record_and_every_transaction(
+    spark_session: Any, tmp_path: Path, options: inputs.EngineOptions
+) -> None:
+    files = _two_drops(tmp_path)
+    customers = _as_convention(inputs.read_table(inputs.CUSTOMERS, files[inputs.CUSTOMERS], options))
+    assert customers["customer_id"].tolist() == ["c1", "c2", "c3"]  # c1 once: one record per customer
+    c1 = customers.iloc[0]
+    assert (c1["age"], c1["region"], c1["loyalty_points"]) == (52.0, "West", 99.0)  # the second drop's record
+    assert c1["signup_ns"] == C1_SECOND["signup_date"].value
+
+    transactions = _as_convention(inputs.read_table(inputs.TRANSACTIONS, files[inputs.TRANSACTIONS], options))
+    union = pa.concat_tables(pq.read_table(f) for f in files[inputs.TRANSACTIONS]).to_pandas()
+    assert len(transactions) == len(union) == 5  # the union: nothing of either drop dropped or doubled
+    union = union.assign(ts=union["timestamp"].astype("int64"))[["customer_id", "ts", "amount"]]
+    got = transactions[["customer_id", "ts", "amount"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, union.sort_values(["customer_id", "ts"]).reset_index(drop=True))
+
+    # the order of the files decides, not their names: read the other way round, the first drop's record wins
+    backwards = inputs.read_table(inputs.CUSTOMERS, files[inputs.CUSTOMERS][::-1], options)
+    c1 = _as_convention(backwards).iloc[0]
+    assert (c1["age"], c1["region"], c1["loyalty_points"]) == (41.0, "north", 10.0)
+
+
+def test_the_engine_inputs_of_a_run_read_every_drop_partition_in_drop_order(spark_session: Any, tmp_path: Path) -> None:
+    """``customer_features`` run by Dagster with the drops as partitions of the instance (arrival order: the
+    first drop's key sorts last): both engines compute c1 from its second-drop record and every transaction of
+    both drops, and agree on every feature."""
+    _two_drops(tmp_path)
+    computed = {}
+    for engine in ("embedded", "spark"):
+        settings = load_settings(
+            {
+                "HVBUYER_ENGINE": engine,
+                "HVBUYER_DATA_DIR": str(tmp_path),
+                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+            }
+        )
+        with dg.DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions(DROPS.name, [FIRST, SECOND])
+            result = dg.materialize(
+                ALL_ASSETS,
+                resources=build_resources(settings),
+                selection=["customer_features"],
+                instance=instance,
+                raise_on_error=False,
+            )
+        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
+        assert result.success, f"{engine}: {failures}"
+        metadata = result.asset_materializations_for_node("customer_features")[0].metadata
+        assert metadata["engine"].value == engine and metadata["as_of"].value == T0.isoformat()
+        computed[engine] = read_frame(tmp_path / "features" / "customer_features.parquet")
+
+    frame = computed["spark"]
+    assert frame.index.tolist() == ["c1", "c2", "c3"]
+    c1 = frame.loc["c1"]
+    assert (c1["age"], c1["loyalty_points"], c1["region"]) == (52.0, 99.0, "West")
+    assert c1["tenure_days"] == (T0 - C1_SECOND["signup_date"]) / DAY
+    assert (c1["n_transactions"], c1["total_spend"], c1["last_amount"]) == (3.0, 530.0, 10.0)  # t1, t3, t5
+    assert frame.loc["c3", "n_transactions"] == 1.0 and frame.loc["c2", "n_transactions"] == 1.0
+    _assert_same(frame, computed["embedded"])
+
+
+LATER_AS_OF = "2026-09-28"  # the graph's second drop: 90 more days of the same customers
+RESENT = {f"C000000{i}": 4000.0 + i for i in range(1, 6)}  # customers whose second-drop record has other points
+
+
 @pytest.fixture(scope="module")
 def graph_runs(spark_session: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workspace]:
-    """The same clean drop (3,000 generated customers) taken through features -> training set -> model ->
-    evaluation by Dagster, once per engine (``HVBUYER_ENGINE``), each in its own data dir."""
+    """Two generated drops, each parsed and cleaned in its own drop partition (3,000 customers; then the same
+    customers 90 days later, the RESENT ones with other loyalty points), taken through features -> training set ->
+    model -> evaluation by Dagster, once per engine (``HVBUYER_ENGINE``), each in its own data dir (with its own
+    copy of the Dagster instance that holds the drop partitions)."""
     root = tmp_path_factory.mktemp("engines")
     base = Workspace(root / "base")
     write_sample(base.raw)
-    assert base.materialize(selection="group:raw or group:processed").success
+    assert base.materialize(selection=PER_DROP_ASSETS).success  # the first drop's partition
+    later = write_drop(base.raw, LATER_AS_OF, drop="q2", days=90)
+    lines = later[0].read_text().splitlines()
+    for i, line in enumerate(lines[1 : 1 + len(RESENT)], start=1):
+        assert line.split(",")[0] == list(RESENT)[i - 1], line
+        lines[i] = ",".join([*line.split(",")[:4], str(RESENT[line.split(",")[0]])])
+    later[0].write_text("\n".join(lines) + "\n")
+    arrive(later, LATER_AS_OF)
+    assert base.materialize(selection=PER_DROP_ASSETS, partition="q2").success
+    stored = sorted(p.name for p in (base.root / "processed" / "clean_customers").iterdir())
+    assert stored == ["default.parquet", "q2.parquet"]
     runs = {}
     for engine in ("embedded", "spark"):
         workspace = base.copy_to(root / engine)
@@ -181,7 +333,7 @@ def graph_runs(spark_session: Any, tmp_path_factory: pytest.TempPathFactory) -> 
                 "MLFLOW_TRACKING_URI": workspace.settings.mlflow_tracking_uri,
             }
         )
-        result = dg.materialize(ALL_ASSETS, resources=build_resources(settings), selection=GRAPH, raise_on_error=False)
+        result = workspace.materialize(selection=GRAPH, resources=build_resources(settings))
         failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
         assert result.success, f"{engine}: {failures}"
         materializations = [e.materialization for e in result.get_asset_materialization_events()]
@@ -202,6 +354,8 @@ def test_features_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Works
     frames = {e: read_frame(w.root / "features" / "customer_features.parquet") for e, w in graph_runs.items()}
     assert len(frames["spark"]) == 3000 and frames["spark"].index.is_unique
     assert (frames["spark"]["n_transactions"] > 0).sum() > 2500
+    resent = frames["spark"].loc[list(RESENT), "loyalty_points"]
+    assert resent.tolist() == list(RESENT.values())  # the second drop's record of a re-sent customer
     _assert_same(frames["spark"], frames["embedded"])
 
 

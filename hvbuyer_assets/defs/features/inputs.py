@@ -2,9 +2,10 @@
 
 ``customer_features`` and ``training_set`` keep ``clean_customers`` and ``clean_transactions`` as real inputs (the
 asset graph, lineage and staleness are unchanged), but load them through ``engine_inputs`` instead of the pandas
-IO manager: it finds the stored parquet files of the upstream asset (one per drop, in drop order; its data layer from the
-asset's metadata) and has the configured engine read them (``engines.inputs``: projected Arrow tables for the embedded engine, Spark
-DataFrames for ``HVBUYER_ENGINE=spark``). Nothing is stored through it.
+IO manager: it finds the stored parquet files of the upstream asset (one per drop partition of the run's input, in
+the instance's drop order; its data layer from the asset's metadata) and has the configured engine read them
+(``engines.inputs``: projected Arrow tables for the embedded engine, Spark DataFrames for ``HVBUYER_ENGINE=spark``;
+for ``clean_customers`` the latest drop's record of a customer wins). Nothing is stored through it.
 """
 
 from __future__ import annotations
