@@ -125,5 +125,5 @@ def drifted(prod: Deployment, first_build: Outcome, tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="session")
 def later_drops(drifted: Drifted) -> DropCalendar:
-    """Drops after the drifted one (2026-11-25), for the tests that ingest new data."""
+    """Drops after the drifted one (2026-11-25), for the tests that ingest new data (two days each)."""
     return DropCalendar(last=pd.Timestamp(DRIFT_DROP["as_of"]))
