@@ -22,6 +22,11 @@ MATCH_SCHEMA = pa.schema([("value", pa.large_string()), ("drop", pa.string())])
 class EarlierDrops(Protocol):
     """The clean data of the drops before the one being cleaned, as cleaning may see it."""
 
+    @property
+    def empty(self) -> bool:
+        """No drop came before (the cross-drop lookups are skipped: nothing to hash the new drop's ids for)."""
+        ...
+
     def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
         """Rows of the earlier drops' clean ``kind`` whose ``column`` is in ``values``: (value, drop), the first
         drop first."""
@@ -30,6 +35,8 @@ class EarlierDrops(Protocol):
 
 class NoEarlierDrops:
     """The first drop (or a one-shot clean of everything): nothing came before."""
+
+    empty = True
 
     def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
         return MATCH_SCHEMA.empty_table()
@@ -81,6 +88,10 @@ class EarlierFrames:
 
     def __init__(self, drops: list[tuple[str, dict[str, pd.DataFrame]]]) -> None:
         self.drops = drops
+
+    @property
+    def empty(self) -> bool:
+        return not self.drops
 
     def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
         columns = (

@@ -28,6 +28,10 @@ class StoredEarlierDrops:
         self.keys = keys
         self.seconds = 0.0  # time spent reading and matching ids, for the asset's metadata
 
+    @property
+    def empty(self) -> bool:
+        return not self.keys
+
     def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
         if not self.keys:  # the first drop
             return MATCH_SCHEMA.empty_table()
