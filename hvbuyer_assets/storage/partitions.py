@@ -6,8 +6,11 @@ the cleaning of a new drop (ids of earlier drops) and any other engine reading t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -55,3 +58,43 @@ def read_partitions(
         # partitions whose column types differ (e.g. string / large_string, an empty quarantine): one by one
         tables = [pq.read_table(w, filesystem=fs, columns=wanted) for w in where]
         return pa.concat_tables(tables, promote_options="permissive")
+
+
+def row_groups_holding(ranges: Sequence[tuple[Any, Any] | None], values: np.ndarray) -> list[int]:
+    """Which row groups may hold one of ``values`` (sorted, unique), given each row group's ``(min, max)`` of
+    the column from the parquet statistics (``None`` when the file has none: always read)."""
+    keep = []
+    for group, bounds in enumerate(ranges):
+        if bounds is None or np.searchsorted(values, bounds[1], "right") > np.searchsorted(values, bounds[0], "left"):
+            keep.append(group)
+    return keep
+
+
+def sorted_values(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The distinct non-null ``values`` sorted, as the lookup key of :func:`read_matching`."""
+    wanted = pc.unique(values).drop_null()
+    return wanted.take(pc.sort_indices(wanted)).to_numpy(zero_copy_only=False)
+
+
+def read_matching(path: str, column: str, values: np.ndarray, endpoint_url: str | None = None) -> pa.ChunkedArray:
+    """``column`` of one stored partition, read only from the row groups whose statistics (min, max) admit one of
+    ``values`` (:func:`sorted_values`): the rows that may equal one of them (a superset; the caller matches).
+
+    Ids that grow with time (sequences, time-prefixed ids, ULID / UUIDv7) put each earlier drop's row groups in
+    ranges a new drop's ids miss, so a lookup reads almost nothing of the history; random ids read every row
+    group of the one column."""
+    fs, where = arrow_location(location(path, endpoint_url), endpoint_url)
+    parquet = pq.ParquetFile(where, filesystem=fs)
+    meta = parquet.metadata
+    names = meta.schema.names  # the leaf columns, which the row groups' statistics are listed by
+    if column not in names:
+        raise KeyError(f"{path}: no column {column}")
+    at = names.index(column)
+    ranges = []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(at).statistics
+        ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else None)
+    groups = row_groups_holding(ranges, values) if len(values) else []
+    if not groups:
+        return pa.chunked_array([], parquet.schema_arrow.field(column).type)
+    return parquet.read_row_groups(groups, columns=[column]).column(column)

@@ -46,11 +46,12 @@ def earlier_matches(columns: Iterable[tuple[str, pa.Array | pa.ChunkedArray]], v
     """Of each earlier drop's id column (``(drop, ids)``, in drop order), the ids that are in ``values``, as
     ``(value, drop)``. A hash set of ``values`` (the new drop's ids) is probed with each drop's ids: memory is
     that of the new drop, time one pass over the history's ids."""
-    value_set = pc.unique(values.cast(pa.large_string()))
+    value_set = pc.unique(values)
     parts = []
     for drop, ids in columns:
-        ids = ids.cast(pa.large_string())
-        found = ids.filter(pc.is_in(ids, value_set=value_set))
+        if not len(ids):
+            continue
+        found = ids.filter(pc.is_in(ids, value_set=value_set.cast(ids.type)))  # the small side is cast
         if len(found):
             parts.append(pa.table({"value": found, "drop": pa.repeat(pa.scalar(drop, pa.string()), len(found))}))
     if not parts:

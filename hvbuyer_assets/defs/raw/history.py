@@ -1,5 +1,6 @@
 """The earlier drops' clean data as the cleaning of a new drop sees it (``core.cleaning.history.EarlierDrops``):
-only the id column a rule needs, read partition by partition from storage, only the ids the new drop also holds
+only the id column a rule needs, read partition by partition from storage (only the row groups whose id range
+admits one of the new drop's ids: ``storage.partitions.read_matching``), only the ids the new drop also holds
 kept."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pyarrow as pa
 
 from hvbuyer_assets.core.cleaning.history import MATCH_SCHEMA, earlier_matches
 from hvbuyer_assets.core.sources import BY_KIND
-from hvbuyer_assets.storage import read_partitions
+from hvbuyer_assets.storage.partitions import read_matching, sorted_values
 
 
 class PartitionStore(Protocol):
@@ -33,13 +34,14 @@ class StoredEarlierDrops:
         return not self.keys
 
     def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
-        if not self.keys:  # the first drop
+        if self.empty or not len(values):  # the first drop, or nothing to look up
             return MATCH_SCHEMA.empty_table()
         started = time.perf_counter()
         paths = self.store.stored_partitions(BY_KIND[kind].clean_asset, "processed", self.keys)
         by_path = dict(zip([p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in paths], paths, strict=True))
+        ordered = sorted_values(values)
         columns = (
-            (key, read_partitions([by_path[key]], [column], self.store.s3_endpoint_url).column(column))
+            (key, read_matching(by_path[key], column, ordered, self.store.s3_endpoint_url))
             for key in self.keys
             if key in by_path
         )
