@@ -33,7 +33,7 @@ class StoredEarlierDrops:
         return not self.keys
 
     def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
-        if not self.keys:  # the first drop
+        if self.empty:  # the first drop
             return MATCH_SCHEMA.empty_table()
         started = time.perf_counter()
         paths = self.store.stored_partitions(BY_KIND[kind].clean_asset, "processed", self.keys)
