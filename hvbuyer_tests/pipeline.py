@@ -17,7 +17,7 @@ from upath import UPath
 
 from hvbuyer_assets import datagen, registry
 from hvbuyer_assets.core import drops
-from hvbuyer_assets.core.cleaning.history import latest_per_key
+from hvbuyer_assets.core.cleaning.history import latest_rows
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.partitions import DROPS, drop_order
 from hvbuyer_assets.defs.sensors.raw import add_complete_drops
@@ -105,8 +105,8 @@ class Workspace:
         finally:
             instance.dispose()
         paths = partition_paths(str(self.root), layer, asset, keys)
-        frame = arrow_to_pandas(read_partitions(paths))
-        return latest_per_key(frame, "customer_id") if asset == "clean_customers" else frame
+        table = read_partitions(paths)
+        return arrow_to_pandas(latest_rows(table, "customer_id") if asset == "clean_customers" else table)
 
     def _run(
         self,

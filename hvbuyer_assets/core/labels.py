@@ -43,6 +43,15 @@ def labels_frame(frames: engine.Frames, cutoff: Any, horizon_days: int, threshol
     return finish_labels(frames.collect(lazy))
 
 
+def labels_of(
+    frames: engine.Frames, customer_ids: Iterable[Any], cutoff: Any, horizon_days: int, threshold: float
+) -> pd.Series:
+    """:func:`labels_frame` of ``customer_ids`` (in the order given), on any engine; an id that is not a customer
+    of ``frames`` gets 0 (its transactions, if any, are not counted)."""
+    ids = id_index(customer_ids)
+    return labels_frame(frames, cutoff, horizon_days, threshold).reindex(ids, fill_value=0)
+
+
 def build_labels(
     transactions: pd.DataFrame,
     customer_ids: Iterable[Any],
@@ -59,4 +68,4 @@ def build_labels(
     customers = pd.DataFrame(
         {"customer_id": ids.array, "signup_date": pd.NaT, "age": np.nan, "loyalty_points": np.nan, "region": None}
     )
-    return labels_frame(engine.from_pandas(transactions, customers), cutoff, horizon_days, threshold).reindex(ids)
+    return labels_of(engine.from_pandas(transactions, customers), ids, cutoff, horizon_days, threshold)

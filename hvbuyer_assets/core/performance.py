@@ -2,7 +2,8 @@
 
 A scoring made with features as of ``t`` predicts the window (t, t + H]. Its labels are known ("matured") once
 the data's as-of time T has reached ``t + H``; they are computed with ``core.labels`` (the training label
-definition), so the realised ROC-AUC / Brier are directly comparable with the model's hold-out figures.
+definition) on any engine's ``Frames`` of the clean tables, so the realised ROC-AUC / Brier are directly
+comparable with the model's hold-out figures.
 Per model version the latest matured scoring is judged (:func:`latest_matured`, :func:`evaluate_scoring`);
 the status and ``degraded`` refer to the current champion only (:func:`status`).
 """
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
-from hvbuyer_assets.core import labels
+from hvbuyer_assets.core import engine, labels
 from hvbuyer_assets.core.features import to_utc
 
 ARCHIVE_COLUMNS: tuple[str, ...] = ("customer_id", "large_purchase_probability", "model_version", "features_as_of")
@@ -150,16 +151,15 @@ def expected_metrics(holdout: Mapping[str, Any] | None, roc_auc_tag: str | None 
 def evaluate_scoring(
     key: ArchiveKey,
     archived: pd.DataFrame,
-    transactions: pd.DataFrame,
+    frames: engine.Frames,
     expected: Mapping[str, Any],
     rule: PerformanceRule,
     horizon_days: int,
     threshold: float,
 ) -> dict[str, Any]:
-    """One archived scoring judged on its realised labels (the training label definition) against ``expected``."""
-    realised_labels = labels.build_labels(
-        transactions, archived["customer_id"], key.as_of, horizon_days=horizon_days, threshold=threshold
-    )
+    """One archived scoring judged on its realised labels (the training label definition, computed by the engine
+    of ``frames``, the clean tables; an archived customer unknown to them counts as 0) against ``expected``."""
+    realised_labels = labels.labels_of(frames, archived["customer_id"], key.as_of, horizon_days, threshold)
     realised = realised_metrics(
         realised_labels.to_numpy(), archived["large_purchase_probability"].to_numpy(dtype=np.float64)
     )

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from hvbuyer_assets.core.cleaning.history import latest_per_key
+from hvbuyer_assets.core.cleaning.history import latest_rows
 from hvbuyer_assets.defs.metadata import LATEST_WINS_KEY, LAYER_KEY, frame_metadata
 from hvbuyer_assets.defs.partitions import drop_order
 from hvbuyer_assets.memory import release_memory
@@ -93,9 +93,11 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
                 f" under {self.base_uri}/{folder}/{asset}/ (a new Dagster instance on existing data: "
                 "`python -m hvbuyer_assets.register_drops` adds the drops as partitions again)"
             )
-        frame = arrow_to_pandas(read_partitions(paths, endpoint_url=self.s3_endpoint_url))
+        table = read_partitions(paths, endpoint_url=self.s3_endpoint_url)
         key = metadata.get(LATEST_WINS_KEY)
-        return latest_per_key(frame, key) if key and len(paths) > 1 else frame
+        if key and len(paths) > 1:
+            table = latest_rows(table, key)  # before pandas: superseded records are never converted
+        return arrow_to_pandas(table)
 
     def load_input(self, context: dg.InputContext) -> Any:
         release_memory()  # the previous step's frames are garbage by now

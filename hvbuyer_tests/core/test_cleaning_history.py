@@ -15,7 +15,7 @@ from hvbuyer_assets.core.cleaning.history import (
     NoEarlierDrops,
     earlier_matches,
     first_drop_of,
-    latest_per_key,
+    latest_rows,
 )
 from hvbuyer_assets.core.contract import raw_to_frame
 from hvbuyer_assets.core.sources import CUSTOMERS, TRANSACTIONS
@@ -63,10 +63,21 @@ def test_a_customer_of_an_earlier_drop_is_known_and_the_latest_record_wins_when_
     q3 = _clean_drop(_frame([], CUST_COLUMNS), _frame([_tx(transaction_id="T4")], TX_COLUMNS), earlier)
     assert q3["transactions"].clean["transaction_id"].tolist() == ["T4"]
     assert q3["transactions"].references["customers"]["customer_id"].tolist() == ["C1"]
-    together = latest_per_key(
-        pd.concat([q1["customers"].clean, q2["customers"].clean], ignore_index=True), "customer_id"
+    read_together = pa.Table.from_pandas(
+        pd.concat([q1["customers"].clean, q2["customers"].clean], ignore_index=True), preserve_index=False
     )
+    together = latest_rows(read_together, "customer_id").to_pandas()
     assert together.set_index("customer_id")["age"].to_dict() == {"C1": 31.0, "C2": 35.0}
+
+
+def test_latest_rows_keeps_the_last_record_of_each_key_in_row_order() -> None:
+    table = pa.table({"customer_id": ["A", "B", None, "A", "C", None, "B"], "n": [1, 2, 3, 4, 5, 6, 7]})
+    latest = latest_rows(table, "customer_id")
+    assert latest.column("customer_id").to_pylist() == ["A", "C", None, "B"]  # a missing key is one value
+    assert latest.column("n").to_pylist() == [4, 5, 6, 7]
+    unique = table.slice(0, 3)
+    assert latest_rows(unique, "customer_id") is unique  # nothing superseded: the same table, not a copy
+    assert latest_rows(table.slice(0, 0), "customer_id").num_rows == 0
 
 
 def _raw(path: Path, reader, arrived: pd.Timestamp) -> pd.DataFrame:  # noqa: ANN001

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics
 
-from hvbuyer_assets.core import performance
+from hvbuyer_assets.core import engine, labels, performance
 
 
 def _scores(as_of: str = "2026-06-30", version: str = "3", n: int = 4) -> pd.DataFrame:
@@ -110,6 +110,14 @@ def _transactions(rows: list[tuple[str, float, str]]) -> pd.DataFrame:
     )
 
 
+def _frames(tx: pd.DataFrame, customer_ids: list[str]) -> engine.Frames:
+    """The clean tables as the embedded engine's frames (customers' attributes do not matter to labels)."""
+    customers = pd.DataFrame(
+        {"customer_id": customer_ids, "signup_date": pd.NaT, "age": np.nan, "loyalty_points": np.nan, "region": None}
+    )
+    return engine.from_pandas(tx, customers)
+
+
 def test_a_scoring_is_judged_on_its_realised_labels() -> None:
     key = _key("2026-06-30", "3")
     archived = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "large_purchase_probability": [0.9, 0.2, 0.7, 0.1]})
@@ -118,7 +126,8 @@ def test_a_scoring_is_judged_on_its_realised_labels() -> None:
         [("A", 500.0, "2026-07-10"), ("B", 500.0, "2026-10-01"), ("C", 300.0, "2026-09-28"), ("D", 20.0, "2026-07-02")]
     )
     rule = performance.PerformanceRule(max_auc_drop=0.05, min_rows=4)
-    entry = performance.evaluate_scoring(key, archived, tx, {"roc_auc": 0.8, "brier": 0.2}, rule, 90, 300.0)
+    frames = _frames(tx, ["A", "B", "C", "D"])
+    entry = performance.evaluate_scoring(key, archived, frames, {"roc_auc": 0.8, "brier": 0.2}, rule, 90, 300.0)
     assert entry["model_version"] == "3" and entry["scored_as_of"] == "2026-06-30T00:00:00+00:00"
     assert entry["label_window_end"] == "2026-09-28T00:00:00+00:00"
     assert entry["realised"]["positives"] == 2 and entry["realised"]["roc_auc"] == 1.0
@@ -182,3 +191,26 @@ def test_the_performance_report_and_its_table() -> None:
             "degraded": True,
         }
     ]
+
+
+def test_realised_labels_are_the_archived_customers_labels_from_the_clean_tables() -> None:
+    """Labels of the archived customers only, in the archive's order, from frames of every clean customer: a
+    customer not archived does not count, an archived one unknown to the clean tables (or without transactions)
+    gets 0; for known customers they are ``build_labels``' labels."""
+    key = _key("2026-06-30", "3")
+    tx = _transactions(
+        [("A", 500.0, "2026-07-10"), ("E", 900.0, "2026-07-11"), ("F", 900.0, "2026-07-12"), ("C", 20.0, "2026-07-02")]
+    )
+    frames = _frames(tx, ["A", "B", "C", "E", "F"])
+    ids = ["C", "Z", "A", "B"]  # Z is no clean customer; E and F buy large but were not scored
+    got = labels.labels_of(frames, ids, key.as_of, 90, 300.0)
+    assert got.index.tolist() == ids and got.tolist() == [0, 0, 1, 0] and got.dtype == np.int8
+    known = ["C", "A", "B"]
+    pd.testing.assert_series_equal(
+        labels.labels_of(frames, known, key.as_of, 90, 300.0), labels.build_labels(tx, known, key.as_of, 90, 300.0)
+    )
+    archived = pd.DataFrame({"customer_id": ids, "large_purchase_probability": [0.1, 0.2, 0.9, 0.3]})
+    rule = performance.PerformanceRule(min_rows=1)
+    entry = performance.evaluate_scoring(key, archived, frames, {"roc_auc": 0.8, "brier": 0.2}, rule, 90, 300.0)
+    assert entry["realised"]["rows"] == 4 and entry["realised"]["positives"] == 1
+    assert entry["realised"]["roc_auc"] == 1.0

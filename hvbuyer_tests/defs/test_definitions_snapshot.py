@@ -97,3 +97,18 @@ def test_the_command_line_console_config_is_the_jobs_default() -> None:
 
     path = Path(__file__).resolve().parents[2] / "scripts" / "quiet_console.yaml"
     assert yaml.safe_load(path.read_text()) == QUIET_CONSOLE
+
+
+def test_an_ingest_run_leaves_training_and_the_drift_reference_to_the_runs_that_register_versions() -> None:
+    """A version's drift reference is written when it is registered (`full_build`, `retrain`): an ingest run
+    would load the whole training set only to find it there. The drift report still runs in it."""
+    defs = build_definitions(load_settings({}))
+
+    def selected(job: str) -> set[str]:
+        return {key.to_user_string() for key in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
+
+    ingest = selected("ingest_drop")
+    assert {"clean_transactions", "customer_features", "customer_scores", "score_history"} <= ingest
+    assert {"drift_report", "model_performance"} <= ingest
+    assert not ingest & {"drift_reference", "training_set", "trained_model", "registered_model", "champion_model"}
+    assert "drift_reference" in selected("full_build") & selected("retrain")

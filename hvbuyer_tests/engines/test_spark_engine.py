@@ -139,6 +139,11 @@ def test_window_boundaries_and_unknowns_are_the_same_on_spark_and_embedded(spark
     # (T0 + 1 ns, T0 + 1 ns + 90 d] holds only the 300 at T0 + 90 d; a 301 threshold leaves nothing in it
     assert labels.labels_frame(spark_frames, T0 + NS, 90, 301.0).tolist() == [0, 0, 0]
     assert labels.labels_frame(spark_frames, T0, 90, 450.0).tolist() == [1, 0, 0]  # the 500 at T0 + 1 ns
+    # model_performance's labels of archived ids (one no customer: 0), in the archive's order, on either engine
+    archived = ["c3", "nobody", "c1"]
+    on_spark_ids = labels.labels_of(spark_frames, archived, T0, 90, 300.0)
+    pd.testing.assert_series_equal(on_spark_ids, labels.labels_of(embedded_frames, archived, T0, 90, 300.0))
+    assert on_spark_ids.index.tolist() == archived and on_spark_ids.tolist() == [0, 0, 1]
 
 
 def test_a_stored_table_without_a_declared_column_is_named(spark_session: Any, tmp_path: Path) -> None:

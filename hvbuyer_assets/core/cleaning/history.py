@@ -2,7 +2,7 @@
 that its own rows also carry (:func:`earlier_matches`), so the cost follows the size of the drop, not of the
 history. Earlier drops are never rewritten: a transaction_id already received keeps its first record (the later
 copy is quarantined naming the earlier drop), and a customer record of a later drop replaces an earlier one when
-the drops are read together (:func:`latest_per_key`)."""
+the drops are read together (:func:`latest_rows`)."""
 
 from __future__ import annotations
 
@@ -66,15 +66,10 @@ def first_drop_of(matches: pa.Table, values: pa.Array | pa.ChunkedArray) -> pa.A
     return matches.column("drop").combine_chunks().take(where)
 
 
-def latest_per_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Drops read together (rows in drop order): the last record of each ``key`` wins, as within one drop."""
-    if not len(frame):
-        return frame
-    return frame.loc[~frame[key].duplicated(keep="last").to_numpy()].reset_index(drop=True)
-
-
 def latest_rows(table: pa.Table, key: str) -> pa.Table:
-    """:func:`latest_per_key` on an Arrow table (the feature engines' inputs): rows kept in their order."""
+    """Drops read together (rows in drop order): the last record of each ``key`` wins, as within one drop (a
+    missing key counts as one value); the rows kept stay in their order. The one implementation of the rule,
+    for the IO manager and the feature engines' inputs alike."""
     if table.num_rows < 2:
         return table
     codes = key_codes(table.column(key))

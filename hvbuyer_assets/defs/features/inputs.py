@@ -1,11 +1,12 @@
 """The feature assets' clean inputs as engine frames: an input manager on their ``ins``.
 
-``customer_features`` and ``training_set`` keep ``clean_customers`` and ``clean_transactions`` as real inputs (the
-asset graph, lineage and staleness are unchanged), but load them through ``engine_inputs`` instead of the pandas
-IO manager: it finds the stored parquet files of the upstream asset (one per drop partition of the run's input, in
-the instance's drop order; its data layer from the asset's metadata) and has the configured engine read them
-(``engines.inputs``: projected Arrow tables for the embedded engine, Spark DataFrames for ``HVBUYER_ENGINE=spark``;
-for ``clean_customers`` the latest drop's record of a customer wins). Nothing is stored through it.
+``customer_features``, ``training_set`` and ``model_performance`` (T and realised labels) keep ``clean_customers``
+and ``clean_transactions`` as real inputs (the asset graph, lineage and staleness are unchanged), but load them
+through ``engine_inputs`` instead of the pandas IO manager: it finds the stored parquet files of the upstream asset
+(one per drop partition of the run's input, in the instance's drop order; its data layer from the asset's metadata)
+and has the configured engine read them (``engines.inputs``: projected Arrow tables for the embedded engine, Spark
+DataFrames for ``HVBUYER_ENGINE=spark``; for ``clean_customers`` the latest drop's record of a customer wins).
+Nothing is stored through it.
 """
 
 from __future__ import annotations

@@ -7,12 +7,14 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from hvbuyer_assets import registry
-from hvbuyer_assets.core import drift, features, fingerprints, performance
+from hvbuyer_assets.core import drift, fingerprints, performance
 from hvbuyer_assets.core import drift_report as drift_report_core
+from hvbuyer_assets.defs.features.inputs import ENGINE_INS
 from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
 from hvbuyer_assets.defs.problem import PredictionProblem
+from hvbuyer_assets.engines.inputs import StoredTable, data_as_of, frames
 
 
 class DriftConfig(dg.Config):
@@ -165,11 +167,12 @@ PERFORMANCE_COLUMNS = {
 }
 
 
-@dg.asset(group_name="monitoring", metadata=layer("monitoring"), kinds={"pandas", "json"})
+@dg.asset(ins=ENGINE_INS, group_name="monitoring", metadata=layer("monitoring"), kinds={"pandas", "json"})
 def model_performance(
     context: dg.AssetExecutionContext,
     score_history: dict[str, Any],
-    clean_transactions: pd.DataFrame,
+    clean_customers: StoredTable,
+    clean_transactions: StoredTable,
     champion_model: dict[str, Any],
     problem: PredictionProblem,
     config: PerformanceConfig,
@@ -178,8 +181,10 @@ def model_performance(
 ) -> dict[str, Any]:
     """Concept drift: for each model version, its latest archived scoring whose label window (as_of, as_of + H]
     the data now covers, the realised ROC-AUC / Brier (training label definition) vs. its hold-out figures.
-    `degraded` refers to the current champion only."""
-    data_as_of = features.latest_event_time(clean_transactions)
+    `degraded` refers to the current champion only. The clean tables are read by the feature engine
+    (`engine_inputs`: only the columns T and the labels need), as the feature assets read them."""
+    inputs = frames(clean_transactions, clean_customers)
+    as_of = data_as_of(inputs)
     champion = champion_model["champion_version"]
     keys = performance.archive_keys(score_history["archives"])
     rule = performance.PerformanceRule(max_auc_drop=config.max_auc_drop, min_rows=config.min_rows)
@@ -188,20 +193,22 @@ def model_performance(
         performance.evaluate_scoring(
             key,
             monitoring_store.read(f"score_history/{key.stem}.parquet"),
-            clean_transactions,
+            inputs,
             _expected_metrics(client, version),
             rule,
             horizon_days=problem.horizon_days,
             threshold=problem.large_purchase_threshold,
         )
-        for version, key in performance.latest_matured(keys, data_as_of, problem.horizon_days).items()
+        for version, key in performance.latest_matured(keys, as_of, problem.horizon_days).items()
     ]
-    value = performance.performance_report(evaluations, keys, champion, data_as_of, problem.horizon_days, rule)
+    value = performance.performance_report(evaluations, keys, champion, as_of, problem.horizon_days, rule)
     metadata: dict[str, Any] = {
         "status": value["status"],
         "reason": value["reason"],
         "degraded": value["degraded"],
         "champion_version": champion,
+        "data_as_of": as_of.isoformat(),
+        "engine": clean_transactions.engine,
     }
     if evaluations:
         table = performance.evaluations_table(evaluations)
