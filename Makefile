@@ -84,8 +84,9 @@ bench-pipeline: install
 
 # Each drop processed once: a 4-year base history plus 10 drops of 30 days, each drop's ingest time (its
 # ingest_drop run: clean the drop, features, scores, monitoring) and a full rebuild of the history for comparison.
+# BENCH_ARGS="--customers 1000000" for the bench-pipeline scale (docs/operations-and-benchmarks.md).
 bench-scale: install
-	$(PY) scripts/bench_scale.py
+	$(PY) scripts/bench_scale.py $(BENCH_ARGS)
 
 # wrk (Debian's package) is the load generator; installed here like `make browser` installs chromium.
 bench-serve: install
