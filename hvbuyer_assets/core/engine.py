@@ -2,8 +2,9 @@
 
 Interface (shared with the Spark engine, hvbuyer_assets.engines): an engine turns its data into ``Frames``,
 the two LazyFrames of the ``feature_defs`` input convention plus ``collect`` (LazyFrame -> ``pa.Table``, with
-``customer_id`` as strings, any row order). ``features.features_frame``, ``labels.labels_frame`` and
-``training.training_frame`` take ``Frames`` and return today's pandas layouts, whatever the engine.
+``customer_id`` as strings, any row order; this engine's come in the final order, see below).
+``features.features_frame``, ``labels.labels_frame`` and ``training.training_frame`` take ``Frames`` and return
+today's pandas layouts, whatever the engine.
 
 Why polars: measured on 1M customers / 20M transactions (int64 customer codes, one cutoff, idle 2-core box),
 the same narwhals declaration took 12.8 s on pandas (astype, copies, block consolidation and ``when`` dominate;
@@ -12,16 +13,21 @@ on lazy polars, against 3.7 s for the former numpy kernels. So the embedded engi
 collects each result at once: in-process, Arrow-native (polars takes pyarrow buffers without copying), and the
 outputs are still pandas for the rest of the graph. Spark runs the same declaration lazily on a cluster.
 
-Here ``customer_id`` is replaced by int32 positions in the customers' ids (-1: unknown customer; an integer key
-hashes faster than a string) and mapped back in ``collect``; transactions without a timestamp are dropped while
-encoding (the declaration ignores them anyway). The string -> position lookup is Arrow's ``index_in`` on one slice
-of the column per core, in threads (Arrow releases the GIL; 1.7 s instead of 3.1 s for 20M ids on 2 cores).
-Transactions are then sorted by that code once, when the frames are made (polars' multi-threaded sort, 1.4 s at
-20M rows): polars' hash aggregation over 1M customers is ~2.5x slower on rows in time order (customers
-interleaved, per-customer state out of cache) than on rows grouped by customer, and one sort serves every cutoff
-of the training set. Measured at 1M customers / 20M transactions (2 cores), grouping + features collect: none
-0 + 3.9 s; a numpy radix pass 1.9 + 1.6 s; the polars sort 1.2-1.4 + 1.4 s (a stable sort: 1.9 s). The
-streaming engine collects faster than the in-memory one (1.4 vs 1.8 s on sorted rows, 3.9 vs 6.3 s unsorted).
+Here ``customer_id`` is replaced by int32 positions in the customers' ids **sorted by bytes** (-1: unknown customer;
+an integer key hashes faster than a string) and mapped back in ``collect``, which sorts every result by
+(``snapshot``, code): the codes' order is the ids' order (``pc.sort_indices``), so the rows come out in the order
+``features.finish_*`` guarantee and their ``sort_rows`` only checks it (one vectorised comparison) instead of
+sorting again by string (ids are sorted once at encoding: one check when they already are, the usual case; the check
+also proves them unique, with no hash set). Transactions without a timestamp are dropped while encoding (the
+declaration ignores them anyway; a filter copies every column, so only when there is one). The string -> position
+lookup is Arrow's ``index_in`` on one slice of the column per core, in threads (Arrow releases the GIL; 1.7 s
+instead of 3.1 s for 20M ids on an idle 2-core box; none at load 4-6: 5.2-6.1 s vs 5.1-5.6 s). Transactions are then
+sorted by that code once, when the frames are made (polars' multi-threaded sort, 1.4 s at 20M rows): polars' hash
+aggregation over 1M customers is ~2.5x slower on rows in time order (customers interleaved, per-customer state out
+of cache) than on rows grouped by customer, and one sort serves every cutoff of the training set. Measured at 1M
+customers / 20M transactions (2 cores), grouping + features collect: none 0 + 3.9 s; a numpy radix pass 1.9 + 1.6 s;
+the polars sort 1.2-1.4 + 1.4 s (a stable sort: 1.9 s). The streaming engine collects faster than the in-memory one
+(1.4 vs 1.8 s on sorted rows, 3.9 vs 6.3 s unsorted).
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hvbuyer_assets.core.feature_defs import ID
-from hvbuyer_assets.core.keys import id_index
 from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
 
 NAT_NS = np.iinfo(np.int64).min
@@ -104,42 +109,59 @@ def _positions(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.nd
         return np.concatenate(list(parts))
 
 
+def _sorted_ids(customer_ids: Any) -> tuple[pa.Array, np.ndarray | None]:
+    """The customers' ids in ascending byte order (``pc.sort_indices``' order of strings, a null id last) and the
+    order that sorts them (None when they already are: checked in one vectorised pass). ValueError when not unique
+    (equal ids are neighbours once sorted, so no hash set is needed)."""
+    ids = _strings(customer_ids)
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if len(ids) < 2:
+        return ids, None
+    order = None
+    if ids.null_count or not pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
+        order = pc.sort_indices(ids).to_numpy()
+        ids = ids.take(order)
+        if ids.null_count > 1 or pc.any(pc.equal(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
+            raise ValueError("customer_id values must be unique")
+    return ids, order
+
+
 def _encode(
     tx_ids: Any, ts: Any, amount: Any, status: Any, customer_ids: Any, age: Any, points: Any, signup: Any, region: Any
 ) -> Frames:
-    index = id_index(customer_ids)
-    ids = pa.array(index.array)
-    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    ids, order = _sorted_ids(customer_ids)
     status_code = _positions(_strings(status), STATUS_VALUES)
     status_code = np.where(status_code < 0, len(TRANSACTION_STATUSES), status_code)  # "": any other status
-    transactions = (
-        pl.DataFrame(
-            {
-                ID: _positions(_strings(tx_ids), ids),
-                "ts": _ns(ts),
-                "amount": _floats(amount),
-                "status": pl.Series(
-                    pa.DictionaryArray.from_arrays(status_code.astype(np.int8), STATUS_CATEGORIES), dtype=STATUS_ENUM
-                ),
-            }
-        )
-        .filter(pl.col("ts") != NAT_NS)  # rows of unknown customers (-1) stay: T counts them, no customer joins them
-        .sort(ID)  # each customer's rows together; their order within a customer changes no aggregate
+    ts_ns = _ns(ts)
+    transactions = pl.DataFrame(
+        {
+            ID: _positions(_strings(tx_ids), ids),
+            "ts": ts_ns,
+            "amount": _floats(amount),
+            "status": pl.Series(
+                pa.DictionaryArray.from_arrays(status_code.astype(np.int8), STATUS_CATEGORIES), dtype=STATUS_ENUM
+            ),
+        }
     )
+    if (ts_ns == NAT_NS).any():  # (a filter copies every column: only when there is a row to drop)
+        transactions = transactions.filter(pl.col("ts") != NAT_NS)  # unknown customers (-1) stay: T counts them
+    transactions = transactions.sort(ID)  # each customer's rows together; their order within one changes no aggregate
     signup_ns = _ns(signup)
     customers = pl.DataFrame(
         {
-            ID: np.arange(len(index), dtype=np.int32),
             "signup_ns": pl.Series(signup_ns).set(pl.Series(signup_ns == NAT_NS), None),
             "age": _floats(age),
             "loyalty_points": _floats(points),
             "region": pl.from_arrow(_strings(region)),
         }
     )
+    if order is not None:  # the customers' rows in the order of their sorted ids
+        customers = customers[order]
+    customers = customers.insert_column(0, pl.Series(ID, np.arange(len(ids), dtype=np.int32)))  # code = position
 
     def collect(lazy: nw.LazyFrame) -> pa.Table:
         result = lazy.to_native().collect(engine="streaming")
-        if ID in result.columns:  # customers' order: already the order of the ids when they are sorted
+        if ID in result.columns:  # code order = byte order of the ids: the order finish_* want, no string sort
             result = result.sort([c for c in ("snapshot", ID) if c in result.columns])
         table = result.to_arrow()
         at = table.schema.get_field_index(ID)

@@ -23,10 +23,14 @@ sorted by customer_id so every engine gives the same frame):
 - ``features(tx, customers, as_of_ns, large_amount)``: ``customer_id``, ``FEATURE_NUMERIC`` (float64; null =
   unknown), ``region`` (raw), ``signup_ns`` and ``last_event_ns`` (int64, ``NO_TIME`` = none).
 - ``labels(tx, customers, cutoff_ns, horizon_days, threshold)``: ``customer_id``, ``label`` (int8).
+- ``features_at(tx, customers, cutoffs, large_amount)``: ``{cutoff_ns: features as of it}``, the same rows and
+  bits as ``features`` per cutoff for less work: the per-row columns once, the earliest cutoff in full, each later
+  one from the previous one's totals plus those of the rows since it and the window sums of its last 365 days
+  (integer sums, maxima and minima of consecutive time ranges combine exactly).
 - ``training_rows(tx, customers, cutoffs, horizon_days, threshold)``: for each ``(split, cutoff_ns)`` of
   ``cutoffs`` (``training.training_cutoffs(earliest_ns, as_of, ...)`` makes them), the eligible customers'
-  ``features`` as of the cutoff plus ``label``, ``split``, ``cutoff_ns`` and ``snapshot`` (the position in
-  ``cutoffs``, for a stable order).
+  features as of the cutoff (``features_at``) plus ``label``, ``split``, ``cutoff_ns`` and ``snapshot`` (the
+  position in ``cutoffs``, for a stable order).
 - ``history(tx, customers)``: one row, ``latest_ns`` (latest valid transaction of ``tx``, any customer: T, the
   as-of time of the data, as ``features.latest_event_time``) and ``earliest_ns`` (earliest transaction of a
   known customer); null when there is none.
@@ -76,48 +80,100 @@ def _per_unit(numerator: nw.Expr, denominator: nw.Expr) -> nw.Expr:
     return numerator / denominator.clip(lower_bound=1).cast(nw.Float64)
 
 
-def features(tx: nw.LazyFrame, customers: nw.LazyFrame, as_of_ns: int, large_amount: float) -> nw.LazyFrame:
-    """Every customer's features from its transactions with ``ts <= as_of_ns`` (windows ``(t - N days, t]``).
+COUNTS = ("n_completed", "n_large")  # all-time counts; the window counts are ``WINDOW_SUMS``' n_*
+TOTAL_SUMS = (*COUNTS, "total_micro", "non_failed", "n_refunded", "n_failed")
+WINDOW_SUMS = ("n_completed_30d", "n_completed_90d", "n_completed_365d", "spend_90d_micro", "spend_365d_micro")
+LONGEST_WINDOW_DAYS = 365
+# Per-customer aggregates of a time range that combine over consecutive ranges (``_combine``).
+TOTALS = (
+    "n_transactions",
+    "last_event_ns",
+    *TOTAL_SUMS,
+    "max_spend",
+    "last_amount",
+    "last_purchase_ns",
+    "first_purchase_ns",
+)
 
-    Every per-row quantity is a column first and the aggregation only sums, maxes and mins plain columns (the
-    fast path of every engine); ``last_amount`` compares each purchase time with the customer's latest one
-    (a window max over the customer, cheaper than joining the aggregate back).
-    """
-    as_of_ns = int(as_of_ns)
-    done = c("done")
-    recent = {days: done & (c("ts") > as_of_ns - days * DAY_NS) for days in (30, 90, 365)}
-    micro = _micro(c("amount"))
-    rows = (
-        tx.filter(~c("ts").is_null() & (c("ts") <= as_of_ns))
-        .with_columns(done=c("status") == COMPLETED)
-        .with_columns(
-            n_completed=done.cast(FLAG),
-            **{f"n_completed_{days}d": recent[days].cast(FLAG) for days in (30, 90, 365)},
-            total_micro=nw.when(done).then(micro).otherwise(0),
-            spend_90d_micro=nw.when(recent[90]).then(micro).otherwise(0),
-            spend_365d_micro=nw.when(recent[365]).then(micro).otherwise(0),
-            max_spend=nw.when(done).then(c("amount")).otherwise(0.0),
-            purchase_ns=nw.when(done).then(c("ts")),  # null unless a completed purchase
-            n_large=(done & (c("amount") >= float(large_amount))).cast(FLAG),
-            non_failed=c("status").is_in([COMPLETED, PENDING, REFUNDED]).cast(FLAG),
-            n_refunded=(c("status") == REFUNDED).cast(FLAG),
-            n_failed=(c("status") == FAILED).cast(FLAG),
-        )
-        .with_columns(
-            last_amount=nw.when(c("purchase_ns") == c("purchase_ns").max().over(ID)).then(c("amount")).otherwise(0.0)
-        )
+
+def _rows(tx: nw.LazyFrame, large_amount: float) -> nw.LazyFrame:
+    """The valid transactions with the per-row columns that do not depend on the cutoff (computed once for every
+    cutoff of the training set). Each is a plain column, so the aggregation only sums, maxes and mins columns
+    (the fast path of every engine)."""
+    done = c("status") == COMPLETED
+    return tx.filter(~c("ts").is_null()).with_columns(
+        n_completed=done.cast(FLAG),
+        total_micro=nw.when(done).then(_micro(c("amount"))).otherwise(0),
+        max_spend=nw.when(done).then(c("amount")).otherwise(0.0),
+        purchase_ns=nw.when(done).then(c("ts")),  # null unless a completed purchase
+        n_large=(done & (c("amount") >= float(large_amount))).cast(FLAG),
+        non_failed=c("status").is_in([COMPLETED, PENDING, REFUNDED]).cast(FLAG),
+        n_refunded=(c("status") == REFUNDED).cast(FLAG),
+        n_failed=(c("status") == FAILED).cast(FLAG),
     )
-    counts = ("n_completed", "n_completed_30d", "n_completed_90d", "n_completed_365d", "n_large")
-    sums = (*counts, "total_micro", "spend_90d_micro", "spend_365d_micro", "non_failed", "n_refunded", "n_failed")
-    behaviour = rows.group_by(ID).agg(
+
+
+def _window_columns(as_of_ns: int) -> dict[str, nw.Expr]:
+    """``WINDOW_SUMS`` per row of ``_rows`` (completed purchases in ``(t - N days, t]``, rows with ts <= t)."""
+    recent = {days: c("ts") > as_of_ns - days * DAY_NS for days in (30, 90, 365)}
+    return {
+        **{f"n_completed_{days}d": nw.when(recent[days]).then(c("n_completed")).otherwise(0) for days in (30, 90, 365)},
+        **{f"spend_{days}d_micro": nw.when(recent[days]).then(c("total_micro")).otherwise(0) for days in (90, 365)},
+    }
+
+
+def _aggregate(rows: nw.LazyFrame, as_of_ns: int | None) -> nw.LazyFrame:
+    """``TOTALS`` per customer of ``rows`` (and ``WINDOW_SUMS`` as of ``as_of_ns`` unless None). ``last_amount``
+    compares each purchase time with the customer's latest one in ``rows`` (a window max over the customer,
+    cheaper than joining the aggregate back)."""
+    windows = _window_columns(as_of_ns) if as_of_ns is not None else {}
+    latest = c("purchase_ns") == c("purchase_ns").max().over(ID)
+    rows = rows.with_columns(last_amount=nw.when(latest).then(c("amount")).otherwise(0.0), **windows)
+    return rows.group_by(ID).agg(
         nw.len().alias("n_transactions"),
         c("ts").max().alias("last_event_ns"),
-        *(c(name).sum() for name in sums),
+        *(c(name).sum() for name in (*TOTAL_SUMS, *windows)),
         c("max_spend").max(),
         c("last_amount").max(),
         c("purchase_ns").max().alias("last_purchase_ns"),
         c("purchase_ns").min().alias("first_purchase_ns"),
     )
+
+
+def _window_sums(rows: nw.LazyFrame, as_of_ns: int) -> nw.LazyFrame:
+    """``WINDOW_SUMS`` per customer as of ``as_of_ns``, from the rows of the longest window only."""
+    recent = rows.filter((c("ts") > as_of_ns - LONGEST_WINDOW_DAYS * DAY_NS) & (c("ts") <= as_of_ns))
+    return recent.with_columns(**_window_columns(as_of_ns)).group_by(ID).agg(*(c(n).sum() for n in WINDOW_SUMS))
+
+
+def _combine(keys: nw.LazyFrame, earlier: nw.LazyFrame, later: nw.LazyFrame) -> nw.LazyFrame:
+    """``TOTALS`` of two consecutive time ranges (every ``later`` row after every ``earlier`` row) as the totals of
+    their union, for each customer of ``keys`` (exact: sums of integers, maxima and minima)."""
+    after = {name: f"{name}_later" for name in TOTALS}
+    both = keys.join(earlier.select(ID, *TOTALS), on=ID, how="left").join(
+        later.select(ID, *TOTALS).rename(after), on=ID, how="left"
+    )
+
+    def total(name: str, empty: float) -> nw.Expr:
+        return c(name).fill_null(empty) + c(after[name]).fill_null(empty)
+
+    bought_later = ~c(after["last_purchase_ns"]).is_null()
+    return both.select(
+        ID,
+        total("n_transactions", 0).alias("n_transactions"),
+        nw.coalesce(c(after["last_event_ns"]), c("last_event_ns")).alias("last_event_ns"),
+        *(total(name, 0).alias(name) for name in TOTAL_SUMS),
+        nw.max_horizontal(c("max_spend").fill_null(0.0), c(after["max_spend"]).fill_null(0.0)).alias("max_spend"),
+        nw.when(bought_later).then(c(after["last_amount"])).otherwise(c("last_amount")).alias("last_amount"),
+        nw.coalesce(c(after["last_purchase_ns"]), c("last_purchase_ns")).alias("last_purchase_ns"),
+        nw.coalesce(c("first_purchase_ns"), c(after["first_purchase_ns"])).alias("first_purchase_ns"),
+    )
+
+
+def _features(customers: nw.LazyFrame, behaviour: nw.LazyFrame, as_of_ns: int) -> nw.LazyFrame:
+    """``FEATURE_OUTPUT`` of every customer from its ``TOTALS`` and ``WINDOW_SUMS`` as of ``as_of_ns``."""
+    sums = (*TOTAL_SUMS, *WINDOW_SUMS)
+    counts = (*COUNTS, "n_completed_30d", "n_completed_90d", "n_completed_365d")
     micro_sums = {"total_spend": "total_micro", "spend_90d": "spend_90d_micro", "spend_365d": "spend_365d_micro"}
     joined = customers.select(ID, "signup_ns", "age", "loyalty_points", "region").join(behaviour, on=ID, how="left")
     as_of = nw.lit(as_of_ns, nw.Int64)
@@ -139,6 +195,39 @@ def features(tx: nw.LazyFrame, customers: nw.LazyFrame, as_of_ns: int, large_amo
         last_event_ns=c("last_event_ns").fill_null(NO_TIME),
     )
     return out.select(*FEATURE_OUTPUT)
+
+
+def features(tx: nw.LazyFrame, customers: nw.LazyFrame, as_of_ns: int, large_amount: float) -> nw.LazyFrame:
+    """Every customer's features from its transactions with ``ts <= as_of_ns`` (windows ``(t - N days, t]``):
+    one aggregation of the rows, windows included."""
+    as_of_ns = int(as_of_ns)
+    rows = _rows(tx, large_amount).filter(c("ts") <= as_of_ns)
+    return _features(customers, _aggregate(rows, as_of_ns), as_of_ns)
+
+
+def features_at(
+    tx: nw.LazyFrame, customers: nw.LazyFrame, cutoffs: Sequence[int], large_amount: float
+) -> dict[int, nw.LazyFrame]:
+    """``features`` as of each of ``cutoffs``, sharing the work: the per-row columns once; the earliest cutoff
+    as ``features``; each later one from the previous one's ``TOTALS`` plus those of the rows since it
+    (``_combine``) and the window sums over its longest window only. Equal, bit for bit, to ``features`` per
+    cutoff (integer sums, maxima and minima combine exactly) for a fraction of the aggregation work."""
+    rows = _rows(tx, large_amount)
+    keys = customers.select(ID)
+    out: dict[int, nw.LazyFrame] = {}
+    totals: nw.LazyFrame | None = None
+    previous = 0
+    for cutoff in sorted({int(c_) for c_ in cutoffs}):
+        if totals is None:
+            behaviour = _aggregate(rows.filter(c("ts") <= cutoff), cutoff)
+            totals = behaviour
+        else:
+            since = _aggregate(rows.filter((c("ts") > previous) & (c("ts") <= cutoff)), None)
+            totals = _combine(keys, totals, since)
+            behaviour = totals.join(_window_sums(rows, cutoff), on=ID, how="left")
+        out[cutoff] = _features(customers, behaviour, cutoff)
+        previous = cutoff
+    return out
 
 
 def labels(
@@ -168,8 +257,9 @@ def training_rows(
     if not cutoffs:
         raise ValueError("no cutoff to build training rows for")
     frames = []
+    at = features_at(tx, customers, [cutoff_ns for _, cutoff_ns in cutoffs], threshold)
     for snapshot, (split, cutoff_ns) in enumerate(cutoffs):
-        feats = features(tx, customers, cutoff_ns, threshold)
+        feats = at[int(cutoff_ns)]
         eligible = feats.filter(c("signup_ns") <= int(cutoff_ns))  # NO_TIME (unknown) is always <= cutoff
         rows = eligible.join(labels(tx, customers, cutoff_ns, horizon_days, threshold), on=ID, how="inner")
         frames.append(

@@ -112,28 +112,54 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
     )
 
 
+def in_order(table: pa.Table, keys: Sequence[str]) -> bool:
+    """Whether the rows already are in ascending order of ``keys`` (lexicographic, strings by bytes as
+    ``pc.sort_indices``; no nulls): one vectorised comparison of each row with the next, no sort."""
+    n = table.num_rows
+    ordered = None
+    for key in reversed(keys):
+        column = table.column(key)
+        if column.null_count:
+            return False
+        head, tail = column.slice(0, max(n - 1, 0)), column.slice(1)
+        same = pc.equal(head, tail)  # then the next key decides (the last key: equal rows are in order)
+        ordered = pc.or_(pc.less(head, tail), same if ordered is None else pc.and_(same, ordered))
+    return n < 2 or bool(pc.all(ordered).as_py())
+
+
 def sort_rows(table: pa.Table, keys: Sequence[str]) -> pa.Table:
-    """Rows in ascending order of ``keys``: the same order whatever engine collected them (no copy when the
-    rows already are in that order)."""
-    order = pc.sort_indices(table, [(k, "ascending") for k in keys])
-    if len(order) and pc.all(pc.equal(order, pa.array(np.arange(len(order), dtype=np.uint64)))).as_py():
+    """Rows in ascending order of ``keys``: the same order whatever engine collected them. The embedded engine's
+    rows already are in that order (``core.engine``): then the table is returned as it is, after one cheap check."""
+    if in_order(table, keys):
         return table
-    return table.take(order)
+    return table.take(pc.sort_indices(table, [(k, "ascending") for k in keys]))
 
 
 def feature_columns(table: pa.Table) -> dict[str, Any]:
     """The feature columns of a collected ``feature_defs.features`` table, in their pandas dtypes:
     ``FEATURE_NUMERIC`` (null -> NaN), region (normalised here, as serving does), signup_date, last_event_at."""
     columns: dict[str, Any] = {name: _floats(table.column(name)) for name in FEATURE_NUMERIC}
-    columns["region"] = _region(table.column("region").to_pandas()).array
+    columns["region"] = _regions(table.column("region"))
     columns["signup_date"] = utc_times(_int64s(table.column("signup_ns")))
     columns["last_event_at"] = utc_times(_int64s(table.column("last_event_ns")))
     return columns
 
 
+def in_columns(columns: Mapping[str, Any], names: Sequence[str], index: pd.Index | None = None) -> pd.DataFrame:
+    """A frame of ``columns`` in the order ``names``, built in that order: selecting columns afterwards would copy
+    every block once more (~1 s and 0.3 GiB more at 2M training rows)."""
+    return pd.DataFrame({name: columns[name] for name in names}, index=index)
+
+
 def customer_ids(table: pa.Table) -> pd.arrays.ArrowStringArray:
-    """The ``customer_id`` column of a collected table as a string[pyarrow] array."""
-    return pd.array(table.column(KEY).to_pandas(types_mapper=pd.ArrowDtype).array, dtype=STRING)
+    """The ``customer_id`` column of a collected table as a string[pyarrow] array (its Arrow data, no copy)."""
+    return strings(table.column(KEY))
+
+
+def strings(column: pa.ChunkedArray) -> pd.arrays.ArrowStringArray:
+    """A string column of a collected table as a string[pyarrow] array (its Arrow data, no copy)."""
+    wide = column if pa.types.is_large_string(column.type) else column.cast(pa.large_string())
+    return pd.arrays.ArrowStringArray(wide)
 
 
 def finish_features(table: pa.Table, as_of_ns: int) -> pd.DataFrame:
@@ -142,7 +168,7 @@ def finish_features(table: pa.Table, as_of_ns: int) -> pd.DataFrame:
     index = pd.Index(customer_ids(table), name=KEY)  # one row per customer by construction
     columns = feature_columns(table)
     columns["feature_as_of"] = utc_times(np.full(len(index), int(as_of_ns), dtype=np.int64))
-    return pd.DataFrame(columns, index=index)[list(FEATURE_COLUMNS + EXTRA_COLUMNS)]
+    return in_columns(columns, FEATURE_COLUMNS + EXTRA_COLUMNS, index)
 
 
 def features_frame(frames: Frames, as_of: Any, large_amount: float = LARGE_AMOUNT) -> pd.DataFrame:
@@ -170,6 +196,14 @@ def build_features(
 
 def _region(values: pd.Series) -> pd.Series:
     return normalise_region(values.astype(STRING)).astype(STRING)
+
+
+def _regions(column: pa.ChunkedArray) -> pd.arrays.ArrowStringArray:
+    """A collected raw region column normalised as ``_region`` does, each distinct value once (a few regions,
+    millions of rows)."""
+    encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+    normalised = pa.array(_region(encoded.dictionary.to_pandas()).array)
+    return strings(pa.chunked_array([normalised.take(encoded.indices)]))
 
 
 def _numeric(values: Any, n: int) -> np.ndarray:

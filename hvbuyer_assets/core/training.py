@@ -22,10 +22,11 @@ import pyarrow as pa
 from hvbuyer_assets.core import engine, feature_defs, problem
 from hvbuyer_assets.core.features import (
     FEATURE_COLUMNS,
-    STRING,
     customer_ids,
     feature_columns,
+    in_columns,
     sort_rows,
+    strings,
     to_utc,
     utc_times,
 )
@@ -89,8 +90,8 @@ def finish_training(table: pa.Table) -> pd.DataFrame:
     columns["customer_id"] = customer_ids(table)
     columns["cutoff"] = utc_times(table.column("cutoff_ns").to_numpy())
     columns["label"] = table.column("label").to_numpy().astype(np.int8)
-    columns["split"] = table.column("split").to_pandas().astype(STRING).array
-    return pd.DataFrame(columns)[list(TRAINING_COLUMNS)]
+    columns["split"] = strings(table.column("split"))
+    return in_columns(columns, TRAINING_COLUMNS)
 
 
 def training_frame(

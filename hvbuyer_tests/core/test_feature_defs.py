@@ -265,3 +265,48 @@ def test_feature_outputs_are_float64_and_times_never_pass_through_float() -> Non
 def test_duplicate_customer_ids_raise() -> None:
     with pytest.raises(ValueError, match="unique"):
         engine.from_pandas(transactions([]), customers(["x", "x"]))
+
+
+def test_features_at_several_cutoffs_are_the_features_at_each_cutoff_bit_for_bit() -> None:
+    """The shared computation of the training set (earliest cutoff in full, each later one from the previous
+    totals plus the rows since it) equals ``features`` run alone at each cutoff, whatever the cutoffs' order."""
+    tx, cust = generated()
+    frames = engine.from_pandas(tx, cust)
+    cutoffs = [(AS_OF - d * DAY).value for d in (40, 400, 95, 41)]  # unordered; 40 / 41 days: one day apart
+    shared = feature_defs.features_at(frames.transactions, frames.customers, cutoffs, 250.0)
+    assert sorted(shared) == sorted(cutoffs)
+    for cutoff in cutoffs:
+        alone = frames.collect(feature_defs.features(frames.transactions, frames.customers, cutoff, 250.0))
+        assert frames.collect(shared[cutoff]).equals(alone), cutoff
+
+
+def test_embedded_rows_come_in_customer_id_byte_order_so_finishing_needs_no_sort() -> None:
+    """The embedded engine codes customers by their ids in byte order, so its rows (ordered by code) already are
+    in the order ``finish_*`` guarantee and ``sort_rows`` keeps the table as it is; an engine that returns rows
+    in another order (Spark) is sorted into the same frame."""
+    ids = ["b", "a10", "B", "é", "a9", "Z", "a"]  # neither insertion, numeric nor case-insensitive order
+    tx = transactions([(i, 10.0 + k, AS_OF - (k + 1) * 30 * DAY, "completed") for k, i in enumerate(ids * 3)])
+    frames = engine.from_pandas(tx, customers(ids))
+    byte_order = sorted(ids, key=str.encode)
+    feats = frames.collect(feature_defs.features(frames.transactions, frames.customers, AS_OF.value, 300.0))
+    assert feats.column("customer_id").to_pylist() == byte_order
+    cutoffs = [("train", (AS_OF - 200 * DAY).value), ("holdout", (AS_OF - 100 * DAY).value)]
+    rows = frames.collect(feature_defs.training_rows(frames.transactions, frames.customers, cutoffs, 90, 300.0))
+    assert rows.column("customer_id").to_pylist() == byte_order * 2
+    assert rows.column("snapshot").to_pylist() == [0] * len(ids) + [1] * len(ids)
+    for table, keys in ((feats, ["customer_id"]), (rows, ["snapshot", "customer_id"])):
+        assert features.in_order(table, keys) and features.sort_rows(table, keys) is table
+        shuffled = table.take(np.random.default_rng(0).permutation(table.num_rows))
+        assert not features.in_order(shuffled, keys) and features.sort_rows(shuffled, keys).equals(table)
+    assert list(features.finish_features(feats, AS_OF.value).index) == byte_order
+
+
+def test_in_order_compares_keys_lexicographically() -> None:
+    table = pa.table({"snapshot": [0, 0, 1, 1], "customer_id": ["b", "c", "a", "b"]})
+    assert features.in_order(table, ["snapshot", "customer_id"])
+    assert not features.in_order(table, ["customer_id"])  # the second key decides only on ties of the first
+    assert not features.in_order(table.take([1, 0, 2, 3]), ["snapshot", "customer_id"])
+    assert features.in_order(table.slice(0, 1), ["snapshot"]) and features.in_order(table.slice(0, 0), ["snapshot"])
+    with_null = pa.table({"customer_id": ["a", None]})
+    assert not features.in_order(with_null, ["customer_id"])  # nulls: sort_indices decides where they go
+    assert features.sort_rows(with_null, ["customer_id"]).column(0).to_pylist() == ["a", None]
