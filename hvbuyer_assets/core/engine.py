@@ -162,7 +162,9 @@ def _encode(
     def collect(lazy: nw.LazyFrame) -> pa.Table:
         result = lazy.to_native().collect(engine="streaming")
         if ID in result.columns:  # code order = byte order of the ids: the order finish_* want, no string sort
-            result = result.sort([c for c in ("snapshot", ID) if c in result.columns])
+            # one int64 key (snapshot, code): sorts 2M training rows in 0.13-0.40 s vs 0.37-0.77 s for two keys
+            key = pl.col("snapshot") * (1 << 32) + pl.col(ID) if "snapshot" in result.columns else pl.col(ID)
+            result = result.sort(key)
         table = result.to_arrow()
         at = table.schema.get_field_index(ID)
         return table if at < 0 else table.set_column(at, ID, pc.take(ids, table.column(at)))
