@@ -5,7 +5,8 @@ four years, 85/5/5/5 % completed/pending/refunded/failed, 10 % of customers with
 unknown customers, 5 % unknown signup dates; transaction_id and payment_method as in the clean table) are
 written once per size under ``--workdir``. Each (implementation, stage) then runs in a fresh process that loads
 the frames and times the call: wall seconds, peak RSS of the process during the call (its peak RSS is reset after
-loading, Linux ``clear_refs``) and what the call added on top of the loaded inputs. ``old`` is the numpy
+loading, Linux ``clear_refs``) and what the call added on top of the loaded inputs; also the process's CPU
+seconds (user + system, all threads), steadier than wall time on a shared box. ``old`` is the numpy
 implementation of main before the engine (kept here verbatim as the baseline, not in the package); ``new`` is
 ``features.build_features`` / ``training.build_training_set``. Stage ``stored`` is the customer_features step
 from the parquet files, load included: before, the whole clean tables as pandas (what the IO manager loaded)
@@ -267,11 +268,11 @@ def child(impl: str, stage: str, folder: Path) -> None:
     tx, customers = load(folder) if stage != "stored" else (None, None)
     before = psutil.Process().memory_info().rss
     Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS (VmHWM) restarts from the current RSS
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = stored(impl, folder) if stage == "stored" else call(impl, stage, tx, customers)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = _peak_rss()
-    print(json.dumps({"seconds": seconds, "peak_rss": peak, "inputs_rss": before, "rows": len(out)}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_rss": peak, "inputs_rss": before, "rows": len(out)}))
 
 
 def _peak_rss() -> int:
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for impl, r in best.items():
                 print(
-                    f"{n:>9,} / {m:>11,}  {stage:8s} {impl}: {r['seconds']:6.2f} s  peak RSS "
+                    f"{n:>9,} / {m:>11,}  {stage:8s} {impl}: {r['seconds']:6.2f} s (CPU {r['cpu']:6.2f} s)  peak RSS "
                     f"{r['peak_rss'] / GIB:5.2f} GiB (+{(r['peak_rss'] - r['inputs_rss']) / GIB:.2f} GiB over inputs)"
                 )
             old, new = best["old"], best["new"]
