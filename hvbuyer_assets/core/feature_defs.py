@@ -31,6 +31,7 @@ sorted by customer_id so every engine gives the same frame):
   ``cutoffs`` (``training.training_cutoffs(earliest_ns, as_of, ...)`` makes them), the eligible customers'
   features as of the cutoff (``features_at``) plus ``label``, ``split``, ``cutoff_ns`` and ``snapshot`` (the
   position in ``cutoffs``, for a stable order).
+- ``latest(tx)``: one row, ``latest_ns`` (T; reads ``ts`` only, so it runs on the transactions alone).
 - ``history(tx, customers)``: one row, ``latest_ns`` (latest valid transaction of ``tx``, any customer: T, the
   as-of time of the data, as ``features.latest_event_time``) and ``earliest_ns`` (earliest transaction of a
   known customer); null when there is none.
@@ -272,10 +273,15 @@ def training_rows(
     return nw.concat(frames, how="vertical")
 
 
+def latest(tx: nw.LazyFrame) -> nw.LazyFrame:
+    """One row: ``latest_ns``, the latest valid transaction time of ``tx`` (any customer; T, the as-of time of the
+    data); null when there is none. Reads ``ts`` only."""
+    return tx.filter(~c("ts").is_null()).select(c("ts").max().alias("latest_ns"))
+
+
 def history(tx: nw.LazyFrame, customers: nw.LazyFrame) -> nw.LazyFrame:
-    """One row: ``latest_ns`` (latest valid transaction time, T) and ``earliest_ns`` (earliest transaction of a
-    known customer); null when there is none."""
+    """One row: ``latest_ns`` (:func:`latest`, T) and ``earliest_ns`` (earliest transaction of a known customer);
+    null when there is none."""
     valid = tx.filter(~c("ts").is_null())
-    latest = valid.select(c("ts").max().alias("latest_ns"))
     earliest = valid.join(customers.select(ID), on=ID, how="semi").select(c("ts").min().alias("earliest_ns"))
-    return latest.join(earliest, how="cross")
+    return latest(tx).join(earliest, how="cross")

@@ -137,6 +137,15 @@ def latest_matured(keys: Iterable[ArchiveKey], data_as_of: Any, horizon_days: in
     return dict(sorted(latest.items()))
 
 
+def label_span(keys: Iterable[ArchiveKey], horizon_days: int) -> tuple[int, int]:
+    """``(start, end)`` in ns such that every label window ``(as_of, as_of + H]`` of ``keys`` lies in
+    ``(start, end]``: the only transactions their labels read (ValueError without a key)."""
+    windows = [labels.label_window(key.as_of, horizon_days) for key in keys]
+    if not windows:
+        raise ValueError("no archived scoring: no label window")
+    return min(start.value for start, _ in windows), max(end.value for _, end in windows)
+
+
 def expected_metrics(holdout: Mapping[str, Any] | None, roc_auc_tag: str | None = None) -> dict[str, float | None]:
     """A version's hold-out ROC-AUC / Brier: its run's metrics, the ROC-AUC tag when the run lacks it; all None
     for a version that no longer exists (``holdout`` None)."""

@@ -15,8 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import narwhals as nw
 import pandas as pd
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hvbuyer_assets.core import engine, feature_defs
 from hvbuyer_assets.core.cleaning.history import latest_rows
@@ -106,9 +109,47 @@ def load_frames(
     return frames(read_table(TRANSACTIONS, transaction_files, options), read_table(CUSTOMERS, customer_files, options))
 
 
-def data_as_of(frames: engine.Frames) -> pd.Timestamp:
-    """T: the latest valid transaction time of ``frames`` (``features.latest_event_time`` on any engine)."""
-    latest = frames.collect(feature_defs.history(frames.transactions, frames.customers)).column("latest_ns")[0]
+def _as_of(result: pa.Table) -> pd.Timestamp:
+    latest = result.column("latest_ns")[0]
     if not latest.is_valid:
         raise ValueError("no transaction with a valid timestamp: the as-of time is undefined")
     return to_utc(pd.Timestamp(latest.as_py(), unit="ns", tz="UTC"))
+
+
+def data_as_of(frames: engine.Frames) -> pd.Timestamp:
+    """T: the latest valid transaction time of ``frames`` (``feature_defs.latest`` on any engine)."""
+    return _as_of(frames.collect(feature_defs.latest(frames.transactions)))
+
+
+def _times_ns(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A stored timestamp column as the declaration's ``ts``: int64 ns since epoch (UTC), nulls kept."""
+    return pc.cast(column, pa.timestamp("ns", column.type.tz)).cast(pa.int64())
+
+
+def _transactions(table: StoredTable) -> Any:
+    if table.asset != TRANSACTIONS:
+        raise ValueError(f"expected {TRANSACTIONS}, got {table.asset}")
+    return table.native
+
+
+def latest_time(transactions: StoredTable) -> pd.Timestamp:
+    """:func:`data_as_of` of the stored transactions alone (``feature_defs.latest`` over ``ts``): no customer is
+    encoded, so a step that needs T before deciding what else to compute pays one column's max, not a frames
+    build."""
+    native = _transactions(transactions)
+    if transactions.engine == "spark":
+        return _as_of(spark_engine.collect(feature_defs.latest(nw.from_native(native.select("ts")))))
+    ts = pl.from_arrow(_times_ns(native.column("timestamp"))).alias("ts")
+    return _as_of(feature_defs.latest(nw.from_native(ts.to_frame().lazy())).to_native().collect().to_arrow())
+
+
+def rows_between(transactions: StoredTable, start_ns: int, end_ns: int) -> StoredTable:
+    """The stored transactions with ``start_ns < ts <= end_ns`` only: what label windows inside that range read
+    (``performance.label_span``), so their frames encode those rows instead of the whole history."""
+    native = _transactions(transactions)
+    if transactions.engine == "spark":
+        ts = native["ts"]
+        return StoredTable(transactions.asset, transactions.engine, native.filter((ts > start_ns) & (ts <= end_ns)))
+    ts = _times_ns(native.column("timestamp"))
+    inside = pc.and_(pc.greater(ts, start_ns), pc.less_equal(ts, end_ns))
+    return StoredTable(transactions.asset, transactions.engine, native.filter(inside))

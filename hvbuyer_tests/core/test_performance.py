@@ -214,3 +214,15 @@ def test_realised_labels_are_the_archived_customers_labels_from_the_clean_tables
     entry = performance.evaluate_scoring(key, archived, frames, {"roc_auc": 0.8, "brier": 0.2}, rule, 90, 300.0)
     assert entry["realised"]["rows"] == 4 and entry["realised"]["positives"] == 1
     assert entry["realised"]["roc_auc"] == 1.0
+
+
+def test_the_label_span_covers_every_matured_window_and_nothing_before() -> None:
+    keys = [
+        performance.ArchiveKey(pd.Timestamp("2026-03-01", tz="UTC"), "1"),
+        performance.ArchiveKey(pd.Timestamp("2026-01-01", tz="UTC"), "2"),
+    ]
+    start, end = performance.label_span(keys, 90)
+    assert start == pd.Timestamp("2026-01-01", tz="UTC").value  # excluded: the earliest window's (as_of, ...]
+    assert end == pd.Timestamp("2026-05-30", tz="UTC").value  # included: 2026-03-01 + 90 days
+    with pytest.raises(ValueError, match="no archived scoring"):
+        performance.label_span([], 90)

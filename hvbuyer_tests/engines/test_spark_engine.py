@@ -144,6 +144,18 @@ def test_window_boundaries_and_unknowns_are_the_same_on_spark_and_embedded(spark
     on_spark_ids = labels.labels_of(spark_frames, archived, T0, 90, 300.0)
     pd.testing.assert_series_equal(on_spark_ids, labels.labels_of(embedded_frames, archived, T0, 90, 300.0))
     assert on_spark_ids.index.tolist() == archived and on_spark_ids.tolist() == [0, 0, 1]
+    # model_performance's T from the transactions alone, and its label rows: (start, end] of the label windows
+    for engine_options in (SPARK, EMBEDDED):
+        transactions = inputs.read_table(inputs.TRANSACTIONS, files[0], engine_options)
+        assert inputs.latest_time(transactions) == T0 + 90 * DAY
+        window = inputs.rows_between(transactions, (T0 - 30 * DAY).value, T0.value)
+        in_window = window.native.toArrow() if engine_options is SPARK else window.native
+        assert in_window.num_rows == 2  # T0 - 30 d + 1 ns and T0; not T0 - 30 d itself (excluded), nor after T0
+        customers = inputs.read_table(inputs.CUSTOMERS, files[1], engine_options)
+        span = inputs.rows_between(transactions, (T0 - NS).value, (T0 + 90 * DAY).value)
+        pd.testing.assert_series_equal(
+            labels.labels_of(inputs.frames(span, customers), archived, T0, 90, 300.0), on_spark_ids
+        )
 
 
 def test_a_stored_table_without_a_declared_column_is_named(spark_session: Any, tmp_path: Path) -> None:

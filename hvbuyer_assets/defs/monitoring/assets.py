@@ -14,7 +14,7 @@ from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
 from hvbuyer_assets.defs.problem import PredictionProblem
-from hvbuyer_assets.engines.inputs import StoredTable, data_as_of, frames
+from hvbuyer_assets.engines.inputs import StoredTable, frames, latest_time, rows_between
 
 
 class DriftConfig(dg.Config):
@@ -182,25 +182,30 @@ def model_performance(
     """Concept drift: for each model version, its latest archived scoring whose label window (as_of, as_of + H]
     the data now covers, the realised ROC-AUC / Brier (training label definition) vs. its hold-out figures.
     `degraded` refers to the current champion only. The clean tables are read by the feature engine
-    (`engine_inputs`: only the columns T and the labels need), as the feature assets read them."""
-    inputs = frames(clean_transactions, clean_customers)
-    as_of = data_as_of(inputs)
+    (`engine_inputs`: only the columns T and the labels need), as the feature assets read them; T is one column's
+    max, and only the transactions inside the matured label windows are encoded for the labels."""
+    as_of = latest_time(clean_transactions)
     champion = champion_model["champion_version"]
     keys = performance.archive_keys(score_history["archives"])
     rule = performance.PerformanceRule(max_auc_drop=config.max_auc_drop, min_rows=config.min_rows)
     client = model_registry.client()
-    evaluations = [
-        performance.evaluate_scoring(
-            key,
-            monitoring_store.read(f"score_history/{key.stem}.parquet"),
-            inputs,
-            _expected_metrics(client, version),
-            rule,
-            horizon_days=problem.horizon_days,
-            threshold=problem.large_purchase_threshold,
-        )
-        for version, key in performance.latest_matured(keys, as_of, problem.horizon_days).items()
-    ]
+    matured = performance.latest_matured(keys, as_of, problem.horizon_days)
+    evaluations: list[dict[str, Any]] = []
+    if matured:
+        start, end = performance.label_span(matured.values(), problem.horizon_days)
+        inputs = frames(rows_between(clean_transactions, start, end), clean_customers)
+        evaluations = [
+            performance.evaluate_scoring(
+                key,
+                monitoring_store.read(f"score_history/{key.stem}.parquet"),
+                inputs,
+                _expected_metrics(client, version),
+                rule,
+                horizon_days=problem.horizon_days,
+                threshold=problem.large_purchase_threshold,
+            )
+            for version, key in matured.items()
+        ]
     value = performance.performance_report(evaluations, keys, champion, as_of, problem.horizon_days, rule)
     metadata: dict[str, Any] = {
         "status": value["status"],
