@@ -69,12 +69,16 @@ def _strings(values: Any) -> pa.Array | pa.ChunkedArray:
     return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else arr.cast(pa.string())
 
 
+def timestamps_as_ns(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """An Arrow timestamp column as the declaration's ``ts``: int64 ns since epoch (UTC), nulls kept."""
+    return pc.cast(values, pa.timestamp("ns", values.type.tz)).cast(pa.int64())
+
+
 def _ns(values: Any) -> np.ndarray:
     """int64 ns since epoch (UTC; naive values are UTC) of datetimes; missing -> ``NAT_NS``."""
     if isinstance(values, pa.ChunkedArray | pa.Array):
         if pa.types.is_timestamp(values.type):
-            ns = pc.cast(values, pa.timestamp("ns", values.type.tz)).cast(pa.int64())
-            return pc.fill_null(ns, NAT_NS).to_numpy()
+            return pc.fill_null(timestamps_as_ns(values), NAT_NS).to_numpy()
         values = values.to_pandas()
     series = pd.Series(values)
     if isinstance(series.dtype, pd.DatetimeTZDtype) and series.dtype.unit == "ns":

@@ -121,11 +121,6 @@ def data_as_of(frames: engine.Frames) -> pd.Timestamp:
     return _as_of(frames.collect(feature_defs.latest(frames.transactions)))
 
 
-def _times_ns(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A stored timestamp column as the declaration's ``ts``: int64 ns since epoch (UTC), nulls kept."""
-    return pc.cast(column, pa.timestamp("ns", column.type.tz)).cast(pa.int64())
-
-
 def _transactions(table: StoredTable) -> Any:
     if table.asset != TRANSACTIONS:
         raise ValueError(f"expected {TRANSACTIONS}, got {table.asset}")
@@ -139,7 +134,7 @@ def latest_time(transactions: StoredTable) -> pd.Timestamp:
     native = _transactions(transactions)
     if transactions.engine == "spark":
         return _as_of(spark_engine.collect(feature_defs.latest(nw.from_native(native.select("ts")))))
-    ts = pl.from_arrow(_times_ns(native.column("timestamp"))).alias("ts")
+    ts = pl.from_arrow(engine.timestamps_as_ns(native.column("timestamp"))).alias("ts")
     return _as_of(feature_defs.latest(nw.from_native(ts.to_frame().lazy())).to_native().collect().to_arrow())
 
 
@@ -150,6 +145,6 @@ def rows_between(transactions: StoredTable, start_ns: int, end_ns: int) -> Store
     if transactions.engine == "spark":
         ts = native["ts"]
         return StoredTable(transactions.asset, transactions.engine, native.filter((ts > start_ns) & (ts <= end_ns)))
-    ts = _times_ns(native.column("timestamp"))
+    ts = engine.timestamps_as_ns(native.column("timestamp"))
     inside = pc.and_(pc.greater(ts, start_ns), pc.less_equal(ts, end_ns))
     return StoredTable(transactions.asset, transactions.engine, native.filter(inside))
