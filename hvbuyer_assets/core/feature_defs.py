@@ -25,7 +25,7 @@ sorted by customer_id so every engine gives the same frame):
 - ``labels(tx, customers, cutoff_ns, horizon_days, threshold)``: ``customer_id``, ``label`` (int8).
 - ``features_at(tx, customers, cutoffs, large_amount)``: ``{cutoff_ns: features as of it}``, the same rows and
   bits as ``features`` per cutoff for less work: the per-row columns once, the earliest cutoff in full, each later
-  one from the previous one's totals plus those of the rows since it and the window sums of its last 365 days
+  one from the previous one's totals plus those of the rows since it and the window sums of its longest window
   (integer sums, maxima and minima of consecutive time ranges combine exactly).
 - ``training_rows(tx, customers, cutoffs, horizon_days, threshold)``: for each ``(split, cutoff_ns)`` of
   ``cutoffs`` (``training.training_cutoffs(earliest_ns, as_of, ...)`` makes them), the eligible customers'
@@ -50,7 +50,7 @@ from collections.abc import Sequence
 
 import narwhals as nw
 
-from hvbuyer_assets.core.feature_spec import FEATURE_NUMERIC
+from hvbuyer_assets.core.feature_spec import COUNT_WINDOWS, FEATURE_NUMERIC, LONGEST_WINDOW_DAYS, SPEND_WINDOWS
 from hvbuyer_assets.core.keys import KEY
 from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
 
@@ -81,10 +81,13 @@ def _per_unit(numerator: nw.Expr, denominator: nw.Expr) -> nw.Expr:
     return numerator / denominator.clip(lower_bound=1).cast(nw.Float64)
 
 
-COUNTS = ("n_completed", "n_large")  # all-time counts; the window counts are ``WINDOW_SUMS``' n_*
+COUNTS = ("n_completed", "n_large")  # all-time counts; the window counts are ``WINDOW_COUNTS``
 TOTAL_SUMS = (*COUNTS, "total_micro", "non_failed", "n_refunded", "n_failed")
-WINDOW_SUMS = ("n_completed_30d", "n_completed_90d", "n_completed_365d", "spend_90d_micro", "spend_365d_micro")
-LONGEST_WINDOW_DAYS = 365
+# The windows of ``feature_spec.WINDOWS``: count features (summed as they are) and spend features (from their
+# micro-unit sums, ``spend_<N>d_micro``).
+WINDOW_COUNTS: tuple[str, ...] = tuple(w.count_name for w in COUNT_WINDOWS)
+WINDOW_SPEND_MICRO: dict[str, str] = {w.spend_name: f"{w.spend_name}_micro" for w in SPEND_WINDOWS}
+WINDOW_SUMS: tuple[str, ...] = (*WINDOW_COUNTS, *WINDOW_SPEND_MICRO.values())
 # Per-customer aggregates of a time range that combine over consecutive ranges (``_combine``).
 TOTALS = (
     "n_transactions",
@@ -116,10 +119,16 @@ def _rows(tx: nw.LazyFrame, large_amount: float) -> nw.LazyFrame:
 
 def _window_columns(as_of_ns: int) -> dict[str, nw.Expr]:
     """``WINDOW_SUMS`` per row of ``_rows`` (completed purchases in ``(t - N days, t]``, rows with ts <= t)."""
-    recent = {days: c("ts") > as_of_ns - days * DAY_NS for days in (30, 90, 365)}
+
+    def recent(days: int) -> nw.Expr:
+        return c("ts") > as_of_ns - days * DAY_NS
+
     return {
-        **{f"n_completed_{days}d": nw.when(recent[days]).then(c("n_completed")).otherwise(0) for days in (30, 90, 365)},
-        **{f"spend_{days}d_micro": nw.when(recent[days]).then(c("total_micro")).otherwise(0) for days in (90, 365)},
+        **{w.count_name: nw.when(recent(w.days)).then(c("n_completed")).otherwise(0) for w in COUNT_WINDOWS},
+        **{
+            WINDOW_SPEND_MICRO[w.spend_name]: nw.when(recent(w.days)).then(c("total_micro")).otherwise(0)
+            for w in SPEND_WINDOWS
+        },
     }
 
 
@@ -174,8 +183,8 @@ def _combine(keys: nw.LazyFrame, earlier: nw.LazyFrame, later: nw.LazyFrame) -> 
 def _features(customers: nw.LazyFrame, behaviour: nw.LazyFrame, as_of_ns: int) -> nw.LazyFrame:
     """``FEATURE_OUTPUT`` of every customer from its ``TOTALS`` and ``WINDOW_SUMS`` as of ``as_of_ns``."""
     sums = (*TOTAL_SUMS, *WINDOW_SUMS)
-    counts = (*COUNTS, "n_completed_30d", "n_completed_90d", "n_completed_365d")
-    micro_sums = {"total_spend": "total_micro", "spend_90d": "spend_90d_micro", "spend_365d": "spend_365d_micro"}
+    counts = (*COUNTS, *WINDOW_COUNTS)
+    micro_sums = {"total_spend": "total_micro", **WINDOW_SPEND_MICRO}
     joined = customers.select(ID, "signup_ns", "age", "loyalty_points", "region").join(behaviour, on=ID, how="left")
     as_of = nw.lit(as_of_ns, nw.Int64)
     out = joined.with_columns(

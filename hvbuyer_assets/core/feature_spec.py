@@ -9,6 +9,11 @@ Everything else is derived from ``FEATURES``: the column tuples of ``core.featur
 (``hvbuyer_serving.schemas``), the serving rules (``SERVING_RULES``, used by ``features.serving_frame`` and the
 API's DataFrame-free path alike) and the drift voting split. Adding a feature column = one entry here plus its
 computation in ``feature_defs.features`` (the one narwhals declaration every engine runs).
+
+The trailing windows are data: ``WINDOWS`` declares each one (its length, whether it has a count and/or a spend
+feature). Their ``FEATURES`` entries and ``feature_defs``' window sums are derived from it, so a new window
+(say ``Window(180, count=False)``: ``spend_180d``) is one entry there and nothing else: training, scoring, the
+per-drop state and the API follow.
 """
 
 from __future__ import annotations
@@ -57,6 +62,39 @@ def _demographic(name: str, description: str, **kwargs: object) -> Feature:
     return Feature(name, description, group="demographic", no_history=None, **kwargs)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Window:
+    """A trailing window ``(t - days, t]`` of completed purchases: ``count`` declares its ``n_completed_<days>d``
+    feature, ``spend`` its ``spend_<days>d`` feature (an exact micro-unit sum)."""
+
+    days: int
+    count: bool = True
+    spend: bool = True
+
+    @property
+    def count_name(self) -> str:
+        return f"n_completed_{self.days}d"
+
+    @property
+    def spend_name(self) -> str:
+        return f"spend_{self.days}d"
+
+
+# The trailing windows, in the API's field order (a new window: one entry here).
+WINDOWS: tuple[Window, ...] = (Window(30, spend=False), Window(90), Window(365))
+COUNT_WINDOWS: tuple[Window, ...] = tuple(w for w in WINDOWS if w.count)
+SPEND_WINDOWS: tuple[Window, ...] = tuple(w for w in WINDOWS if w.spend)
+LONGEST_WINDOW_DAYS: int = max(w.days for w in WINDOWS)
+
+
+def _window_features(kind: Literal["count", "spend"]) -> tuple[Feature, ...]:
+    if kind == "count":
+        return tuple(Feature(w.count_name, f"Completed purchases in the last {w.days} days.") for w in COUNT_WINDOWS)
+    return tuple(
+        Feature(w.spend_name, f"Sum of completed purchase amounts in the last {w.days} days.") for w in SPEND_WINDOWS
+    )
+
+
 # In the API's field order; FEATURE_COLUMNS (the model's input order) is numerics then categoricals.
 FEATURES: tuple[Feature, ...] = (
     _demographic("age", "Age in years.", le=120, required=True, unknown_outside=(float(AGE_MIN), float(AGE_MAX))),
@@ -72,12 +110,9 @@ FEATURES: tuple[Feature, ...] = (
     _demographic("tenure_days", "Days since signup.", floor=0.0, time_indexed=True),
     Feature("n_transactions", "Transactions of any status.", time_indexed=True),
     Feature("n_completed", "Completed purchases.", time_indexed=True),
-    Feature("n_completed_30d", "Completed purchases in the last 30 days."),
-    Feature("n_completed_90d", "Completed purchases in the last 90 days."),
-    Feature("n_completed_365d", "Completed purchases in the last 365 days."),
+    *_window_features("count"),
     Feature("total_spend", "Sum of completed purchase amounts.", time_indexed=True),
-    Feature("spend_90d", "Sum of completed purchase amounts in the last 90 days."),
-    Feature("spend_365d", "Sum of completed purchase amounts in the last 365 days."),
+    *_window_features("spend"),
     Feature("avg_spend", "Mean completed purchase amount (0 without purchases).", time_indexed=True),
     Feature("max_spend", "Largest completed purchase amount (0 without purchases).", time_indexed=True),
     Feature("last_amount", "Amount of the latest completed purchase (0 without purchases)."),
