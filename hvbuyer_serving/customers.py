@@ -19,10 +19,12 @@ import pyarrow.parquet as pq
 
 from hvbuyer_assets.core import features
 from hvbuyer_assets.storage import arrow_filesystem
+from hvbuyer_assets.storage.catalog import entry
 
 log = logging.getLogger(__name__)
-SCORES = "scores/customer_scores.parquet"
-FEATURES = "features/customer_features.parquet"
+# Where the scoring and features assets are stored, relative to the data dir (storage.catalog).
+SCORES = entry("customer_scores").relative()
+FEATURES = entry("customer_features").relative()
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from upath import UPath
 
 from hvbuyer_assets import datagen, registry
 from hvbuyer_assets.core import drops
-from hvbuyer_assets.core.cleaning.history import latest_rows
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.partitions import DROPS, drop_order
 from hvbuyer_assets.defs.sensors.raw import add_complete_drops
 from hvbuyer_assets.settings import Settings
-from hvbuyer_assets.storage import partition_paths, read_partitions, read_stored
+from hvbuyer_assets.storage import read_stored
+from hvbuyer_assets.storage.catalog import entry
 from hvbuyer_assets.storage.files import arrow_to_pandas
 
 SAMPLE_CUSTOMERS = 3000
@@ -104,9 +104,9 @@ class Workspace:
             keys = drop_order(instance)
         finally:
             instance.dispose()
-        paths = partition_paths(str(self.root), layer, asset, keys)
-        table = read_partitions(paths)
-        return arrow_to_pandas(latest_rows(table, "customer_id") if asset == "clean_customers" else table)
+        stored = entry(asset)
+        assert stored.layer == layer, f"{asset} is stored in {stored.layer}, not {layer}"
+        return arrow_to_pandas(stored.read_drops(stored.drop_files(str(self.root), keys)))
 
     def _run(
         self,

@@ -9,9 +9,10 @@ Without a source, a drop of ``--customers`` is generated (``hvbuyer_assets.datag
 (``dagster asset materialize --partition``).
 
 Each (engine, stage) runs in a fresh process doing what the asset does before storing: read the clean tables the
-way ``engine_inputs`` does (``engines.inputs``), find T, compute the stage and bring it back as the pandas frame the
-IO manager would store. Reported: wall seconds of that work (Spark's session start-up apart), peak RSS of the
-process tree (the Spark JVM included; sampled every 50 ms) and the ratio Spark / embedded. Spark runs on
+way ``engine_inputs`` does (``Engine.read`` of the engine ``engines.engine_for`` builds), find T, compute the stage
+and bring it back as the pandas frame the IO manager would store. Reported: wall seconds of that work (Spark's
+session start-up apart), peak RSS of the process tree (the Spark JVM included; sampled every 50 ms) and the ratio
+Spark / embedded. Spark runs on
 ``HVBUYER_SPARK_MASTER`` (default ``local[2]``) with the ``HVBUYER_SPARK_*`` settings of the environment.
 
     python scripts/bench_engines.py [--customers 1000000] [--source .bench/pipeline/data] [--engines embedded,spark]
@@ -35,8 +36,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hvbuyer_assets.defs.partitions import DROPS, drop_order
-from hvbuyer_assets.engines.inputs import stored_files
 from hvbuyer_assets.settings import child_environ
+from hvbuyer_assets.storage.catalog import entry
 
 GIB = 1024**3
 STAGES = ("customer_features", "training_set")
@@ -45,28 +46,25 @@ WORKDIR = Path(".bench/engines")
 
 CHILD = """
 import json, sys, time
-from hvbuyer_assets.core import features, training
 from hvbuyer_assets.defs.problem import PredictionProblem
-from hvbuyer_assets.engines import inputs, spark
+from hvbuyer_assets.engines import engine_for
+from hvbuyer_assets.engines.interface import CUSTOMERS, TRANSACTIONS, input_asset
 from hvbuyer_assets.settings import load_settings
 
 stage, stored = sys.argv[1], json.loads(sys.argv[2])  # each clean table's files, in drop order
-settings = load_settings()  # HVBUYER_ENGINE set by the parent
-engine = settings.engine
-options = inputs.EngineOptions.from_settings(settings)
+engine = engine_for(load_settings())  # HVBUYER_ENGINE set by the parent
 started = time.perf_counter()
-if engine == "spark":
-    spark.session(options.spark)
+engine.start()
 session_seconds = time.perf_counter() - started
 problem = PredictionProblem()
 started = time.perf_counter()
-tables = {a: inputs.read_table(a, files, options) for a, files in stored.items()}
-frames = inputs.frames(tables[inputs.TRANSACTIONS], tables[inputs.CUSTOMERS])
-as_of = inputs.data_as_of(frames)
+tables = {a: engine.read(input_asset(a), files) for a, files in stored.items()}
+frames = engine.frames(tables[TRANSACTIONS], tables[CUSTOMERS])
+as_of = engine.data_as_of(frames)
 if stage == "customer_features":
-    frame = features.features_frame(frames, as_of, large_amount=problem.large_purchase_threshold)
+    frame = engine.features(frames, as_of, large_amount=problem.large_purchase_threshold)
 else:
-    frame = training.training_frame(frames, as_of, horizon_days=problem.horizon_days,
+    frame = engine.training_rows(frames, as_of, horizon_days=problem.horizon_days,
         threshold=problem.large_purchase_threshold, train_snapshots=problem.train_snapshots,
         snapshot_step_days=problem.snapshot_step_days)
 seconds = time.perf_counter() - started
@@ -125,9 +123,9 @@ def drops_of(data_dir: Path) -> list[str]:
 
 
 def clean_files(data_dir: Path) -> dict[str, list[str]]:
-    """Each clean table's stored drop files (``engines.inputs.stored_files``, as ``engine_inputs`` finds them)."""
+    """Each clean table's stored drop files (``storage.catalog``, as ``engine_inputs`` finds them)."""
     drops = drops_of(data_dir)
-    return {table: stored_files(str(data_dir.resolve()), "processed", table, drops) for table in TABLES}
+    return {table: entry(table).drop_files(str(data_dir.resolve()), drops) for table in TABLES}
 
 
 def _ids(files: list[str]) -> pa.Array:

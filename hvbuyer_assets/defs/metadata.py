@@ -1,5 +1,5 @@
-"""Asset metadata helpers shared by every domain: the data layer an asset is stored in, plots and tables for the
-UI, and the column schema / row count of a stored frame (Dagster's ``dagster/column_schema`` and
+"""Asset metadata helpers shared by every domain: where an asset is stored (its ``storage.catalog`` entry), plots
+and tables for the UI, and the column schema / row count of a stored frame (Dagster's ``dagster/column_schema`` and
 ``dagster/row_count``)."""
 
 from __future__ import annotations
@@ -13,15 +13,28 @@ import dagster as dg
 import pandas as pd
 
 from hvbuyer_assets.core.columns import COLUMN_DESCRIPTIONS
+from hvbuyer_assets.storage.catalog import StoredAsset, entry
 
 LAYER_KEY = "hvbuyer/layer"
 LATEST_WINS_KEY = "hvbuyer/latest_wins_by"  # a per-drop asset whose latest record of this key wins across drops
 DECIMALS = 4  # figures shown in the UI are rounded to this many decimals
 
 
-def layer(name: str) -> dict[str, str]:
-    """Asset metadata that tells the IO manager which data layer (folder) an asset lives in."""
-    return {LAYER_KEY: name}
+def stored(name: str) -> dict[str, str]:
+    """The metadata of asset ``name``: its ``storage.catalog`` entry (data layer, latest-wins key), which the IO
+    manager reads back (:func:`stored_asset`)."""
+    return metadata_of(entry(name))
+
+
+def metadata_of(asset: StoredAsset) -> dict[str, str]:
+    """A catalog entry as asset metadata."""
+    return {LAYER_KEY: asset.layer, **({LATEST_WINS_KEY: asset.latest_wins_by} if asset.latest_wins_by else {})}
+
+
+def stored_asset(name: str, metadata: Mapping[str, Any] | None, per_drop: bool) -> StoredAsset:
+    """The catalog entry an asset's metadata carries (:func:`metadata_of`; no metadata: the ``interim`` layer)."""
+    metadata = metadata or {}
+    return StoredAsset(name, metadata.get(LAYER_KEY, "interim"), per_drop, metadata.get(LATEST_WINS_KEY))
 
 
 def png_metadata(title: str, png: bytes) -> dg.MetadataValue:

@@ -1,5 +1,6 @@
-"""The Spark engine: the stored clean parquet files read by Spark into the ``core.feature_defs`` input convention,
-as narwhals LazyFrames over Spark DataFrames; results collected to the driver as Arrow tables.
+"""The Spark engine (``SparkEngine``, an ``engines.interface.Engine``): the stored clean parquet files read by Spark
+into the ``core.feature_defs`` input convention, as narwhals LazyFrames over Spark DataFrames; results collected
+to the driver as Arrow tables.
 
 ``pyspark`` is imported here only, inside the functions, so the embedded default never needs it (it is the
 ``spark`` extra: ``pip install -e ".[spark]"``). The SparkSession is created once per process and reused by every
@@ -22,42 +23,43 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
+import pandas as pd
 import pyarrow as pa
 
-from hvbuyer_assets.core.engine import Frames
+from hvbuyer_assets.core import engine
+from hvbuyer_assets.core.feature_defs import latest
+from hvbuyer_assets.engines.interface import (
+    Engine,
+    StoredTable,
+    as_of,
+    input_columns,
+    native_pair,
+    native_transactions,
+)
+from hvbuyer_assets.settings import Settings
+from hvbuyer_assets.storage.catalog import StoredAsset
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from hvbuyer_assets.settings import Settings
-
 EXTRA = "spark"  # the pyproject extra that installs pyspark
 LOCAL = re.compile(r"local(\[(?P<threads>\d+|\*)(,\d+)?\])?")
 
-# The feature_defs input convention per stored clean table: (output column, stored column, kind).
-TRANSACTION_COLUMNS = (
-    ("customer_id", "customer_id", "string"),
-    ("ts", "timestamp", "ns"),
-    ("amount", "amount", "double"),
-    ("status", "status", "string"),
-)
-CUSTOMER_COLUMNS = (
-    ("customer_id", "customer_id", "string"),
-    ("signup_ns", "signup_date", "ns"),
-    ("age", "age", "double"),
-    ("loyalty_points", "loyalty_points", "double"),
-    ("region", "region", "string"),
-)
+
+def _default(name: str) -> Any:
+    """A Spark setting's default as ``Settings`` declares it (``spark_<name>``): written there only."""
+    return Settings.model_fields[f"spark_{name}"].get_default(call_default_factory=True)
 
 
 @dataclass(frozen=True)
 class SparkOptions:
-    """How the SparkSession is made (``HVBUYER_SPARK_*``, see docs/configuration.md)."""
+    """How the SparkSession is made: the ``HVBUYER_SPARK_*`` settings (declared and validated in ``Settings``,
+    docs/configuration.md) as one value, built by :meth:`from_settings` (the defaults are the settings' own)."""
 
-    master: str = "local[2]"
-    driver_memory: str = "2g"
-    executor_memory: str | None = None
-    shuffle_partitions: int | None = None  # None: 2 per local thread, Spark's default on a cluster
+    master: str = _default("master")
+    driver_memory: str = _default("driver_memory")
+    executor_memory: str | None = _default("executor_memory")
+    shuffle_partitions: int | None = _default("shuffle_partitions")  # None: 2 per local thread, Spark's own else
     conf: tuple[tuple[str, str], ...] = field(default=())  # extra Spark properties, sorted
     s3_endpoint_url: str | None = None
 
@@ -201,15 +203,11 @@ def read_convention(
     return frame.select(*selected)
 
 
-def read_transactions(spark: SparkSession, files: Sequence[str]) -> DataFrame:
-    """Stored clean transactions as ``customer_id``, ``ts`` (int64 ns UTC), ``amount``, ``status``."""
-    return read_convention(spark, files, TRANSACTION_COLUMNS, "clean_transactions")
-
-
-def read_customers(spark: SparkSession, files: Sequence[str]) -> DataFrame:
-    """Stored clean customers as ``customer_id``, ``signup_ns`` (int64 ns UTC, null = unknown), ``age``,
-    ``loyalty_points``, ``region``."""
-    return read_convention(spark, files, CUSTOMER_COLUMNS, "clean_customers", key="customer_id")
+def read_input(spark: SparkSession, asset: StoredAsset, files: Sequence[str]) -> DataFrame:
+    """A stored clean table in the declaration's convention (``interface.INPUT_COLUMNS``: transactions as
+    ``customer_id``, ``ts`` int64 ns UTC, ``amount``, ``status``; customers as ``customer_id``, ``signup_ns``,
+    ``age``, ``loyalty_points``, ``region``), with the catalog's latest-wins key."""
+    return read_convention(spark, files, input_columns(asset.name), asset.name, key=asset.latest_wins_by)
 
 
 def _latest_per_key(spark: SparkSession, files: Sequence[str], key: str) -> DataFrame:
@@ -230,6 +228,35 @@ def collect(lazy: nw.LazyFrame) -> pa.Table:
     return lazy.collect(backend="pyarrow").to_native()
 
 
-def frames(transactions: DataFrame, customers: DataFrame) -> Frames:
-    """Spark DataFrames in the convention as ``core.engine.Frames``."""
-    return Frames(nw.from_native(transactions), nw.from_native(customers), collect)
+class SparkEngine(Engine):
+    """Spark DataFrames (``HVBUYER_ENGINE=spark``): nothing is read until a result is collected to the driver."""
+
+    name = "spark"
+
+    def __init__(self, options: SparkOptions) -> None:
+        self.options = options
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SparkEngine:
+        return cls(SparkOptions.from_settings(settings))
+
+    def __repr__(self) -> str:
+        return f"SparkEngine({self.options!r})"
+
+    def start(self) -> None:
+        session(self.options)
+
+    def read(self, asset: StoredAsset, files: Sequence[str]) -> StoredTable:
+        return StoredTable(asset.name, self, read_input(session(self.options), asset, files))
+
+    def frames(self, transactions: StoredTable, customers: StoredTable) -> engine.Frames:
+        tx, people = native_pair(transactions, customers)
+        return engine.Frames(nw.from_native(tx), nw.from_native(people), collect)
+
+    def latest_time(self, transactions: StoredTable) -> pd.Timestamp:
+        return as_of(collect(latest(nw.from_native(native_transactions(transactions).select("ts")))))
+
+    def rows_between(self, transactions: StoredTable, start_ns: int, end_ns: int) -> StoredTable:
+        native = native_transactions(transactions)
+        ts = native["ts"]
+        return StoredTable(transactions.asset, self, native.filter((ts > start_ns) & (ts <= end_ns)))

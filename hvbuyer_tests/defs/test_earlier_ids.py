@@ -16,7 +16,6 @@ from hvbuyer_assets.core.sources import TRANSACTIONS
 from hvbuyer_assets.defs.raw.history import StoredEarlierDrops
 from hvbuyer_assets.storage.partitions import (
     partition_path,
-    partition_paths,
     read_matching,
     row_groups_holding,
     sorted_values,
@@ -25,15 +24,12 @@ from hvbuyer_tests.core.test_cleaning import TX_COLUMNS, _frame, _tx
 
 
 class _Store:
-    """The IO manager's side of ``PartitionStore``: where the partitions of an asset are stored."""
+    """The IO manager's side of ``PartitionStore``: the data dir."""
 
     s3_endpoint_url = None
 
     def __init__(self, base: Path) -> None:
-        self.base = str(base)
-
-    def stored_partitions(self, asset: str, layer: str, keys: list[str]) -> list[str]:
-        return partition_paths(self.base, layer, asset, keys)
+        self.base_uri = str(base)
 
 
 def _ids(day: str, n: int) -> list[str]:

@@ -7,8 +7,9 @@ import dagster as dg
 import pandas as pd
 
 from hvbuyer_assets.defs.io_manager import LayeredStorageIOManager
-from hvbuyer_assets.defs.metadata import LATEST_WINS_KEY, layer
+from hvbuyer_assets.defs.metadata import metadata_of
 from hvbuyer_assets.defs.partitions import DROPS
+from hvbuyer_assets.storage.catalog import StoredAsset
 
 DROP_ROWS = {
     "q1": pd.DataFrame({"customer_id": ["A", "B", "C"], "age": [30.0, 40.0, 50.0]}),
@@ -16,17 +17,17 @@ DROP_ROWS = {
 }
 
 
-@dg.asset(partitions_def=DROPS, metadata={**layer("processed"), LATEST_WINS_KEY: "customer_id"})
+@dg.asset(partitions_def=DROPS, metadata=metadata_of(StoredAsset("per_drop", "processed", True, "customer_id")))
 def per_drop(context: dg.AssetExecutionContext) -> pd.DataFrame:
     return DROP_ROWS[context.partition_key]
 
 
-@dg.asset(partitions_def=DROPS, metadata=layer("processed"))
+@dg.asset(partitions_def=DROPS, metadata=metadata_of(StoredAsset("appended", "processed", per_drop=True)))
 def appended(context: dg.AssetExecutionContext) -> pd.DataFrame:
     return DROP_ROWS[context.partition_key]
 
 
-@dg.asset(metadata=layer("features"))
+@dg.asset(metadata=metadata_of(StoredAsset("read_back", "features")))
 def read_back(per_drop: pd.DataFrame, appended: pd.DataFrame) -> dict:
     return {"latest": per_drop.to_dict("list"), "index": list(per_drop.index), "all": appended.to_dict("list")}
 

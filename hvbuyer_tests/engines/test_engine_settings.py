@@ -1,8 +1,10 @@
-"""The engine settings (validated, with clear errors), the Spark session's properties, the embedded reader's
-column projection on local and s3:// data, and pyspark staying unimported on the embedded default."""
+"""The engine settings (validated, with clear errors), the engine object the definitions are built with (chosen
+once from the settings), the Spark session's properties, the embedded reader's column projection on local and s3://
+data, and pyspark staying unimported on the embedded default."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +16,10 @@ import pytest
 
 from hvbuyer_assets.definitions import build_resources
 from hvbuyer_assets.defs.features.inputs import ENGINE_INPUTS
-from hvbuyer_assets.engines import inputs, spark
+from hvbuyer_assets.engines import EmbeddedEngine, SparkEngine, spark
+from hvbuyer_assets.engines.interface import CUSTOMERS, TRANSACTIONS, StoredTable, input_asset
 from hvbuyer_assets.settings import load_settings
+from hvbuyer_assets.storage.catalog import entry
 from hvbuyer_tests.s3 import S3Server, s3_server  # noqa: F401 - the fixture
 
 TX = pa.table(
@@ -99,28 +103,38 @@ def test_s3_data_is_read_by_spark_through_s3a_with_the_endpoint_override() -> No
     assert props.properties()["spark.driver.memory"] == "1g"  # HVBUYER_SPARK_CONF has the last word
 
 
-def test_the_input_manager_is_configured_from_the_settings() -> None:
+def test_the_definitions_hold_the_engine_the_settings_choose() -> None:
+    """The engine is an object built once with the definitions: the input manager holds it, the assets call it."""
     settings = load_settings({"HVBUYER_ENGINE": "spark", "HVBUYER_SPARK_MASTER": "local[1]"})
-    manager = build_resources(settings)[ENGINE_INPUTS]
-    assert manager.options() == inputs.EngineOptions.from_settings(settings)
-    assert manager.options().spark.master == "local[1]" and manager.options().engine == "spark"
+    engine = build_resources(settings)[ENGINE_INPUTS].engine
+    assert type(engine) is SparkEngine and engine.name == "spark"
+    assert engine.options == spark.SparkOptions.from_settings(settings) and engine.options.master == "local[1]"
+    endpoint = "http://127.0.0.1:9000"
+    embedded = build_resources(load_settings({"AWS_ENDPOINT_URL_S3": endpoint}))[ENGINE_INPUTS].engine
+    assert type(embedded) is EmbeddedEngine and embedded.s3_endpoint_url == endpoint
+
+
+def test_spark_options_take_their_defaults_from_the_settings() -> None:
+    assert spark.SparkOptions() == spark.SparkOptions.from_settings(load_settings({}))
 
 
 def test_the_embedded_reader_reads_only_the_declared_columns(tmp_path: Path) -> None:
     path = tmp_path / "processed" / "clean_transactions" / "d1.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(TX, path)
-    files = inputs.stored_files(str(tmp_path), "processed", "clean_transactions", ["d0", "d1", "d2"])
+    files = entry(TRANSACTIONS).drop_files(str(tmp_path), ["d0", "d1", "d2"])
     assert files == [str(path)]  # drops never stored (refused, not yet ingested) are left out
-    table = inputs.read_table("clean_transactions", files, inputs.EngineOptions()).native
+    engine = EmbeddedEngine()
+    table = engine.read(input_asset(TRANSACTIONS), files).native
     assert table.column_names == ["customer_id", "timestamp", "amount", "status"]
     assert table.equals(TX.select(table.column_names))
-    both = inputs.read_arrow([str(path), str(path)], ["customer_id"])  # several partition files are one table
+    both = engine.read(input_asset(TRANSACTIONS), [str(path), str(path)]).native  # several files are one table
     assert both.num_rows == 2 * TX.num_rows
-    with pytest.raises(ValueError, match=r"d1.parquet: cannot read columns customer_id, nope"):
-        inputs.read_arrow([str(path)], ["customer_id", "nope"])
+    pq.write_table(TX.drop_columns(["status"]), path)
+    with pytest.raises(ValueError, match=r"d1.parquet: cannot read columns customer_id, timestamp, amount, status"):
+        engine.read(input_asset(TRANSACTIONS), files)
     with pytest.raises(ValueError, match="clean_scores is not an engine input"):
-        inputs.read_table("clean_scores", files, inputs.EngineOptions())
+        input_asset("clean_scores")
 
 
 def test_the_embedded_reader_works_on_an_s3_data_dir(s3_server: S3Server, tmp_path: Path) -> None:  # noqa: F811
@@ -128,11 +142,9 @@ def test_the_embedded_reader_works_on_an_s3_data_dir(s3_server: S3Server, tmp_pa
     pq.write_table(TX, local)
     s3_server.create_bucket("lake")
     s3_server.upload(local, "lake", "data/processed/clean_transactions/d1.parquet")
-    files = inputs.stored_files(
-        "s3://lake/data", "processed", "clean_transactions", ["d1"], endpoint_url=s3_server.endpoint_url
-    )
+    files = entry(TRANSACTIONS).drop_files("s3://lake/data", ["d1"], endpoint_url=s3_server.endpoint_url)
     assert files == ["s3://lake/data/processed/clean_transactions/d1.parquet"]
-    table = inputs.read_table("clean_transactions", files, inputs.EngineOptions(s3_endpoint_url=s3_server.endpoint_url))
+    table = EmbeddedEngine(s3_server.endpoint_url).read(input_asset(TRANSACTIONS), files)
     assert table.native.equals(TX.select(["customer_id", "timestamp", "amount", "status"]))
 
 
@@ -145,9 +157,38 @@ def test_a_missing_pyspark_is_reported_naming_the_extra(monkeypatch: pytest.Monk
 def test_the_engines_and_the_feature_domain_import_no_pyspark() -> None:
     # (MLflow imports pyspark by itself when it is installed: the model domain does; it starts no JVM.)
     code = (
-        "import sys, hvbuyer_assets.engines.inputs, hvbuyer_assets.engines.spark, "
+        "import sys, hvbuyer_assets.engines, hvbuyer_assets.engines.spark, "
         "hvbuyer_assets.defs.features.definitions; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_nothing_but_the_choice_reads_the_engine_name() -> None:
+    """The engine is chosen once (``engines.engine_for``); no other code compares or reads the name to decide."""
+    root = Path(__file__).resolve().parents[2]
+    choice = root / "hvbuyer_assets" / "engines" / "__init__.py"
+    dispatch = re.compile(r"""settings\.engine\b|==\s*["'](spark|embedded)["']|["'](spark|embedded)["']\s*==""")
+    found = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for folder in ("hvbuyer_assets", "hvbuyer_serving")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path != choice
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if dispatch.search(line)
+    ]
+    assert not found, "dispatch on the engine's name outside engines.engine_for:\n" + "\n".join(found)
+
+
+def test_tables_of_two_engines_do_not_make_frames(tmp_path: Path) -> None:
+    path = tmp_path / "processed" / "clean_transactions" / "d1.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(TX, path)
+    one, other = EmbeddedEngine(), EmbeddedEngine()
+    transactions = one.read(input_asset(TRANSACTIONS), [str(path)])
+    with pytest.raises(ValueError, match="expected clean_transactions and clean_customers"):
+        one.frames(transactions, transactions)
+    customers = StoredTable(CUSTOMERS, other, transactions.native)
+    with pytest.raises(ValueError, match="inputs read by different engines"):
+        one.frames(transactions, customers)

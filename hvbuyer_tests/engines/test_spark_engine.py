@@ -25,15 +25,17 @@ from hvbuyer_assets.core import feature_defs, features, labels
 from hvbuyer_assets.core.engine import Frames
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.partitions import DROPS
-from hvbuyer_assets.engines import inputs
+from hvbuyer_assets.engines import EmbeddedEngine, Engine, SparkEngine
 from hvbuyer_assets.engines import spark as spark_engine
+from hvbuyer_assets.engines.interface import CUSTOMERS, INPUT_COLUMNS, TRANSACTIONS, StoredTable, input_asset
 from hvbuyer_assets.settings import load_settings
+from hvbuyer_assets.storage.catalog import entry
 from hvbuyer_tests.pipeline import PER_DROP_ASSETS, Workspace, arrive, read_frame, write_drop, write_sample
 
 pytestmark = pytest.mark.slow
 
-SPARK = inputs.EngineOptions(engine="spark")  # the settings' defaults: local[2], as the graph runs use
-EMBEDDED = inputs.EngineOptions(engine="embedded")
+SPARK = SparkEngine(spark_engine.SparkOptions())  # the settings' defaults: local[2], as the graph runs use
+EMBEDDED = EmbeddedEngine()
 TOLERANCE = 1e-9
 GRAPH = ["customer_features", "training_set", "trained_model", "model_evaluation"]
 
@@ -44,7 +46,7 @@ DAY = pd.Timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def spark_session() -> Iterator[Any]:
-    session = spark_engine.session(SPARK.spark)
+    session = spark_engine.session(SPARK.options)
     yield session
     spark_engine.stop()
 
@@ -83,15 +85,15 @@ def _clean_tables(folder: Path, unit: str = "ns") -> tuple[list[str], list[str]]
     return [str(folder / "clean_transactions.parquet")], [str(folder / "clean_customers.parquet")]
 
 
-def _frames(options: inputs.EngineOptions, files: tuple[list[str], list[str]]) -> Frames:
-    return inputs.load_frames(options, *files)
+def _frames(engine: Engine, files: tuple[list[str], list[str]]) -> Frames:
+    return engine.load(*files)
 
 
 @pytest.mark.parametrize("unit", ["ns", "us"])
 def test_spark_reads_stored_times_as_exact_int64_ns_utc(spark_session: Any, tmp_path: Path, unit: str) -> None:
     files = _clean_tables(tmp_path, unit)
-    tx = spark_engine.read_transactions(spark_session, files[0]).toArrow()
-    customers = spark_engine.read_customers(spark_session, files[1]).toArrow()
+    tx = spark_engine.read_input(spark_session, input_asset(TRANSACTIONS), files[0]).toArrow()
+    customers = spark_engine.read_input(spark_session, input_asset(CUSTOMERS), files[1]).toArrow()
     assert tx.column_names == ["customer_id", "ts", "amount", "status"]
     assert customers.column_names == ["customer_id", "signup_ns", "age", "loyalty_points", "region"]
     assert tx.schema.field("ts").type == pa.int64() and customers.schema.field("signup_ns").type == pa.int64()
@@ -114,13 +116,13 @@ def test_spark_session_is_utc_with_ns_longs_and_small_local_shuffles(spark_sessi
     assert conf.get("spark.sql.legacy.parquet.nanosAsLong") == "true"
     assert conf.get("spark.sql.shuffle.partitions") == "4"
     assert spark_session.sparkContext.master == "local[2]"
-    assert spark_engine.session(SPARK.spark) is spark_session  # created once, reused by every step
+    assert spark_engine.session(SPARK.options) is spark_session  # created once, reused by every step
 
 
 def test_window_boundaries_and_unknowns_are_the_same_on_spark_and_embedded(spark_session: Any, tmp_path: Path) -> None:
     files = _clean_tables(tmp_path)
     spark_frames, embedded_frames = _frames(SPARK, files), _frames(EMBEDDED, files)
-    assert inputs.data_as_of(spark_frames) == inputs.data_as_of(embedded_frames) == T0 + 90 * DAY
+    assert SPARK.data_as_of(spark_frames) == EMBEDDED.data_as_of(embedded_frames) == T0 + 90 * DAY
 
     on_spark = features.features_frame(spark_frames, T0, large_amount=300.0)
     pd.testing.assert_frame_equal(on_spark, features.features_frame(embedded_frames, T0, large_amount=300.0))
@@ -145,16 +147,16 @@ def test_window_boundaries_and_unknowns_are_the_same_on_spark_and_embedded(spark
     pd.testing.assert_series_equal(on_spark_ids, labels.labels_of(embedded_frames, archived, T0, 90, 300.0))
     assert on_spark_ids.index.tolist() == archived and on_spark_ids.tolist() == [0, 0, 1]
     # model_performance's T from the transactions alone, and its label rows: (start, end] of the label windows
-    for engine_options in (SPARK, EMBEDDED):
-        transactions = inputs.read_table(inputs.TRANSACTIONS, files[0], engine_options)
-        assert inputs.latest_time(transactions) == T0 + 90 * DAY
-        window = inputs.rows_between(transactions, (T0 - 30 * DAY).value, T0.value)
-        in_window = window.native.toArrow() if engine_options is SPARK else window.native
+    for engine in (SPARK, EMBEDDED):
+        transactions = engine.read(input_asset(TRANSACTIONS), files[0])
+        assert engine.latest_time(transactions) == T0 + 90 * DAY
+        window = engine.rows_between(transactions, (T0 - 30 * DAY).value, T0.value)
+        in_window = window.native.toArrow() if engine is SPARK else window.native
         assert in_window.num_rows == 2  # T0 - 30 d + 1 ns and T0; not T0 - 30 d itself (excluded), nor after T0
-        customers = inputs.read_table(inputs.CUSTOMERS, files[1], engine_options)
-        span = inputs.rows_between(transactions, (T0 - NS).value, (T0 + 90 * DAY).value)
+        customers = engine.read(input_asset(CUSTOMERS), files[1])
+        span = engine.rows_between(transactions, (T0 - NS).value, (T0 + 90 * DAY).value)
         pd.testing.assert_series_equal(
-            labels.labels_of(inputs.frames(span, customers), archived, T0, 90, 300.0), on_spark_ids
+            labels.labels_of(engine.frames(span, customers), archived, T0, 90, 300.0), on_spark_ids
         )
 
 
@@ -162,7 +164,7 @@ def test_a_stored_table_without_a_declared_column_is_named(spark_session: Any, t
     tx_files, _ = _clean_tables(tmp_path)
     pq.write_table(pq.read_table(tx_files[0]).drop_columns(["status"]), tx_files[0])
     with pytest.raises(ValueError, match=r"clean_transactions \(.*clean_transactions.parquet\.\.\.\): missing column"):
-        spark_engine.read_transactions(spark_session, tx_files)
+        spark_engine.read_input(spark_session, input_asset(TRANSACTIONS), tx_files)
 
 
 def test_executors_run_the_declaration_without_python(spark_session: Any, tmp_path: Path) -> None:
@@ -185,10 +187,7 @@ def test_executors_run_the_declaration_without_python(spark_session: Any, tmp_pa
 # Two drops in arrival order; the later key sorts first, so only the drop order can make its record win.
 FIRST, SECOND = "default", "2026-05"
 C1_FIRST = {"age": 41.0, "region": "north", "signup_date": pd.Timestamp("2025-01-01T12:00:00Z"), "loyalty_points": 10.0}
-COLUMNS_BY_ASSET = {
-    inputs.CUSTOMERS: spark_engine.CUSTOMER_COLUMNS,
-    inputs.TRANSACTIONS: spark_engine.TRANSACTION_COLUMNS,
-}
+COLUMNS_BY_ASSET = INPUT_COLUMNS
 C1_SECOND = {"age": 52.0, "region": "West", "signup_date": pd.Timestamp("2023-06-01T00:00:00Z"), "loyalty_points": 99.0}
 
 
@@ -233,16 +232,16 @@ def _two_drops(root: Path) -> dict[str, list[str]]:
         ),
     }
     for drop, (customers, transactions) in drops.items():
-        for asset, table in ((inputs.CUSTOMERS, customers), (inputs.TRANSACTIONS, transactions)):
+        for asset, table in ((CUSTOMERS, customers), (TRANSACTIONS, transactions)):
             (root / "processed" / asset).mkdir(parents=True, exist_ok=True)
             pq.write_table(table, root / "processed" / asset / f"{drop}.parquet")
-    return {a: inputs.stored_files(str(root), "processed", a, [FIRST, SECOND]) for a in COLUMNS_BY_ASSET}
+    return {a: entry(a).drop_files(str(root), [FIRST, SECOND]) for a in COLUMNS_BY_ASSET}
 
 
-def _as_convention(table: inputs.StoredTable) -> pd.DataFrame:
+def _as_convention(table: StoredTable) -> pd.DataFrame:
     """A stored table as read by either engine, in the declaration's convention (int64 ns times), as pandas."""
     columns = COLUMNS_BY_ASSET[table.asset]
-    if table.engine == "spark":
+    if table.engine is SPARK:
         arrow = table.native.toArrow()
     else:
         arrow = table.native.select([stored for _, stored, _ in columns])
@@ -253,26 +252,26 @@ def _as_convention(table: inputs.StoredTable) -> pd.DataFrame:
     return arrow.to_pandas().sort_values(["customer_id", *(["ts"] if "ts" in arrow.column_names else [])])
 
 
-@pytest.mark.parametrize("options", [EMBEDDED, SPARK], ids=["embedded", "spark"])
+@pytest.mark.parametrize("engine", [EMBEDDED, SPARK], ids=["embedded", "spark"])
 def test_two_drops_read_as_the_latest_customer_record_and_every_transaction(
-    spark_session: Any, tmp_path: Path, options: inputs.EngineOptions
+    spark_session: Any, tmp_path: Path, engine: Engine
 ) -> None:
     files = _two_drops(tmp_path)
-    customers = _as_convention(inputs.read_table(inputs.CUSTOMERS, files[inputs.CUSTOMERS], options))
+    customers = _as_convention(engine.read(input_asset(CUSTOMERS), files[CUSTOMERS]))
     assert customers["customer_id"].tolist() == ["c1", "c2", "c3"]  # c1 once: one record per customer
     c1 = customers.iloc[0]
     assert (c1["age"], c1["region"], c1["loyalty_points"]) == (52.0, "West", 99.0)  # the second drop's record
     assert c1["signup_ns"] == C1_SECOND["signup_date"].value
 
-    transactions = _as_convention(inputs.read_table(inputs.TRANSACTIONS, files[inputs.TRANSACTIONS], options))
-    union = pa.concat_tables(pq.read_table(f) for f in files[inputs.TRANSACTIONS]).to_pandas()
+    transactions = _as_convention(engine.read(input_asset(TRANSACTIONS), files[TRANSACTIONS]))
+    union = pa.concat_tables(pq.read_table(f) for f in files[TRANSACTIONS]).to_pandas()
     assert len(transactions) == len(union) == 5  # the union: nothing of either drop dropped or doubled
     union = union.assign(ts=union["timestamp"].astype("int64"))[["customer_id", "ts", "amount"]]
     got = transactions[["customer_id", "ts", "amount"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, union.sort_values(["customer_id", "ts"]).reset_index(drop=True))
 
     # the order of the files decides, not their names: read the other way round, the first drop's record wins
-    backwards = inputs.read_table(inputs.CUSTOMERS, files[inputs.CUSTOMERS][::-1], options)
+    backwards = engine.read(input_asset(CUSTOMERS), files[CUSTOMERS][::-1])
     c1 = _as_convention(backwards).iloc[0]
     assert (c1["age"], c1["region"], c1["loyalty_points"]) == (41.0, "north", 10.0)
 

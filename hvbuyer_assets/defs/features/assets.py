@@ -1,7 +1,8 @@
 """Point-in-time features: customer features as of T (scoring) and the temporal training set.
 
-Both read the clean tables through ``engine_inputs`` (``defs.features.inputs``): the configured engine
-(``HVBUYER_ENGINE``: embedded polars or Spark) computes the declaration, the result comes back as pandas.
+Both read the clean tables through ``engine_inputs`` (``defs.features.inputs``): the deployment's engine
+(``engines.interface.Engine``, chosen by ``HVBUYER_ENGINE``: embedded polars or Spark) computes the declaration,
+the result comes back as pandas.
 """
 
 from collections.abc import Iterator
@@ -9,19 +10,18 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from hvbuyer_assets.core import features, training
 from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.features import checks
 from hvbuyer_assets.defs.features.inputs import ENGINE_INS
-from hvbuyer_assets.defs.metadata import layer
+from hvbuyer_assets.defs.metadata import stored
 from hvbuyer_assets.defs.problem import PredictionProblem
-from hvbuyer_assets.engines.inputs import StoredTable, data_as_of, frames
+from hvbuyer_assets.engines.interface import StoredTable
 
 
 @dg.asset(
     ins=ENGINE_INS,
     group_name="features",
-    metadata=layer("features"),
+    metadata=stored("customer_features"),
     kinds={"pandas", "parquet"},
     check_specs=[checks.FEATURES_NOT_AFTER_CUTOFF],
     output_required=False,  # a failed leakage guard stores nothing (defs.checks_gate)
@@ -30,9 +30,10 @@ from hvbuyer_assets.engines.inputs import StoredTable, data_as_of, frames
 def customer_features(
     clean_customers: StoredTable, clean_transactions: StoredTable, problem: PredictionProblem
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    inputs = frames(clean_transactions, clean_customers)
-    as_of = data_as_of(inputs)
-    frame = features.features_frame(inputs, as_of, large_amount=problem.large_purchase_threshold)
+    engine = clean_transactions.engine
+    inputs = engine.frames(clean_transactions, clean_customers)
+    as_of = engine.data_as_of(inputs)
+    frame = engine.features(inputs, as_of, large_amount=problem.large_purchase_threshold)
     with_history = int((frame["n_transactions"] > 0).sum())
     output = dg.Output(
         frame,
@@ -40,7 +41,7 @@ def customer_features(
             "as_of": as_of.isoformat(),
             "customers": len(frame),
             "customers_with_history": with_history,
-            "engine": clean_transactions.engine,
+            "engine": engine.name,
         },
     )
     check = checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)
@@ -50,7 +51,7 @@ def customer_features(
 @dg.asset(
     ins=ENGINE_INS,
     group_name="features",
-    metadata=layer("features"),
+    metadata=stored("training_set"),
     kinds={"pandas", "parquet"},
     check_specs=checks.TRAINING_SET_CHECKS,
     output_required=False,  # a failed leakage guard or prevalence check stores nothing (defs.checks_gate)
@@ -60,9 +61,10 @@ def customer_features(
 def training_set(
     clean_customers: StoredTable, clean_transactions: StoredTable, problem: PredictionProblem
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    inputs = frames(clean_transactions, clean_customers)
-    as_of = data_as_of(inputs)
-    frame = training.training_frame(
+    engine = clean_transactions.engine
+    inputs = engine.frames(clean_transactions, clean_customers)
+    as_of = engine.data_as_of(inputs)
+    frame = engine.training_rows(
         inputs,
         as_of,
         horizon_days=problem.horizon_days,
@@ -77,7 +79,7 @@ def training_set(
             "as_of": as_of.isoformat(),
             "horizon_days": problem.horizon_days,
             "threshold": problem.large_purchase_threshold,
-            "engine": clean_transactions.engine,
+            "engine": engine.name,
             "rows": dg.MetadataValue.json({s: int(r["size"]) for s, r in summary.iterrows()}),
             "cutoffs": dg.MetadataValue.json(sorted(pd.Timestamp(c).isoformat() for c in frame["cutoff"].unique())),
         },

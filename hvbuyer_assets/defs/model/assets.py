@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift_report, evaluation, fingerprints, labels, model, promotion
 from hvbuyer_assets.defs.checks_gate import gate
-from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
+from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model import checks, tracking
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
@@ -56,7 +56,7 @@ def _holdout(training_set: pd.DataFrame) -> pd.DataFrame:
     return training_set[training_set["split"] == "holdout"]
 
 
-@dg.asset(group_name="model", metadata=layer("models"), kinds={"sklearn"})
+@dg.asset(group_name="model", metadata=stored("trained_model"), kinds={"sklearn"})
 def trained_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame, config: ModelConfig) -> Pipeline:
     """The candidate: preprocessing + seeded RandomForest in one sklearn Pipeline, fit on the train rows."""
     started = time.perf_counter()
@@ -75,7 +75,7 @@ def trained_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
 
 @dg.asset(
     group_name="model",
-    metadata=layer("models"),
+    metadata=stored("model_evaluation"),
     check_specs=[checks.MODEL_QUALITY_FLOOR],
     kinds={"sklearn"},
     output_required=False,  # below the floor: nothing stored (defs.checks_gate)
@@ -163,7 +163,7 @@ def _onnx_parity(
 
 @dg.asset(
     group_name="model",
-    metadata=layer("models"),
+    metadata=stored("registered_model"),
     required_resource_keys={"mlflow", "model_registry", "problem"},
     check_specs=[checks.ONNX_PARITY],
     kinds={"mlflow", "onnx"},
@@ -278,7 +278,7 @@ def _population_check(
 
 @dg.asset(
     group_name="model",
-    metadata=layer("models"),
+    metadata=stored("champion_model"),
     required_resource_keys={"model_registry", "monitoring_store"},
     kinds={"mlflow"},
 )

@@ -10,11 +10,11 @@ from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift, fingerprints, performance
 from hvbuyer_assets.core import drift_report as drift_report_core
 from hvbuyer_assets.defs.features.inputs import ENGINE_INS
-from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
+from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
 from hvbuyer_assets.defs.problem import PredictionProblem
-from hvbuyer_assets.engines.inputs import StoredTable, frames, latest_time, rows_between
+from hvbuyer_assets.engines.interface import StoredTable
 
 
 class DriftConfig(dg.Config):
@@ -37,7 +37,7 @@ class DriftConfig(dg.Config):
         return drift.DriftThresholds(**self.model_dump())
 
 
-@dg.asset(group_name="monitoring", metadata=layer("monitoring"), kinds={"pandas", "parquet"})
+@dg.asset(group_name="monitoring", metadata=stored("drift_reference"), kinds={"pandas", "parquet"})
 def drift_reference(
     context: dg.AssetExecutionContext,
     registered_model: dict[str, Any],
@@ -76,7 +76,7 @@ def drift_reference(
 
 @dg.asset(
     group_name="monitoring",
-    metadata=layer("monitoring"),
+    metadata=stored("drift_report"),
     kinds={"pandas", "json"},
     deps=[drift_reference],
 )
@@ -123,7 +123,7 @@ def drift_report(
     return value
 
 
-@dg.asset(group_name="monitoring", metadata=layer("monitoring"), kinds={"pandas", "parquet"})
+@dg.asset(group_name="monitoring", metadata=stored("score_history"), kinds={"pandas", "parquet"})
 def score_history(
     context: dg.AssetExecutionContext, customer_scores: pd.DataFrame, monitoring_store: MonitoringStore
 ) -> dict[str, Any]:
@@ -167,7 +167,7 @@ PERFORMANCE_COLUMNS = {
 }
 
 
-@dg.asset(ins=ENGINE_INS, group_name="monitoring", metadata=layer("monitoring"), kinds={"pandas", "json"})
+@dg.asset(ins=ENGINE_INS, group_name="monitoring", metadata=stored("model_performance"), kinds={"pandas", "json"})
 def model_performance(
     context: dg.AssetExecutionContext,
     score_history: dict[str, Any],
@@ -184,7 +184,8 @@ def model_performance(
     `degraded` refers to the current champion only. The clean tables are read by the feature engine
     (`engine_inputs`: only the columns T and the labels need), as the feature assets read them; T is one column's
     max, and only the transactions inside the matured label windows are encoded for the labels."""
-    as_of = latest_time(clean_transactions)
+    engine = clean_transactions.engine
+    as_of = engine.latest_time(clean_transactions)
     champion = champion_model["champion_version"]
     keys = performance.archive_keys(score_history["archives"])
     rule = performance.PerformanceRule(max_auc_drop=config.max_auc_drop, min_rows=config.min_rows)
@@ -193,7 +194,7 @@ def model_performance(
     evaluations: list[dict[str, Any]] = []
     if matured:
         start, end = performance.label_span(matured.values(), problem.horizon_days)
-        inputs = frames(rows_between(clean_transactions, start, end), clean_customers)
+        inputs = engine.frames(engine.rows_between(clean_transactions, start, end), clean_customers)
         evaluations = [
             performance.evaluate_scoring(
                 key,
@@ -213,7 +214,7 @@ def model_performance(
         "degraded": value["degraded"],
         "champion_version": champion,
         "data_as_of": as_of.isoformat(),
-        "engine": clean_transactions.engine,
+        "engine": engine.name,
     }
     if evaluations:
         table = performance.evaluations_table(evaluations)

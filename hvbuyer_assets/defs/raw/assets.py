@@ -14,12 +14,13 @@ from hvbuyer_assets.core import contract, drops
 from hvbuyer_assets.core.cleaning import CleanResult
 from hvbuyer_assets.core.sources import BY_KIND, SOURCES, RawSource
 from hvbuyer_assets.defs.checks_gate import gate
-from hvbuyer_assets.defs.metadata import LATEST_WINS_KEY, layer
+from hvbuyer_assets.defs.metadata import metadata_of
 from hvbuyer_assets.defs.partitions import DROPS, earlier_drops
 from hvbuyer_assets.defs.raw import checks
 from hvbuyer_assets.defs.raw.history import StoredEarlierDrops
 from hvbuyer_assets.defs.raw.resources import RawFileInfo, RawStorageResource
 from hvbuyer_assets.memory import release_memory
+from hvbuyer_assets.storage.catalog import source_assets
 
 
 class RawFilesConfig(dg.Config):
@@ -38,7 +39,7 @@ def raw_asset(source: RawSource) -> dg.AssetsDefinition:
     @dg.asset(
         name=source.raw_asset,
         group_name="raw",
-        metadata=layer("interim"),
+        metadata=metadata_of(source_assets(source).raw),
         kinds={"pandas", "parquet"},
         check_specs=[spec],
         description=source.raw_description,
@@ -68,13 +69,13 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         outs={
             source.clean_asset: dg.AssetOut(
                 is_required=False,  # a failed blocking check stores neither table (defs.checks_gate)
-                metadata={**layer("processed"), **({LATEST_WINS_KEY: source.key} if source.latest_wins else {})},
+                metadata=metadata_of(source_assets(source).clean),
                 kinds={"pandas", "parquet"},
                 description=f"{source.clean_description} Rows set aside are in {source.quarantine_asset}.",
             ),
             source.quarantine_asset: dg.AssetOut(
                 is_required=False,
-                metadata=layer("quarantine"),
+                metadata=metadata_of(source_assets(source).quarantine),
                 kinds={"pandas", "parquet"},
                 description=f"What cleaning set aside from {source.raw_asset}: one row per problem (file, row, "
                 f"record id, field, value as sent, reason, action taken); {source.clean_asset} holds the rest.",

@@ -12,13 +12,15 @@ import pyarrow as pa
 
 from hvbuyer_assets.core.cleaning.history import MATCH_SCHEMA, earlier_matches
 from hvbuyer_assets.core.sources import BY_KIND
+from hvbuyer_assets.storage.catalog import entry
 from hvbuyer_assets.storage.partitions import read_matching, sorted_values
 
 
 class PartitionStore(Protocol):
-    s3_endpoint_url: str | None
+    """Where the data dir is (the pipeline's IO manager)."""
 
-    def stored_partitions(self, asset: str, layer: str, keys: list[str]) -> list[str]: ...
+    base_uri: str
+    s3_endpoint_url: str | None
 
 
 class StoredEarlierDrops:
@@ -37,7 +39,7 @@ class StoredEarlierDrops:
         if self.empty or not len(values):  # the first drop, or nothing to look up
             return MATCH_SCHEMA.empty_table()
         started = time.perf_counter()
-        paths = self.store.stored_partitions(BY_KIND[kind].clean_asset, "processed", self.keys)
+        paths = entry(BY_KIND[kind].clean_asset).drop_files(self.store.base_uri, self.keys, self.store.s3_endpoint_url)
         by_path = dict(zip([p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in paths], paths, strict=True))
         ordered = sorted_values(values)
         columns = (

@@ -7,14 +7,14 @@ import dagster as dg
 import pandas as pd
 
 from hvbuyer_assets.core import evaluation, model, segments
-from hvbuyer_assets.defs.metadata import layer, png_metadata, table_metadata
+from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.scoring import checks
 
 
 @dg.asset(
     group_name="scoring",
-    metadata=layer("scores"),
+    metadata=stored("customer_scores"),
     kinds={"pandas", "parquet"},
     check_specs=[checks.SCORES_ARE_PROBABILITIES, checks.ONE_SCORE_PER_CUSTOMER],
 )
@@ -53,7 +53,7 @@ def customer_scores(
     yield checks.one_score_per_customer(scores, len(customer_features))
 
 
-@dg.asset(group_name="scoring", metadata=layer("scores"), kinds={"pandas", "parquet"})
+@dg.asset(group_name="scoring", metadata=stored("segment_summary"), kinds={"pandas", "parquet"})
 def segment_summary(
     context: dg.AssetExecutionContext, customer_scores: pd.DataFrame, customer_features: pd.DataFrame
 ) -> pd.DataFrame:

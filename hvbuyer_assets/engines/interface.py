@@ -1,0 +1,151 @@
+"""The engine interface: what the feature, training-set and label assets ask of an engine, whatever runs it.
+
+An ``Engine`` reads the stored clean tables (``read``: a ``StoredTable`` that remembers its engine), finds T
+(``latest_time``), narrows transactions to a time range (``rows_between``), turns both tables into
+``core.engine.Frames`` (``frames``) and computes the declaration's results on them (``features``,
+``training_rows``: ``core.feature_defs`` through ``core.features`` / ``core.training``, the same pandas frames on
+every engine). The implementation is chosen once, from ``Settings``, when the definitions are built
+(``engines.engine_for``); code holding an engine calls it, nothing asks which engine it is.
+
+Implementations: ``engines.embedded.EmbeddedEngine`` (Arrow + polars in-process) and
+``engines.spark.SparkEngine`` (Spark DataFrames, local or on a cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+import pyarrow as pa
+
+from hvbuyer_assets.core import feature_defs, features, training
+from hvbuyer_assets.core.engine import Frames
+from hvbuyer_assets.core.features import to_utc
+from hvbuyer_assets.storage.catalog import StoredAsset, entry
+
+TRANSACTIONS, CUSTOMERS = "clean_transactions", "clean_customers"
+# The feature_defs input convention per stored clean table: (output column, stored column, kind); nothing else is
+# read ("ns": a timestamp as int64 ns UTC).
+INPUT_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    TRANSACTIONS: (
+        ("customer_id", "customer_id", "string"),
+        ("ts", "timestamp", "ns"),
+        ("amount", "amount", "double"),
+        ("status", "status", "string"),
+    ),
+    CUSTOMERS: (
+        ("customer_id", "customer_id", "string"),
+        ("signup_ns", "signup_date", "ns"),
+        ("age", "age", "double"),
+        ("loyalty_points", "loyalty_points", "double"),
+        ("region", "region", "string"),
+    ),
+}
+
+
+def input_columns(name: str) -> tuple[tuple[str, str, str], ...]:
+    """The convention of an engine input (``clean_transactions`` or ``clean_customers``); ValueError otherwise."""
+    if name not in INPUT_COLUMNS:
+        raise ValueError(f"{name} is not an engine input; expected one of {', '.join(INPUT_COLUMNS)}")
+    return INPUT_COLUMNS[name]
+
+
+def input_asset(name: str) -> StoredAsset:
+    """The catalog entry of an engine input."""
+    input_columns(name)
+    return entry(name)
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """One stored clean table as ``engine`` read it (``native``: a projected ``pa.Table`` on the embedded engine,
+    a Spark DataFrame in the ``feature_defs`` convention on Spark)."""
+
+    asset: str
+    engine: Engine
+    native: Any
+
+
+def native_transactions(table: StoredTable) -> Any:
+    """The engine's form of stored transactions; ValueError for another table."""
+    if table.asset != TRANSACTIONS:
+        raise ValueError(f"expected {TRANSACTIONS}, got {table.asset}")
+    return table.native
+
+
+def native_pair(transactions: StoredTable, customers: StoredTable) -> tuple[Any, Any]:
+    """The engine's forms of both clean tables; ValueError when they are not the two inputs of one engine."""
+    if (transactions.asset, customers.asset) != (TRANSACTIONS, CUSTOMERS):
+        raise ValueError(f"expected {TRANSACTIONS} and {CUSTOMERS}, got {transactions.asset} and {customers.asset}")
+    if transactions.engine is not customers.engine:
+        raise ValueError(f"inputs read by different engines: {transactions.engine!r} and {customers.engine!r}")
+    return transactions.native, customers.native
+
+
+def as_of(result: pa.Table) -> pd.Timestamp:
+    """T from a collected ``feature_defs.latest`` result (``latest_ns``)."""
+    latest = result.column("latest_ns")[0]
+    if not latest.is_valid:
+        raise ValueError("no transaction with a valid timestamp: the as-of time is undefined")
+    return to_utc(pd.Timestamp(latest.as_py(), unit="ns", tz="UTC"))
+
+
+class Engine(Protocol):
+    """What computes features, labels and training rows from the stored clean tables.
+
+    Implementations define ``name`` and the four reading methods; the computing methods below are the same on
+    every engine (the declaration runs on the engine's ``Frames``), so implementations inherit them.
+    """
+
+    name: str
+
+    def read(self, asset: StoredAsset, files: Sequence[str]) -> StoredTable:
+        """One clean table's stored ``files`` (one per drop, in drop order) in the engine's form; a latest-wins
+        key of ``asset`` (re-sent customers) keeps each key's record of the latest drop."""
+        ...
+
+    def frames(self, transactions: StoredTable, customers: StoredTable) -> Frames:
+        """Both clean tables as ``Frames`` of this engine."""
+        ...
+
+    def latest_time(self, transactions: StoredTable) -> pd.Timestamp:
+        """T of the stored transactions alone (one column's max; no customer is encoded)."""
+        ...
+
+    def rows_between(self, transactions: StoredTable, start_ns: int, end_ns: int) -> StoredTable:
+        """The stored transactions with ``start_ns < ts <= end_ns`` only (what label windows in that range read)."""
+        ...
+
+    def start(self) -> None:
+        """Start what the engine runs on ahead of the first read (Spark: its session); nothing by default."""
+
+    # Per-drop customer state (issue 18, part 1) joins here: reading and combining a drop's state on this engine.
+
+    def load(self, transaction_files: Sequence[str], customer_files: Sequence[str]) -> Frames:
+        """``frames`` of stored files in one call (benchmarks, tests)."""
+        return self.frames(
+            self.read(input_asset(TRANSACTIONS), transaction_files), self.read(input_asset(CUSTOMERS), customer_files)
+        )
+
+    def data_as_of(self, frames: Frames) -> pd.Timestamp:
+        """T: the latest valid transaction time of ``frames`` (``feature_defs.latest``)."""
+        return as_of(frames.collect(feature_defs.latest(frames.transactions)))
+
+    def features(self, frames: Frames, as_of: pd.Timestamp, large_amount: float) -> pd.DataFrame:
+        """Every known customer's features as of ``as_of`` (``core.features.features_frame``)."""
+        return features.features_frame(frames, as_of, large_amount=large_amount)
+
+    def training_rows(
+        self,
+        frames: Frames,
+        as_of: pd.Timestamp,
+        *,
+        horizon_days: int,
+        threshold: float,
+        train_snapshots: int,
+        snapshot_step_days: int,
+    ) -> pd.DataFrame:
+        """The temporal training set as of ``as_of`` (``core.training.training_frame``)."""
+        return training.training_frame(frames, as_of, horizon_days, threshold, train_snapshots, snapshot_step_days)
