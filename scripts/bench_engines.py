@@ -171,11 +171,11 @@ def _subset(source: Path, customers: int, data_dir: Path) -> None:
     ids = _ids(clean_files(source)["clean_customers"]).slice(0, customers)
     for drop in drops:
         for table in TABLES:
-            path = source / "processed" / table / f"{drop}.parquet"
+            path = Path(entry(table).drop_path(str(source), drop))
             if not path.exists():
                 continue
             rows = pq.read_table(path)
-            out = data_dir / "processed" / table / f"{drop}.parquet"
+            out = Path(entry(table).drop_path(str(data_dir), drop))
             out.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(rows.filter(pc.is_in(rows.column("customer_id"), value_set=ids)), out)
     _home(data_dir).mkdir(parents=True)

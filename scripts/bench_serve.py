@@ -113,10 +113,9 @@ def customer_row(data_dir: Path) -> dict[str, object]:
     import pyarrow.parquet as pq
 
     from hvbuyer_assets.core import features
+    from hvbuyer_assets.storage.catalog import entry
 
-    table = pq.read_table(
-        str(data_dir / "features" / "customer_features.parquet"), columns=list(features.FEATURE_COLUMNS)
-    )
+    table = pq.read_table(entry("customer_features").path(str(data_dir)), columns=list(features.FEATURE_COLUMNS))
     mask = None
     for name in features.FEATURE_NUMERIC:
         valid = pc.is_valid(pc.if_else(pc.is_nan(table[name]), None, table[name]))
@@ -130,10 +129,9 @@ def batch_rows(data_dir: Path, n: int) -> list[dict[str, object]]:
     import pyarrow.parquet as pq
 
     from hvbuyer_assets.core import features
+    from hvbuyer_assets.storage.catalog import entry
 
-    table = pq.read_table(
-        str(data_dir / "features" / "customer_features.parquet"), columns=list(features.FEATURE_COLUMNS)
-    )
+    table = pq.read_table(entry("customer_features").path(str(data_dir)), columns=list(features.FEATURE_COLUMNS))
     records = table.slice(0, n).to_pylist()
     while len(records) < n:
         records += records[: n - len(records)]

@@ -16,6 +16,7 @@ from upath import UPath
 
 from hvbuyer_assets.settings import load_settings
 from hvbuyer_assets.storage import location
+from hvbuyer_assets.storage.catalog import entry
 
 
 def _json(path: UPath) -> dict[str, Any] | None:
@@ -32,10 +33,10 @@ def _rows(path: UPath) -> int | None:
 def summary_lines(data_dir: str, s3_endpoint_url: str | None = None) -> list[str]:
     """One line per outcome: hold-out ROC-AUC against the baselines, the champion, the drift verdict, scores."""
     root = location(data_dir, s3_endpoint_url)
-    evaluation = _json(root / "models" / "model_evaluation.json")
-    champion = _json(root / "models" / "champion_model.json")
-    drift = _json(root / "monitoring" / "drift_report.json")
-    scored = _rows(root / "scores" / "customer_scores.parquet")
+    evaluation = _json(root / entry("model_evaluation").relative(".json"))
+    champion = _json(root / entry("champion_model").relative(".json"))
+    drift = _json(root / entry("drift_report").relative(".json"))
+    scored = _rows(root / entry("customer_scores").relative())
     lines = []
     if evaluation:
         baselines = ", ".join(f"{kind} {m['roc_auc']:.3f}" for kind, m in evaluation.get("baselines", {}).items())

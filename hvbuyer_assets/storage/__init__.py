@@ -3,8 +3,8 @@
 ``location``: a URI (local folder or ``s3://``, with the S3 endpoint override) as a UPath or a native Arrow
 filesystem. ``files``: parquet / JSON / joblib readers and atomic writers. The pipeline's IO manager and
 monitoring store, and the prediction service's customer lookup, all go through these. ``partitions``: per-drop
-assets (``<base>/<layer>/<asset>/<drop>.parquet``) and the one rule saying which files, in which order, make an
-asset's history.
+files (``<base>/<layer>/<asset>/<drop>.parquet``), listed and read. ``catalog``: where every asset lives, which
+files make its history and which key's latest record wins (``storage.catalog.entry``).
 """
 
 from hvbuyer_assets.storage.files import atomic_write, read_stored, write_joblib, write_json, write_parquet

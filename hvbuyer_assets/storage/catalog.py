@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from hvbuyer_assets.core.cleaning.history import latest_rows
 from hvbuyer_assets.core.sources import SOURCES, RawSource
+from hvbuyer_assets.settings import DATA_LAYERS
 from hvbuyer_assets.storage.partitions import partition_path, partition_paths, read_partitions
 
 
@@ -39,6 +40,9 @@ class StoredAsset:
     latest_wins_by: str | None = None
 
     def __post_init__(self) -> None:
+        if self.layer not in DATA_LAYERS:
+            expected = ", ".join(DATA_LAYERS)
+            raise ValueError(f"{self.name}: unknown data layer {self.layer!r}; expected one of {expected}")
         if self.latest_wins_by is not None and not self.per_drop:
             raise ValueError(f"{self.name}: a latest-wins key needs an asset stored per drop")
 

@@ -1,7 +1,7 @@
 """Per-drop (partitioned) assets on storage: ``<base>/<layer>/<asset>/<key>.parquet``, one file per partition,
-written once. Which files make an asset's history, in which order, is decided here only: the pipeline's IO manager,
-the cleaning of a new drop (ids of earlier drops) and any other engine reading the same files go through
-:func:`partition_paths`."""
+written once. Which files make an asset's history, in which order, is decided here only (:func:`partition_paths`);
+the pipeline's IO manager, the cleaning of a new drop (ids of earlier drops) and the engines reach it through the
+asset's ``storage.catalog`` entry."""
 
 from __future__ import annotations
 

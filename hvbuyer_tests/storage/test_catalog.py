@@ -46,6 +46,8 @@ def test_the_layout_of_whole_and_per_drop_assets() -> None:
 def test_only_re_sent_records_have_a_latest_wins_key() -> None:
     keys = {name: e.latest_wins_by for name, e in CATALOG.items() if e.latest_wins_by}
     assert keys == {s.clean_asset: s.key for s in SOURCES if s.latest_wins} == {"clean_customers": "customer_id"}
+    with pytest.raises(ValueError, match="x: unknown data layer 'feature'; expected one of raw, interim"):
+        StoredAsset("x", "feature")
     with pytest.raises(ValueError, match="a latest-wins key needs an asset stored per drop"):
         StoredAsset("x", "features", latest_wins_by="customer_id")
     with pytest.raises(ValueError, match=r"asset 'nope' is not in the storage catalog .*clean_customers"):
