@@ -18,7 +18,6 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from hvbuyer_assets.core.checks import QUARANTINE_MIN_ROWS
 from hvbuyer_assets.core.retraining import Policy
 
 DATA_LAYERS = ("raw", "interim", "processed", "features", "models", "scores", "monitoring", "quarantine")
@@ -26,6 +25,8 @@ _POLICY = Policy()
 # Spark master URLs hvbuyer accepts: local threads, a standalone cluster, Kubernetes, YARN (EMR).
 SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|spark://\S+|k8s://\S+|yarn")
 SPARK_MEMORY = re.compile(r"\d+[kmgt]?", re.IGNORECASE)
+ONLINE_STORE_FILE = "scores/online_store.db"  # the embedded online store, under the data dir
+ONLINE_STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://")
 
 
 def _absolute(path: str) -> str:
@@ -67,14 +68,6 @@ class Settings(BaseSettings):
     max_model_age_days: float = Field(_POLICY.max_model_age_days, ge=0, validation_alias="HVBUYER_MAX_MODEL_AGE_DAYS")
     min_new_data_days: float = Field(_POLICY.min_new_data_days, ge=0, validation_alias="HVBUYER_MIN_NEW_DATA_DAYS")
 
-    # Ingest: how raw drops are accepted.
-    quarantine_min_rows: int = Field(
-        QUARANTINE_MIN_ROWS,
-        ge=1,
-        validation_alias="HVBUYER_QUARANTINE_MIN_ROWS",
-        description="a smaller drop only warns on its quarantine share",
-    )
-
     # Production mode: where the steps of a run execute.
     executor: Literal["in_process", "celery", "k8s"] = Field("in_process", validation_alias="HVBUYER_EXECUTOR")
     celery_broker: str = Field("amqp://guest:guest@127.0.0.1:5672//", validation_alias="HVBUYER_CELERY_BROKER")
@@ -101,6 +94,10 @@ class Settings(BaseSettings):
         None, validation_alias="HVBUYER_ADMIN_TOKEN", repr=False, description="unset: /admin/reload disabled"
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, validation_alias="HVBUYER_MAX_BODY_BYTES")
+    online_store: str = Field(
+        "", validation_alias="HVBUYER_ONLINE_STORE", description=f"unset: sqlite:///<data_dir>/{ONLINE_STORE_FILE}"
+    )
+    api_workers: int = Field(1, ge=1, le=64, validation_alias="HVBUYER_API_WORKERS")
 
     # The other UIs `make run` starts beside the API (their loopback ports).
     dagster_port: int = Field(3000, ge=1, le=65535, validation_alias="HVBUYER_DAGSTER_PORT")
@@ -131,6 +128,18 @@ class Settings(BaseSettings):
             if "://" in data_dir
             else f"sqlite:///{data_dir}/mlflow.db"
         )
+
+    @field_validator("online_store")
+    @classmethod
+    def _online_store(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            data_dir = info.data["data_dir"]
+            # SQLite cannot live on an object store: an s3:// data dir keeps it in the working directory.
+            folder = Path(".").resolve() if "://" in data_dir else Path(data_dir)
+            return f"sqlite:///{folder / ONLINE_STORE_FILE}"
+        if not value.startswith(ONLINE_STORE_SCHEMES):
+            raise ValueError("expected sqlite:///PATH or redis://HOST:PORT/DB")
+        return value
 
     @field_validator("spark_master")
     @classmethod

@@ -2,7 +2,7 @@
 
 Run: ``uvicorn hvbuyer_serving.app:app --host 127.0.0.1 --port 8080`` or ``python -m hvbuyer_serving``.
 
-This module is wiring only: the lifespan (logging, settings, champion store, customer scores, the task
+This module is wiring only: the lifespan (logging, settings, champion store, online store, the task
 following the alias), the middleware, the error handlers, the routers (``api.main``), the offline API docs
 and the OpenAPI document.
 """
@@ -21,8 +21,8 @@ from hvbuyer_serving import metrics
 from hvbuyer_serving.api import errors, openapi
 from hvbuyer_serving.api.main import ROUTERS
 from hvbuyer_serving.api.routes.docs import DOCS_URL, REDOC_URL
-from hvbuyer_serving.customers import CustomerScores
 from hvbuyer_serving.model_store import ChampionStore
+from hvbuyer_serving.online_store import open_store
 from hvbuyer_serving.settings import load_serving_settings
 
 log = logging.getLogger(__name__)
@@ -51,18 +51,19 @@ async def _follow_champion(store: ChampionStore, poll_seconds: float) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the settings, open the champion store and the customer scores, follow the alias until shutdown."""
+    """Load the settings, open the champion store and the online store, follow the alias until shutdown."""
     configure_logging()
     settings = load_serving_settings()
     app.state.settings = settings
     app.state.store = ChampionStore(settings.mlflow_tracking_uri)
-    app.state.customers = CustomerScores(settings.data_dir, settings.s3_endpoint_url)
+    app.state.customers = open_store(settings.online_store)  # connects on the first lookup
     log.info("following the registry alias champion (checked every %.1f s)", settings.poll_seconds)
     task = asyncio.create_task(_follow_champion(app.state.store, settings.poll_seconds))
     try:
         yield
     finally:
         task.cancel()
+        app.state.customers.close()
 
 
 def create_app() -> FastAPI:

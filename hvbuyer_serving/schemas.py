@@ -12,6 +12,7 @@ from hvbuyer_serving.settings import MAX_BATCH_ROWS
 
 SEED_EXAMPLE = {"age": 35, "region": "East", "loyalty_points": 1200}
 BATCH_EXAMPLE = {"rows": [SEED_EXAMPLE, {"age": 61, "region": "west", "loyalty_points": 80}]}
+COLUMNS_EXAMPLE = {"columns": {"age": [35, 61], "region": ["East", "west"], "loyalty_points": [1200, 80]}}
 PREDICT_REQUEST_DOC = (
     f"One customer. The seed example's fields ({', '.join(REQUIRED_FIELDS)}) are required, null when unknown;\n"
     'behaviour fields are optional and, when omitted, mean "no purchase history known" (exactly what the batch\n'
@@ -111,6 +112,7 @@ class ModelInfo(BaseModel):
     last_error: str | None = None
     rejected_version: str | None = None
     load_failures: int = 0
+    worker_pid: int | None = Field(None, description="the worker process that answered (HVBUYER_API_WORKERS > 1)")
 
 
 class ReadyResponse(BaseModel):

@@ -154,3 +154,15 @@ def test_child_environ_applies_overrides_and_removals(monkeypatch: pytest.Monkey
     monkeypatch.setenv("HVBUYER_RAW_URI", "/somewhere")
     env = child_environ({"HVBUYER_DATA_DIR": "/tmp/x"}, unset=("HVBUYER_RAW_URI",))
     assert env["HVBUYER_DATA_DIR"] == "/tmp/x" and "HVBUYER_RAW_URI" not in env and "PATH" in env
+
+
+def test_the_online_store_defaults_to_sqlite_under_the_data_dir_and_refuses_other_schemes(tmp_path) -> None:
+    settings = load_settings({"HVBUYER_DATA_DIR": str(tmp_path)})
+    assert settings.online_store == f"sqlite:///{tmp_path}/scores/online_store.db"
+    assert settings.api_workers == 1
+    redis_url = "redis://127.0.0.1:6379/2"
+    assert load_settings({"HVBUYER_ONLINE_STORE": redis_url}).online_store == redis_url
+    with pytest.raises(ValueError, match="HVBUYER_ONLINE_STORE='postgresql://x/y': .*sqlite:///PATH or redis://"):
+        load_settings({"HVBUYER_ONLINE_STORE": "postgresql://x/y"})
+    with pytest.raises(ValueError, match="HVBUYER_API_WORKERS='0'"):
+        load_settings({"HVBUYER_API_WORKERS": "0"})

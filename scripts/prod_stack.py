@@ -221,7 +221,7 @@ class Deployment:
         services.append(
             Service(
                 "api",
-                [str(BIN / "uvicorn"), "hvbuyer_serving.app:app", "--host", "127.0.0.1", "--port", str(api_port)],
+                [str(BIN / "python"), "-m", "hvbuyer_serving"],  # HVBUYER_API_PORT / _WORKERS from the env
                 lambda: http_ok(f"http://127.0.0.1:{api_port}/health/live"),
                 api_port,
             )

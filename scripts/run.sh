@@ -127,7 +127,7 @@ names+=("Dagster UI")
   --log-level warning --code-server-log-level warning) &
 pids+=($!)
 names+=("API")
-spawn uvicorn hvbuyer_serving.app:app --host "$HOST" --port "$API_PORT" &
+spawn env HVBUYER_API_HOST="$HOST" HVBUYER_API_PORT="$API_PORT" python -m hvbuyer_serving &  # HVBUYER_API_WORKERS
 pids+=($!)
 names+=("MLflow UI")
 spawn mlflow server --backend-store-uri "$MLFLOW_TRACKING_URI" --host "$HOST" --port "$MLFLOW_PORT" --workers 1 &

@@ -1,5 +1,5 @@
 """Dependencies of the routes, as ``Annotated[..., Depends(...)]`` aliases: the settings, the champion store,
-the customer scores, the admin token check and the size-limited request body.
+the online store, the admin token check and the size-limited request body.
 
 The objects live on ``app.state`` (set by the lifespan in ``hvbuyer_serving.app``); only this module reads it.
 Every dependency is ``async`` so FastAPI calls it on the event loop (a sync one costs a thread hop per request).
@@ -18,8 +18,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hvbuyer_serving.customers import CustomerScores
 from hvbuyer_serving.model_store import ChampionStore, ServedModel
+from hvbuyer_serving.online_store import OnlineStore
 from hvbuyer_serving.settings import ServingSettings
 
 bearer = HTTPBearer(auto_error=False, description="HVBUYER_ADMIN_TOKEN")
@@ -35,14 +35,14 @@ async def get_store(request: Request) -> ChampionStore:
     return request.app.state.store
 
 
-async def get_customers(request: Request) -> CustomerScores:
-    """The latest batch scores and features, by customer."""
+async def get_customers(request: Request) -> OnlineStore:
+    """The online store of the latest batch scores and features, by customer."""
     return request.app.state.customers
 
 
 SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
 StoreDep = Annotated[ChampionStore, Depends(get_store)]
-CustomersDep = Annotated[CustomerScores, Depends(get_customers)]
+CustomersDep = Annotated[OnlineStore, Depends(get_customers)]
 
 
 def served_model(store: ChampionStore) -> ServedModel:
@@ -70,6 +70,19 @@ async def read_body(request: Request) -> bytes:
 
 
 RequestBody = Annotated[bytes, Depends(read_body)]
+
+JSON = "application/json"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def media_type(request: Request, accepted: tuple[str, ...]) -> str:
+    """The body's media type (parameters such as ``charset`` aside), refused with 415 naming the accepted ones
+    unless it is one of ``accepted`` (a form, text, XML, an image or no type is never read as JSON)."""
+    given = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if given not in accepted:
+        sent = f"content type {given!r}" if given else "no content type"
+        raise HTTPException(415, f"unsupported media type: {sent}; send {' or '.join(accepted)}")
+    return given
 
 
 async def require_admin(

@@ -23,6 +23,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorResponse, "description": "Admin endpoints disabled (HVBUYER_ADMIN_TOKEN unset)."},
     404: {"model": ErrorResponse, "description": "Not found."},
     413: {"model": ErrorResponse, "description": "Request body too large."},
+    415: {"model": ErrorResponse, "description": "Unsupported content type: the detail names the accepted ones."},
     422: {"model": ValidationErrorResponse, "description": "Invalid request: every offending field is listed."},
     503: {"model": ErrorResponse, "description": "No champion model loaded yet (or no scores yet)."},
 }

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from hvbuyer_serving.schemas import BatchRequest, PredictRequest
+from hvbuyer_serving.schemas import BATCH_EXAMPLE, COLUMNS_EXAMPLE, BatchRequest, PredictRequest
 
 SELF_PARSED: tuple[type[BaseModel], ...] = (PredictRequest, BatchRequest)
 
@@ -19,6 +19,21 @@ def request_body(model: type[BaseModel], example: dict[str, Any]) -> dict[str, A
     schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     content = {"application/json": {"schema": schema, "example": example}}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def batch_request_body() -> dict[str, Any]:
+    """``openapi_extra`` of ``/predict/batch``: rows or columns as JSON, or an Arrow IPC stream."""
+    extra = request_body(BatchRequest, BATCH_EXAMPLE)
+    content = extra["requestBody"]["content"]
+    content["application/json"]["examples"] = {
+        "rows": {"value": BATCH_EXAMPLE},
+        "columns": {"value": COLUMNS_EXAMPLE},
+    }
+    del content["application/json"]["example"]
+    content["application/vnd.apache.arrow.stream"] = {
+        "schema": {"type": "string", "format": "binary", "description": "Arrow IPC stream, one column per field"}
+    }
+    return extra
 
 
 def install(app: FastAPI) -> None:

@@ -28,12 +28,14 @@ from hvbuyer_tests.prod.deployment import (
 )
 from hvbuyer_tests.prod.pg_cluster import PgCluster
 from hvbuyer_tests.prod.scenario import DRIFT_DROP, RAW_SENSOR, Drifted, DropCalendar, read_json
+from hvbuyer_tests.serving.redis_server import PrivateRedis, private_redis
 
 # Module order within the session: the loop first (its drops and champions are what the others start from), the
 # tests that only re-run what is ingested next, those that ingest new drops last.
 ORDER = (
     "test_prod_env",
     "test_prod_loop",
+    "test_prod_online_store",
     "test_prod_worker_kill",
     "test_prod_two_runs",
     "test_prod_mlflow_down",
@@ -77,9 +79,20 @@ def s3_switch() -> Iterator[Switch]:
 
 
 @pytest.fixture(scope="session")
-def prod(tmp_path_factory: pytest.TempPathFactory, s3_switch: Switch, pg_cluster: PgCluster) -> Iterator[Deployment]:
+def online_redis(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster) -> Iterator[PrivateRedis]:
+    """The deployment's online store: a redis-server of the session's own (append-only file, so a restart keeps
+    the scores), which test_prod_online_store stops and starts; the machine's Redis is never stopped."""
+    with private_redis(tmp_path_factory.mktemp("online-redis"), persist=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def prod(
+    tmp_path_factory: pytest.TempPathFactory, s3_switch: Switch, pg_cluster: PgCluster, online_redis: PrivateRedis
+) -> Iterator[Deployment]:
     """A running isolated deployment (every process healthy), torn down at the end of the session."""
-    env = isolated_env(tmp_path_factory.mktemp("prod"), s3_switch.target_port, s3_switch.port, pg_cluster)
+    root = tmp_path_factory.mktemp("prod")
+    env = isolated_env(root, s3_switch.target_port, s3_switch.port, pg_cluster, online_redis.url(2))
     deployment = Deployment(env)
     try:
         deployment.up(say=lambda line: print(f"[prod] {line}"))

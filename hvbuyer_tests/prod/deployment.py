@@ -86,10 +86,12 @@ def _claim_redis_index(backend_url: str) -> int:
     raise RuntimeError("no empty Redis database index between 2 and 15 for the test deployment")
 
 
-def isolated_env(root: Path, s3_port: int, s3_endpoint_port: int, pg: PgCluster) -> dict[str, str]:
+def isolated_env(
+    root: Path, s3_port: int, s3_endpoint_port: int, pg: PgCluster, online_store: str
+) -> dict[str, str]:
     """deploy/local.env with this session's own ports, prefixes, vhost and Redis index, its databases on the
-    throwaway cluster ``pg``; the S3 server listens on ``s3_port``, every client uses ``s3_endpoint_port`` (a
-    :class:`Switch` in front of it)."""
+    throwaway cluster ``pg``, its online store at ``online_store`` (a Redis the session can stop); the S3 server
+    listens on ``s3_port``, every client uses ``s3_endpoint_port`` (a :class:`Switch` in front of it)."""
     base = prod_env.load_env(environ={})
     tag = f"t{secrets.token_hex(3)}"
     backend = urlsplit(base["HVBUYER_CELERY_BACKEND"])
@@ -110,6 +112,7 @@ def isolated_env(root: Path, s3_port: int, s3_endpoint_port: int, pg: PgCluster)
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow}",
         "HVBUYER_CELERY_BROKER": f"{broker.scheme}://{broker.netloc}/hvbuyer-{tag}",
         "HVBUYER_CELERY_BACKEND": f"{backend.scheme}://{backend.netloc}/{_claim_redis_index(base['HVBUYER_CELERY_BACKEND'])}",
+        "HVBUYER_ONLINE_STORE": online_store,
         "HVBUYER_DAGSTER_PORT": str(free_port()),
         "HVBUYER_GRPC_PORT": str(free_port()),
         "HVBUYER_API_PORT": str(api),

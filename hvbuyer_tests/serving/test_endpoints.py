@@ -16,6 +16,7 @@ from hvbuyer_tests.serving.service import ADMIN_TOKEN, free_port
 SEED = {"age": 35, "region": "East", "loyalty_points": 1200}
 NOBODY = {"age": None, "region": None, "loyalty_points": None}  # sent, all unknown
 MAX_BATCH_ROWS = 10_000  # documented batch limit
+JSON = {"content-type": "application/json"}
 
 
 def _feature_rows(built: Workspace, n: int) -> list[dict]:
@@ -79,13 +80,13 @@ def test_unknown_region_is_a_422_listing_the_known_ones(api: httpx.Client) -> No
 
 def test_oversized_bodies_are_413_declared_or_streamed(api: httpx.Client) -> None:
     limit = 8 * 1024 * 1024
-    assert api.post("/predict", content=b" " * (limit + 1)).status_code == 413
+    assert api.post("/predict", content=b" " * (limit + 1), headers=JSON).status_code == 413
 
     def chunks():  # no Content-Length: chunked transfer, counted while streaming
         for _ in range(9):
             yield b" " * (1024 * 1024)
 
-    response = api.post("/predict/batch", content=chunks())
+    response = api.post("/predict/batch", content=chunks(), headers=JSON)
     assert response.status_code == 413 and "exceeds" in response.json()["detail"]
 
 

@@ -1,58 +1,22 @@
-"""Hot swap under load: a new champion is swapped in while clients hammer ``/predict`` (zero failed requests),
-and a corrupt new version is rejected while the old one keeps serving (visible in /model and /metrics)."""
+"""Hot swap under load: a different champion (another forest, other answers) is swapped in while clients hammer
+``/predict``: zero failed requests, and every answer names the version that computed it (its probability is that
+version's); then a corrupt new version is rejected while the old one keeps serving (visible in /model and /metrics)."""
 
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
-import httpx
 import mlflow
+import pytest
 
 from hvbuyer_assets import registry
+from hvbuyer_assets.core.model import ONNX_PARITY_TOLERANCE
 from hvbuyer_tests.pipeline import Workspace
+from hvbuyer_tests.serving.load import SEED, LoadLoop
+from hvbuyer_tests.serving.models import probability, register_different_model
 from hvbuyer_tests.serving.service import serve
-
-SEED = {"age": 35, "region": "East", "loyalty_points": 1200}
-
-
-class LoadLoop:
-    """Client threads sending /predict back to back; records every outcome."""
-
-    def __init__(self, base_url: str, threads: int = 4) -> None:
-        self.base_url = base_url
-        self.outcomes: Counter[tuple[int, str | None]] = Counter()
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=10) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.post("/predict", json=SEED)
-                    version = response.json().get("model_version") if response.status_code == 200 else None
-                    outcome = (response.status_code, version)
-                except httpx.HTTPError as exc:
-                    with self._lock:
-                        self.errors.append(repr(exc))
-                    continue
-                with self._lock:
-                    self.outcomes[outcome] += 1
-
-    def __enter__(self) -> LoadLoop:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
 
 
 def _wait_for(predicate, what: str, timeout: float = 30.0) -> None:
@@ -87,22 +51,26 @@ def test_hot_swap_under_load_and_corrupt_version_rejected(workspace_copy: Worksp
     log_file = tmp_path / "api.log"
     with serve(workspace_copy.root, poll_seconds=0.2, log_file=log_file) as api:
         assert api.post("/admin/reload").status_code == 403  # HVBUYER_ADMIN_TOKEN unset: admin disabled
+        new = register_different_model(workspace_copy)
+        expected = {version: probability(workspace_copy, version, SEED) for version in ("1", new)}
+        assert abs(expected["1"] - expected[new]) > 1e-3  # a different model: its answers tell it apart
         with LoadLoop(str(api.base_url)) as load:
-            _wait_for(lambda: sum(load.outcomes.values()) > 50, "the load loop to run")
-            new = _copy_of(client, "1")
+            _wait_for(lambda: load.total() > 50, "the load loop to run")
             registry.promote(client, new)
-            _wait_for(lambda: (200, new) in load.outcomes, "the new champion to be served")
-            served_before = sum(load.outcomes.values())
-            _wait_for(lambda: sum(load.outcomes.values()) > served_before + 50, "more requests on the new one")
+            _wait_for(lambda: load.served(new) > 0, "the new champion to be served")
+            served_before = load.total()
+            _wait_for(lambda: load.total() > served_before + 50, "more requests on the new one")
 
             corrupt = _corrupt_version(workspace_copy)
             registry.promote(client, corrupt)
             _wait_for(lambda: api.get("/model").json()["rejected_version"] == corrupt, "the corrupt version rejection")
-            rejected_at = sum(load.outcomes.values())
-            _wait_for(lambda: sum(load.outcomes.values()) > rejected_at + 50, "requests after the rejection")
+            rejected_at = load.total()
+            _wait_for(lambda: load.total() > rejected_at + 50, "requests after the rejection")
         assert load.errors == []
-        assert set(load.outcomes) <= {(200, "1"), (200, new)}, load.outcomes  # zero failed requests
-        assert load.outcomes[(200, new)] > 0 and (200, corrupt) not in load.outcomes
+        assert {(status, version) for status, version, _ in load.outcomes} <= {(200, "1"), (200, new)}, load.outcomes
+        assert load.served("1") > 0 and load.served(new) > 0
+        for _, version, answer in load.outcomes:  # each answer was computed by the version it names
+            assert answer == pytest.approx(expected[version], abs=ONNX_PARITY_TOLERANCE), (version, answer, expected)
 
         card = api.get("/model").json()
         assert card["version"] == new and card["runtime"] == "onnx"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import httpx
 import mlflow
 import pytest
 
+from hvbuyer_assets.settings import ONLINE_STORE_FILE
 from hvbuyer_tests.pipeline import Workspace, read_frame
 from hvbuyer_tests.serving.service import ADMIN_TOKEN, launch, wait_until
 
@@ -152,38 +154,36 @@ def _score(workspace: Workspace) -> None:
 def test_customer_lookup_before_scoring_while_unreadable_and_after_a_rescoring(
     workspace_copy: Workspace, tmp_path: Path
 ) -> None:
-
+    """The lookup reads the online store (the default: SQLite under the data dir), one key per request."""
     scores = workspace_copy.root / "scores" / "customer_scores.parquet"
-    feature_file = workspace_copy.root / "features" / "customer_features.parquet"
+    store = workspace_copy.root / ONLINE_STORE_FILE
     customer = str(read_frame(scores)["customer_id"].iloc[7])
-    scores.unlink()  # as before the first scoring run
+    for leftover in store.parent.glob(store.name + "*"):
+        leftover.unlink()  # as before the first scoring run
     with launch(workspace_copy.root, tmp_path / "service.log", wait_for="/health/ready") as service:
         api = service.client
         url = f"/customers/{customer}/prediction"
         before = api.get(url)
-        assert before.status_code == 503 and "no customer scores yet" in before.json()["detail"]
+        assert before.status_code == 503 and "no customer scores yet in the online store" in before.json()["detail"]
         assert api.post("/predict", json=SEED).status_code == 200  # the model itself is served
 
         _score(workspace_copy)
-        wait_until(lambda: api.get(url).status_code == 200, "the first scores to be read")
-        first = api.get(url).json()
+        first = api.get(url).json()  # the write committed: the very next lookup answers (no re-read delay)
         assert first["model_version"] == "1" and first["features"]["region"]
 
-        # A data file the API reads becomes unreadable: 503 naming the file, never 500 (and no stale answer).
-        good_features = feature_file.read_bytes()
-        _replace(feature_file, b"PAR1 this is not a parquet file")
-        wait_until(lambda: api.get(url).status_code == 503, "the unreadable features file to be noticed")
-        detail = api.get(url).json()["detail"]
-        assert "features/customer_features.parquet is unreadable" in detail and str(workspace_copy.root) not in detail
-        _replace(feature_file, good_features)
-        wait_until(lambda: api.get(url).status_code == 200, "the features to be readable again")
-        _replace(scores, scores.read_bytes()[:100])  # a truncated copy
-        wait_until(lambda: api.get(url).status_code == 503, "the truncated scores to be noticed")
-        assert "scores/customer_scores.parquet is unreadable" in api.get(url).json()["detail"]
+        # The store becomes unreadable: 503 naming the store, never 500 (and no stale answer); then readable again.
+        with sqlite3.connect(store) as con:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every committed page in the file itself
+        good = store.read_bytes()
+        _replace(store, b"SQLite format 3\x00 but not a database" + b"\x00" * 4096)
+        unreadable = api.get(url)
+        assert unreadable.status_code == 503
+        assert unreadable.json()["detail"].startswith(f"the online store sqlite:///{store} cannot be read")
+        _replace(store, good)
+        assert api.get(url).json() == first
 
-        # A re-scoring replaces the file: the cache follows without a restart.
+        # A re-scoring commits a new version: same score, a later scored_at, no restart.
         _score(workspace_copy)
-        wait_until(lambda: api.get(url).status_code == 200, "the re-scored file to be read")
         latest = api.get(url).json()
         assert latest["model_version"] == "1" and latest["scored_at"] > first["scored_at"]
         assert latest["large_purchase_probability"] == pytest.approx(first["large_purchase_probability"], abs=1e-12)

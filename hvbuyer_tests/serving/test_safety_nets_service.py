@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow  # each service process takes 5-30 s to start
 
 BODY_LIMIT = 4096
 SEED = {"age": 35, "region": "East", "loyalty_points": 1200}
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +66,15 @@ def test_body_limit_follows_hvbuyer_max_body_bytes(no_model: Service) -> None:
     required = b'{"age": 35, "region": null, "loyalty_points": null'  # the required fields (null: unknown)
     padded = required + b" " * (BODY_LIMIT - len(required) - 10) + b"}"  # valid JSON just under the limit
     assert len(padded) <= BODY_LIMIT
-    assert api.post("/predict", content=padded).status_code == 503  # read and parsed: no champion yet
-    over = api.post("/predict", content=b" " * (BODY_LIMIT + 1))
+    assert api.post("/predict", content=padded, headers=JSON).status_code == 503  # read and parsed: no champion yet
+    over = api.post("/predict", content=b" " * (BODY_LIMIT + 1), headers=JSON)
     assert over.status_code == 413 and f"exceeds {BODY_LIMIT} bytes" in over.json()["detail"]
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted while streaming
         for _ in range(3):
             yield b" " * 2000
 
-    streamed = api.post("/predict/batch", content=chunks())
+    streamed = api.post("/predict/batch", content=chunks(), headers=JSON)
     assert streamed.status_code == 413
 
 

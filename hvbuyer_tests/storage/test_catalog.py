@@ -14,7 +14,6 @@ from hvbuyer_assets.core.sources import SOURCES
 from hvbuyer_assets.definitions import defs
 from hvbuyer_assets.defs.metadata import metadata_of, stored_asset
 from hvbuyer_assets.storage.catalog import CATALOG, StoredAsset, entry
-from hvbuyer_serving.customers import FEATURES, SCORES
 
 
 def test_every_asset_of_the_definitions_is_stored_where_the_catalog_says() -> None:
@@ -34,7 +33,7 @@ def test_the_layout_of_whole_and_per_drop_assets() -> None:
     scores = entry("customer_scores")
     assert scores.path("s3://lake/data/") == "s3://lake/data/scores/customer_scores.parquet"
     assert scores.path("/d", ".json") == "/d/scores/customer_scores.json"
-    assert (SCORES, FEATURES) == ("scores/customer_scores.parquet", "features/customer_features.parquet")
+    assert entry("customer_features").relative() == "features/customer_features.parquet"
     clean = entry("clean_transactions")
     assert clean.drop_path("/d", "2026-05") == "/d/processed/clean_transactions/2026-05.parquet"
     with pytest.raises(ValueError, match="clean_transactions is stored per drop"):

@@ -1,5 +1,4 @@
-"""The raw drop location (``HVBUYER_RAW_URI``) as a read-only resource: listing with versions, opening files; and
-how drops are ingested (``IngestResource``)."""
+"""The raw drop location (``HVBUYER_RAW_URI``) as a read-only resource: listing with versions, opening files."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import pandas as pd
 from upath import UPath
 
 from hvbuyer_assets.core import drops
-from hvbuyer_assets.core.checks import QUARANTINE_MIN_ROWS
 from hvbuyer_assets.core.contract import ContractViolation
 from hvbuyer_assets.storage import is_local, location
 
@@ -106,10 +104,3 @@ class RawStorageResource(dg.ConfigurableResource):
             return
         with path.open("rb") as handle:
             yield handle
-
-
-class IngestResource(dg.ConfigurableResource):
-    """How drops are accepted (``Settings``): ``quarantine_min_rows`` (``HVBUYER_QUARANTINE_MIN_ROWS``), the
-    quarantine share rule's minimum sample (``core.checks.quarantine_share``)."""
-
-    quarantine_min_rows: int = QUARANTINE_MIN_ROWS

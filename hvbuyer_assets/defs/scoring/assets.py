@@ -10,6 +10,8 @@ from hvbuyer_assets.core import evaluation, model, segments
 from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.scoring import checks
+from hvbuyer_assets.defs.scoring.resources import OnlineStoreResource
+from hvbuyer_serving.online_store import score_records
 
 
 @dg.asset(
@@ -22,26 +24,42 @@ def customer_scores(
     customer_features: pd.DataFrame,
     champion_model: dict[str, Any],
     model_registry: ModelRegistryResource,
+    online_store: OnlineStoreResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """P(large purchase in the next H days) for every known customer: features as of T, the champion model.
     One row per customer (`customer_id`, `large_purchase_probability`, `model_version`, `scored_at`,
-    `features_as_of`); the metadata shows the score distribution."""
+    `features_as_of`); the metadata shows the score distribution. Each customer's score, model version, as-of
+    time and features also go to the online store (`HVBUYER_ONLINE_STORE`) the API's lookups read: only the
+    changed rows, as a new version readers switch to at once; if that write fails, so does the asset, and the
+    previous version keeps answering."""
     version = champion_model["champion_version"]
     champion = model_registry.load(version)
+    scored_at = pd.Timestamp.now(tz="UTC")
     scores = pd.DataFrame(
         {
             "customer_id": customer_features.index.astype(pd.StringDtype("pyarrow")),
             "large_purchase_probability": model.predict_proba(champion, customer_features),
             "model_version": pd.Series(version, index=customer_features.index, dtype=pd.StringDtype("pyarrow")),
-            "scored_at": pd.Timestamp.now(tz="UTC"),
+            "scored_at": scored_at,
             "features_as_of": customer_features["feature_as_of"].to_numpy(),
         }
     ).reset_index(drop=True)
     probabilities = scores["large_purchase_probability"]
+    store = online_store.open()
+    try:
+        records = score_records(customer_features, probabilities.to_numpy(), version)
+        written = store.write(records, {"scored_at": scored_at.isoformat(), "model_version": version})
+    finally:
+        store.close()
     yield dg.Output(
         scores,
         metadata={
             "model_version": version,
+            "online_store": store.name,
+            "online_store_version": written.version,
+            "online_rows_written": written.written,
+            "online_rows_unchanged": written.unchanged,
+            "online_rows_removed": written.removed,
             "customers": len(scores),
             "mean_probability": round(float(probabilities.mean()), 4),
             "median_probability": round(float(probabilities.median()), 4),

@@ -1,4 +1,5 @@
-"""``GET /customers/{customer_id}/prediction``: a customer's latest batch score and features."""
+"""``GET /customers/{customer_id}/prediction``: a customer's latest batch score and features, one key of the
+online store (``HVBUYER_ONLINE_STORE``) per request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path
 
 from hvbuyer_serving.api.deps import CustomersDep
 from hvbuyer_serving.api.errors import responses
+from hvbuyer_serving.online_store import StoreUnavailable
 from hvbuyer_serving.schemas import CustomerPrediction
 
 router = APIRouter()
@@ -22,10 +24,10 @@ router = APIRouter()
 def customer_prediction(
     customers: CustomersDep, customer_id: Annotated[str, Path(min_length=1, max_length=128)]
 ) -> CustomerPrediction:
-    """From the latest ``customer_scores`` and ``customer_features`` assets (re-read when they change)."""
+    """From the online store the latest ``customer_scores`` run wrote (its committed version)."""
     try:
         found = customers.lookup(customer_id)
-    except LookupError as exc:
+    except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     if found is None:
         raise HTTPException(404, f"unknown customer_id {customer_id!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
@@ -28,6 +29,7 @@ async def model_info(store: StoreDep) -> ModelInfo:
         "last_error": store.last_error,
         "rejected_version": store.rejected_version,
         "load_failures": store.load_failures,
+        "worker_pid": os.getpid(),
     }
     if served is None:
         return ModelInfo(status="no_model", version=None, **common)

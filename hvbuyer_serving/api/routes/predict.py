@@ -12,19 +12,18 @@ import asyncio
 import json
 from typing import Any
 
+import msgspec
 import pydantic_core
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from hvbuyer_assets.core.feature_spec import REQUIRED_FIELDS
-from hvbuyer_serving import inputs, metrics
+from hvbuyer_serving import columns, inputs, metrics
 from hvbuyer_serving.api import deps
-from hvbuyer_serving.api.deps import RequestBody, StoreDep
 from hvbuyer_serving.api.errors import issues, region_issue, responses, unknown_regions, unprocessable
-from hvbuyer_serving.api.openapi import request_body
+from hvbuyer_serving.api.openapi import batch_request_body, request_body
 from hvbuyer_serving.model_store import ChampionStore, ServedModel
 from hvbuyer_serving.schemas import (
-    BATCH_EXAMPLE,
     SEED_EXAMPLE,
     BatchRequest,
     BatchResponse,
@@ -49,7 +48,7 @@ VALIDATION = (
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    responses=responses(413, 422, 503),
+    responses=responses(413, 415, 422, 503),
     openapi_extra=request_body(PredictRequest, SEED_EXAMPLE),
     summary="Score one customer",
     description="Probability that this customer makes a large purchase within the horizon (body: "
@@ -58,6 +57,7 @@ VALIDATION = (
 async def predict(request: Request) -> Response:
     """Score one customer (the route's description above is what the API documents)."""
     # dependencies called, not declared: the single-row hot path (see api/deps.py)
+    deps.media_type(request, (deps.JSON,))
     body = await deps.read_body(request)
     store = await deps.get_store(request)
     try:
@@ -79,43 +79,85 @@ async def predict(request: Request) -> Response:
 @router.post(
     "/predict/batch",
     response_model=BatchResponse,
-    responses=responses(413, 422, 503),
-    openapi_extra=request_body(BatchRequest, BATCH_EXAMPLE),
+    responses=responses(413, 415, 422, 503),
+    openapi_extra=batch_request_body(),
     summary=f"Score up to {MAX_BATCH_ROWS:,} customers in one call",
-    description=f"Probabilities for up to {MAX_BATCH_ROWS:,} customers (body: `BatchRequest`), in request order, "
-    f"one ONNX call.\n\n{VALIDATION}",
+    description=f"Probabilities for up to {MAX_BATCH_ROWS:,} customers, in request order, one ONNX call. Three "
+    "forms of body: `application/json` rows (`BatchRequest`: `{\"rows\": [<customer>, ...]}`), `application/json` "
+    "columns (`{\"columns\": {\"age\": [...], \"region\": [...], ...}}`, one list per field, all as long), or an "
+    "Apache Arrow IPC stream (`application/vnd.apache.arrow.stream`, one column per field: numbers or null, "
+    f"region strings). Every form follows the same rules.\n\n{VALIDATION}",
 )
-async def predict_batch(body: RequestBody, store: StoreDep) -> Response:
+async def predict_batch(request: Request) -> Response:
     """Score a batch (the route's description above is what the API documents)."""
+    media = deps.media_type(request, (deps.JSON, deps.ARROW_STREAM))
+    body = await deps.read_body(request)
+    store = await deps.get_store(request)
     if len(body) >= LARGE_BODY:  # parse and score off the event loop: single-row calls keep flowing meanwhile
-        return await asyncio.to_thread(score_batch, body, store)
-    return score_batch(body, store)
+        return await asyncio.to_thread(score_batch, body, media, store)
+    return score_batch(body, media, store)
 
 
-def score_batch(body: bytes, store: ChampionStore) -> Response:
-    """Validate (422 before 503, as for single rows) and score a batch body on the current champion."""
-    parsed = inputs.fast_batch(body, MAX_BATCH_ROWS)
-    if parsed is None:  # not plainly valid: pydantic decides (and words the 422)
-        try:
-            rows = BatchRequest.model_validate_json(body).rows
-        except ValidationError as exc:
-            return unprocessable(issues(exc, ["body"]) + _sent_unknown_regions(store.current, body, exc, batch=True))
-        parsed = inputs.numeric_matrix(rows), inputs.regions(rows)
+def score_batch(body: bytes, media: str, store: ChampionStore) -> Response:
+    """Validate (422 before 503, as for single rows) and score a batch body of any form on the current champion."""
+    columnar = media == deps.ARROW_STREAM
+    try:
+        parsed = columns.arrow_columns(body, MAX_BATCH_ROWS) if columnar else inputs.fast_batch(body, MAX_BATCH_ROWS)
+        if parsed is None:  # not plainly valid rows: JSON columns, or pydantic decides (and words the 422)
+            data = _json(body)
+            if isinstance(data, dict) and "columns" in data and "rows" not in data:
+                columnar, parsed = True, columns.json_columns(data, MAX_BATCH_ROWS)
+            else:
+                try:
+                    rows = BatchRequest.model_validate_json(body).rows
+                except ValidationError as exc:
+                    return unprocessable(issues(exc, ["body"]) + _sent_unknown_regions(store.current, body, exc))
+                parsed = inputs.numeric_matrix(rows), inputs.regions(rows)
+    except columns.Invalid as exc:
+        return unprocessable(exc.issues + _column_unknown_regions(store.current, exc))
     matrix, region = parsed
     served = deps.served_model(store)
     unknown = unknown_regions(served.regions, region, ["body", "rows"])
     if unknown:
+        if columnar:  # located as the columnar forms locate every issue: column, then row
+            unknown = [{**issue, "loc": [*columns.PREFIX, "region", issue["loc"][2]]} for issue in unknown]
         return unprocessable(unknown)
     proba = served.predict(matrix, region)
     metrics.PREDICTED_ROWS.labels("/predict/batch").inc(len(region))
     return Response(
-        json.dumps({"large_purchase_probability": proba.tolist(), "model_version": served.version}),
+        msgspec.json.encode({"large_purchase_probability": proba.tolist(), "model_version": served.version}),
         media_type="application/json",
     )
 
 
+def _json(body: bytes) -> Any:
+    """The decoded body, or None when it is not JSON (pydantic then words the error)."""
+    try:
+        return pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError:
+        return None
+
+
+def _column_unknown_regions(served: ServedModel | None, exc: columns.Invalid) -> list[dict[str, Any]]:
+    """Unknown-region issues of a columnar body refused for other reasons (at most 20), so that one 422 names
+    every invalid field."""
+    if served is None or exc.regions is None:
+        return []
+    flagged = {tuple(issue["loc"]) for issue in exc.issues}
+    found = []
+    for row, value in enumerate(exc.regions):
+        loc: list[str | int] = [*columns.PREFIX, "region", row]
+        if isinstance(value, str) and tuple(loc) not in flagged:
+            normalised = inputs.normalised_region(value)
+            if normalised not in served.regions:
+                found.append(region_issue(loc, normalised, served.regions))
+                if len(found) == 20:
+                    break
+    return found
+
+
 def _sent_unknown_regions(
-    served: ServedModel | None, body: bytes, exc: ValidationError, batch: bool
+    served: ServedModel | None, body: bytes, exc: ValidationError, batch: bool = True
 ) -> list[dict[str, Any]]:
     """Unknown-region issues of a body that failed validation for other reasons, so that one 422 names every
     invalid field (nothing when no model is served yet, or the body is not JSON)."""

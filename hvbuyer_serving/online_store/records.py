@@ -1,0 +1,43 @@
+"""The online store's record of a customer, built for a whole scoring at once in polars (no Python per row):
+``{"large_purchase_probability", "model_version", "feature_as_of", "features": {...}[, "reasons": [...]]}``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from hvbuyer_assets.core.features import FEATURE_COLUMNS, FEATURE_NUMERIC
+
+ISO_SECONDS = "%Y-%m-%dT%H:%M:%S%:z"  # what datetime.isoformat() gives for a whole-second UTC time
+
+
+def score_records(
+    customer_features: pd.DataFrame,
+    probabilities: np.ndarray,
+    model_version: str,
+    reasons: pl.Series | None = None,
+) -> pl.DataFrame:
+    """(customer_id, record JSON) for every row of ``customer_features`` (indexed by customer id, as the features
+    asset is) scored ``probabilities`` by ``model_version``; ``reasons``: a list-of-struct column
+    (``feature``, ``value``, ``contribution``) per customer, or None."""
+    frame = pl.from_pandas(
+        customer_features[[*FEATURE_COLUMNS, "feature_as_of"]].reset_index(names="customer_id"), nan_to_null=True
+    )
+    frame = frame.with_columns(
+        pl.col("customer_id").cast(pl.String),
+        pl.Series("large_purchase_probability", np.asarray(probabilities, dtype=np.float64)),
+        pl.lit(model_version, dtype=pl.String).alias("model_version"),
+        pl.col("feature_as_of").dt.convert_time_zone("UTC").dt.to_string(ISO_SECONDS),
+        *(pl.col(name).cast(pl.Float64).fill_nan(None) for name in FEATURE_NUMERIC),
+    )
+    fields = [
+        pl.col("large_purchase_probability"),
+        pl.col("model_version"),
+        pl.col("feature_as_of"),
+        pl.struct(*FEATURE_COLUMNS).alias("features"),
+    ]
+    if reasons is not None:
+        frame = frame.with_columns(reasons.alias("reasons"))
+        fields.append(pl.col("reasons"))
+    return frame.select("customer_id", pl.struct(*fields).struct.json_encode().alias("record"))
