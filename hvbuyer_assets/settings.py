@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hvbuyer_assets.core.checks import QUARANTINE_MIN_ROWS
 from hvbuyer_assets.core.retraining import Policy
 
 DATA_LAYERS = ("raw", "interim", "processed", "features", "models", "scores", "monitoring", "quarantine")
@@ -67,6 +68,14 @@ class Settings(BaseSettings):
     )
     max_model_age_days: float = Field(_POLICY.max_model_age_days, ge=0, validation_alias="HVBUYER_MAX_MODEL_AGE_DAYS")
     min_new_data_days: float = Field(_POLICY.min_new_data_days, ge=0, validation_alias="HVBUYER_MIN_NEW_DATA_DAYS")
+
+    # Ingest: how raw drops are accepted.
+    quarantine_min_rows: int = Field(
+        QUARANTINE_MIN_ROWS,
+        ge=1,
+        validation_alias="HVBUYER_QUARANTINE_MIN_ROWS",
+        description="a smaller drop only warns on its quarantine share",
+    )
 
     # Production mode: where the steps of a run execute.
     executor: Literal["in_process", "celery", "k8s"] = Field("in_process", validation_alias="HVBUYER_EXECUTOR")

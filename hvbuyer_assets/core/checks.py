@@ -4,20 +4,30 @@ turn each :class:`Outcome` into a Dagster check result).
 - leakage: no row's features use an event after its cutoff;
 - label prevalence: each split's positive share within [``PREVALENCE_MIN``, ``PREVALENCE_MAX``];
 - quality floor: hold-out ROC-AUC >= the floor and above the demographics-only baseline;
-- ONNX parity: the served ONNX graph gives the sklearn probabilities within the tolerance.
+- ONNX parity: the served ONNX graph gives the sklearn probabilities within the tolerance;
+- quarantine share: the share of a drop's rows that cleaning set aside.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:  # the service reads settings (and so this module) without the cleaning kernels
+    from hvbuyer_assets.core.cleaning.quarantine import CommonReason
 
 # A "large purchase within H days" rarer than this leaves too few positives to learn from; more common than
 # this means the threshold or the horizon is misconfigured (or the labels leak).
 PREVALENCE_MIN = 0.005
 PREVALENCE_MAX = 0.60
+# Share of a drop's rows set aside (duplicates excluded): real exports lose a few percent; far more means a broken
+# export. A share over a handful of rows is no evidence of that: below QUARANTINE_MIN_ROWS rows the rule only warns
+# (the rows are quarantined like any others). Setting: HVBUYER_QUARANTINE_MIN_ROWS.
+QUARANTINE_WARN_SHARE = 0.05
+QUARANTINE_ERROR_SHARE = 0.30
+QUARANTINE_MIN_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,7 @@ class Outcome:
     passed: bool
     description: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    blocking: bool = True  # False: a failure only warns (severity WARN)
 
 
 def not_after_cutoff(last_event_at: pd.Series, cutoff: pd.Series | pd.Timestamp) -> Outcome:
@@ -103,4 +114,33 @@ def one_row_per_customer(customer_ids: pd.Series, expected: int) -> Outcome:
         passed=not problems,
         description="; ".join(problems) or f"one row for each of the {expected} customers",
         metadata={"rows": len(customer_ids), "customers": expected, "duplicates": duplicates},
+    )
+
+
+def quarantine_share(
+    rows_read: int, rows_dropped: int, reasons: list[CommonReason], min_rows: int = QUARANTINE_MIN_ROWS
+) -> Outcome:
+    """Pass up to ``QUARANTINE_WARN_SHARE`` of the rows dropped; above ``QUARANTINE_ERROR_SHARE`` block, if the
+    drop has at least ``min_rows`` rows (else warn). ``reasons``: the most common reasons of the dropped rows (per
+    file), named in the description and the metadata, since a blocked drop stores no quarantine to look at."""
+    share = rows_dropped / max(rows_read, 1)
+    enough = rows_read >= min_rows
+    description = f"{share:.2%} of {rows_read} rows quarantined"
+    if share > QUARANTINE_WARN_SHARE and reasons:
+        description += "; most common: " + "; ".join(str(r) for r in reasons)
+    if share > QUARANTINE_ERROR_SHARE and not enough:
+        description += f" (fewer than {min_rows} rows: too few to call the export broken, so only a warning)"
+    return Outcome(
+        passed=share <= QUARANTINE_WARN_SHARE,
+        description=description,
+        metadata={
+            "share": float(share),
+            "rows_read": int(rows_read),
+            "rows_dropped": int(rows_dropped),
+            "min_rows": int(min_rows),
+            "common_reasons": [
+                {"file": r.file, "reason": r.reason, "rows": r.rows, "example": r.example} for r in reasons
+            ],
+        },
+        blocking=share > QUARANTINE_ERROR_SHARE and enough,
     )

@@ -16,6 +16,7 @@ import json
 import mmap
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -379,14 +380,23 @@ def _json_lines_stdlib(chunk: bytes, lines_before: int, name: str) -> pa.Table:
             obj = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ContractViolation(name, f"line {lineno}: {_json_problem(exc, line)}") from exc
+        except RecursionError:  # the stdlib decoder recurses once per level
+            raise ContractViolation(name, f"line {lineno}: {_TOO_DEEP}") from None
         if not isinstance(obj, dict):
             raise ContractViolation(name, f"line {lineno}: not a JSON object ({type(obj).__name__})")
         records.append(obj)
         if len(records) >= _SLOW_PATH_BATCH:
-            batches.append(_records_to_batch(records))
+            batches.append(_records_to_batch(records, name))
             records = []
-    batches.append(_records_to_batch(records))
+    batches.append(_records_to_batch(records, name))
     return pa.Table.from_batches(batches, schema=_SCHEMA)
+
+
+# A record is flat (the contract's fields are scalars); stdlib json gives up past the interpreter's recursion limit.
+_TOO_DEEP = (
+    f"JSON nested more than ~{sys.getrecursionlimit():,} levels deep: not rows of transactions "
+    "(a record's fields are plain values)"
+)
 
 
 def _json_problem(exc: Exception, line: bytes) -> str:
@@ -404,17 +414,22 @@ def _read_json_array(src: _Input) -> pa.Table:
         raise ContractViolation(src.name, f"invalid JSON at line {exc.lineno}: {exc.msg}{truncated}") from exc
     except UnicodeDecodeError as exc:
         raise ContractViolation(src.name, f"invalid UTF-8 at byte {exc.start}") from exc
+    except RecursionError:
+        raise ContractViolation(src.name, _TOO_DEEP) from None
     if not isinstance(doc, list):
         raise ContractViolation(src.name, "JSON document is not an array of records")
     for i, obj in enumerate(doc, start=1):
         if not isinstance(obj, dict):
             raise ContractViolation(src.name, f"array element {i} is not a JSON object ({type(obj).__name__})")
-    batches = [_records_to_batch(doc[i : i + _SLOW_PATH_BATCH]) for i in range(0, len(doc), _SLOW_PATH_BATCH)]
+    batches = [_records_to_batch(doc[i : i + _SLOW_PATH_BATCH], src.name) for i in range(0, len(doc), _SLOW_PATH_BATCH)]
     return pa.Table.from_batches(batches, schema=_SCHEMA)
 
 
-def _records_to_batch(records: list[dict[str, Any]]) -> pa.RecordBatch:
-    columns = [pa.array(_as_strings(rec.get(c) for rec in records), type=pa.string()) for c in TRANSACTION_COLUMNS]
+def _records_to_batch(records: list[dict[str, Any]], name: str) -> pa.RecordBatch:
+    try:  # a nested value is kept as its JSON text: re-encoding it recurses too
+        columns = [pa.array(_as_strings(rec.get(c) for rec in records), type=pa.string()) for c in TRANSACTION_COLUMNS]
+    except RecursionError:
+        raise ContractViolation(name, _TOO_DEEP) from None
     return pa.RecordBatch.from_arrays(columns, schema=_SCHEMA)
 
 

@@ -283,3 +283,15 @@ def split_by_kind(files: Iterable[str]) -> dict[str, list[str]]:
         if kind in out:
             out[kind].append(name)
     return out
+
+
+def emptied_files(stored: Mapping[str, int], now: Mapping[str, int], partition: str) -> list[str]:
+    """A rebuild of drop ``partition`` must not empty it: the problems (``file: ...``) of the files that held rows
+    in the drop's stored raw table (``stored``: rows per file name) and hold none now (``now``), e.g. a header-only
+    re-export. A file that held no rows, or a drop never stored, has none."""
+    return [
+        f"{name}: has no rows, but drop {partition} is stored with {stored[name]:,} rows of it; a rebuild with "
+        "this file would empty them, so it is refused (send the file again with its rows)"
+        for name, rows in now.items()
+        if rows == 0 and stored.get(name, 0) > 0
+    ]

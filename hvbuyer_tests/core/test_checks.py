@@ -1,4 +1,5 @@
-"""Pass/fail rules of the blocking checks, without Dagster: leakage, label prevalence, quality floor, ONNX parity."""
+"""Pass/fail rules of the blocking checks, without Dagster: leakage, label prevalence, quality floor, ONNX parity,
+quarantine share."""
 
 from __future__ import annotations
 
@@ -53,3 +54,25 @@ def test_onnx_parity_within_tolerance_only() -> None:
     assert not failed.passed and failed.metadata["max_abs_diff"] == -1.0
     assert "no converter" in failed.description
     assert not checks.onnx_parity(0.0, 1e-4, 10, error="boom").passed  # an error fails whatever was measured
+
+
+def test_quarantine_share_blocks_only_a_large_enough_drop_and_names_the_reasons() -> None:
+    from hvbuyer_assets.core.cleaning.quarantine import CommonReason
+
+    reasons = [CommonReason("amount … is not a number", 300, "amount '12,50' is not a number", "t.jsonl")]
+    broken = checks.quarantine_share(300, 300, reasons, min_rows=100)
+    assert not broken.passed and broken.blocking
+    assert "t.jsonl: 300 x amount … is not a number (e.g. amount '12,50' is not a number)" in broken.description
+    assert broken.metadata["common_reasons"][0] == {
+        "file": "t.jsonl",
+        "reason": "amount … is not a number",
+        "rows": 300,
+        "example": "amount '12,50' is not a number",
+    }
+    tiny = checks.quarantine_share(1, 1, reasons, min_rows=100)  # one bad row is no evidence of a broken export
+    assert not tiny.passed and not tiny.blocking and "fewer than 100 rows" in tiny.description
+    warn = checks.quarantine_share(1000, 100, reasons, min_rows=100)
+    assert not warn.passed and not warn.blocking
+    fine = checks.quarantine_share(1000, 50, reasons, min_rows=100)
+    assert fine.passed and "most common" not in fine.description
+    assert checks.quarantine_share(0, 0, [], min_rows=100).passed  # an empty drop

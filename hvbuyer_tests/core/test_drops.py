@@ -178,3 +178,14 @@ def test_job_choice_and_files_per_raw_asset() -> None:
     assert drops.choose_job(champion_exists=True, champion_materialized=True) == "ingest_drop"
     split = drops.split_by_kind(["transactions_q1.jsonl", "customers.csv", "_SUCCESS", "transactions.json"])
     assert split == {"customers": ["customers.csv"], "transactions": ["transactions.json", "transactions_q1.jsonl"]}
+
+
+def test_a_rebuild_may_not_empty_a_stored_file() -> None:
+    stored = {"customers.csv": 300, "customers_extra.csv": 0}
+    problems = drops.emptied_files(stored, {"customers.csv": 0, "customers_extra.csv": 0, "customers_new.csv": 0}, "q3")
+    assert problems == [
+        "customers.csv: has no rows, but drop q3 is stored with 300 rows of it; a rebuild with this file would "
+        "empty them, so it is refused (send the file again with its rows)"
+    ]
+    assert drops.emptied_files(stored, {"customers.csv": 1}, "q3") == []  # fewer rows is a re-export, not empty
+    assert drops.emptied_files({}, {"customers.csv": 0}, "q3") == []  # a new drop: header-only is valid

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from hvbuyer_assets.core import cleaning
+from hvbuyer_assets.core.cleaning.quarantine import quarantine_frame
 from hvbuyer_assets.core.sources import CUSTOMERS, TRANSACTIONS
 from hvbuyer_assets.defs.features import checks as feature_checks
 from hvbuyer_assets.defs.model import checks as model_checks
@@ -59,7 +60,7 @@ def _result(clean: pd.DataFrame, rows_read: int = 100, rows_dropped: int = 0) ->
         "duplicates": 0,
         "values_nulled": 0,
     }
-    return cleaning.CleanResult(clean=clean, quarantine=pd.DataFrame(), stats=stats)
+    return cleaning.CleanResult(clean=clean, quarantine=quarantine_frame([]), stats=stats)
 
 
 def test_contract_check_fails_and_names_the_file() -> None:

@@ -17,7 +17,7 @@ from hvbuyer_assets.core.sources import SOURCES, RawSource, ValueCheck
 from hvbuyer_assets.defs.partitions import DROPS
 from hvbuyer_assets.defs.raw.assets import clean_asset, raw_asset
 from hvbuyer_assets.defs.raw.definitions import ASSETS
-from hvbuyer_assets.defs.raw.resources import RawStorageResource
+from hvbuyer_assets.defs.raw.resources import IngestResource, RawStorageResource
 from hvbuyer_assets.defs.sensors.raw import raw_run_config
 
 
@@ -39,7 +39,7 @@ def test_the_raw_domain_holds_exactly_the_declared_assets_and_checks() -> None:
             expected_checks.add((source.clean_asset, name))
     assert _checks(assets) == expected_checks
     graph = dg.Definitions(
-        assets=assets, resources={"raw_storage": RawStorageResource(uri="/nowhere")}
+        assets=assets, resources={"raw_storage": RawStorageResource(uri="/nowhere"), "ingest": IngestResource()}
     ).resolve_asset_graph()
     by_name = {s.kind: s for s in SOURCES}
     for source in SOURCES:
@@ -95,7 +95,7 @@ def test_a_new_source_is_one_declaration(tmp_path: Path) -> None:
     instance.add_dynamic_partitions(DROPS.name, ["q3"])  # what raw_drop_sensor does for a new drop
     result = dg.materialize(
         [raw_asset(PRODUCTS), clean_asset(PRODUCTS)],
-        resources={"raw_storage": RawStorageResource(uri=str(raw))},
+        resources={"raw_storage": RawStorageResource(uri=str(raw)), "ingest": IngestResource()},
         instance=instance,
         partition_key="q3",
     )

@@ -83,10 +83,10 @@ def _bare(content: bytes) -> bytes:
 def _good_tx(prefix: str, n: int = 5) -> list[dict]:
     """``n`` valid transactions (ids ``<prefix>G1``, ``<prefix>G2``, ...): the quarantine share is a drop's own, so
     a case whose few rows are mostly set aside comes with good rows, or its drop would be blocked (> 30 %)."""
-    return [_tx(f"{prefix}G{i}") for i in range(1, 1 + n)]
+    return [tx(f"{prefix}G{i}") for i in range(1, 1 + n)]
 
 
-def _tx(tid: str, **overrides: object) -> dict:
+def tx(tid: str, **overrides: object) -> dict:
     record = {
         "transaction_id": tid,
         "customer_id": KNOWN,
@@ -121,8 +121,14 @@ def _zip(content: bytes) -> bytes:
 
 def _one_line_array(records: int) -> bytes:
     """A JSON array of many records on one single line (~50 MB): valid JSON, just no line breaks."""
-    one = json.dumps(_tx("L{:07d}")).replace("{:07d}", "%07d")
+    one = json.dumps(tx("L{:07d}")).replace("{:07d}", "%07d")
     return ("[" + ",".join(one % i for i in range(records)) + "]").encode()
+
+
+def _nested_record(depth: int) -> bytes:
+    """One JSON Lines record whose amount is an object nested ``depth`` levels deep."""
+    record = json.dumps(tx("X1", amount="@"))
+    return record.replace('"@"', '{"a": ' * depth + "1" + "}" * depth).encode() + b"\n"
 
 
 def _huge_single_line_csv(size: int) -> bytes:
@@ -286,7 +292,7 @@ CASES: list[Case] = [
     Case(
         "transactions_object_not_rows",
         "transactions_wrapped.json",
-        _bytes(json.dumps({"transactions": [_tx("W1"), _tx("W2")]}).encode()),
+        _bytes(json.dumps({"transactions": [tx("W1"), tx("W2")]}).encode()),
         Refused("transactions_contract", "not rows"),
         "one JSON object wrapping the records is not rows: unwrapping it would guess the structure",
     ),
@@ -300,14 +306,14 @@ CASES: list[Case] = [
     Case(
         "transactions_gzip_plain_name",
         "transactions_gz.json",
-        _bytes(_gzip(_jsonl(_tx("G1")))),
+        _bytes(_gzip(_jsonl(tx("G1")))),
         Refused("transactions_contract", "compressed"),
         "a gzip stream under a .json name",
     ),
     Case(
         "transactions_utf16",
         "transactions_utf16.json",
-        _bytes(codecs.BOM_UTF16_LE + _jsonl(_tx("U1")).decode().encode("utf-16-le")),
+        _bytes(codecs.BOM_UTF16_LE + _jsonl(tx("U1")).decode().encode("utf-16-le")),
         Refused("transactions_contract", "UTF-8"),
         "UTF-16 JSON is not the contract's encoding",
     ),
@@ -326,9 +332,23 @@ CASES: list[Case] = [
         "an empty array is a valid, empty export",
     ),
     Case(
+        "transactions_nested_100k_levels",
+        "transactions_deep.jsonl",
+        _bytes(_nested_record(100_000)),
+        Refused("transactions_contract", "nested more than"),
+        "a record nested 100,000 levels deep is no row of plain values (and no parser's recursion may crash on it)",
+    ),
+    Case(
+        "transactions_10k_nested_arrays",
+        "transactions_arrays_deep.json",
+        _bytes(b"[" * 10_000 + b"]" * 10_000),
+        Refused("transactions_contract", "nested more than"),
+        "10,000 nested arrays: valid JSON, but no rows",
+    ),
+    Case(
         "transactions_truncated",
         "transactions_partial.jsonl",
-        _bytes(_jsonl(_tx("P1"), _tx("P2"))[:-25]),
+        _bytes(_jsonl(tx("P1"), tx("P2"))[:-25]),
         Refused("transactions_contract", "line 2"),
         "a file cut off mid-record (still being written)",
     ),
@@ -343,7 +363,7 @@ CASES: list[Case] = [
     Case(
         "transactions_nan_infinity",
         "transactions_nan.jsonl",
-        _bytes(_bare(_jsonl(_tx("N1", amount="@NaN@"), _tx("N2", amount="@Infinity@"), *_good_tx("N")))),
+        _bytes(_bare(_jsonl(tx("N1", amount="@NaN@"), tx("N2", amount="@Infinity@"), *_good_tx("N")))),
         Accepted(quarantined=("amount",), absent=("N1", "N2"), clean={"NG1": {"amount": 42.5}}),
         "NaN/Infinity (not even JSON) are no amounts: rows set aside with the reason",
     ),
@@ -352,11 +372,11 @@ CASES: list[Case] = [
         "transactions_zones.jsonl",
         _bytes(
             _jsonl(
-                _tx("Z1", timestamp="2026-06-01T12:00:00+02:00"),
-                _tx("Z2", timestamp="2026-06-01T10:00:00Z"),
-                _tx("Z3", timestamp="2026-06-01 10:00:00"),
-                _tx("Z4", timestamp=1780308000),
-                _tx("Z5", timestamp="1780308000000"),
+                tx("Z1", timestamp="2026-06-01T12:00:00+02:00"),
+                tx("Z2", timestamp="2026-06-01T10:00:00Z"),
+                tx("Z3", timestamp="2026-06-01 10:00:00"),
+                tx("Z4", timestamp=1780308000),
+                tx("Z5", timestamp="1780308000000"),
                 *_good_tx("Z"),
             )
         ),
@@ -376,7 +396,7 @@ CASES: list[Case] = [
         "transactions_locale.jsonl",
         _bytes(
             _jsonl(
-                _tx("A1", amount="1.234,56"), _tx("A2", amount="$1,234.50"), _tx("A3", amount="12,5"), *_good_tx("A")
+                tx("A1", amount="1.234,56"), tx("A2", amount="$1,234.50"), tx("A3", amount="12,5"), *_good_tx("A")
             )
         ),
         Accepted(
@@ -389,14 +409,14 @@ CASES: list[Case] = [
     Case(
         "transactions_wrong_json_types",
         "transactions_types.jsonl",
-        _bytes(_jsonl(_tx("B1", amount=True), _tx("B2", amount={"value": 5}), _tx("B3", amount=17.25), *_good_tx("B"))),
+        _bytes(_jsonl(tx("B1", amount=True), tx("B2", amount={"value": 5}), tx("B3", amount=17.25), *_good_tx("B"))),
         Accepted(quarantined=("amount 'true'",), absent=("B1", "B2"), clean={"B3": {"amount": 17.25}}),
         "a boolean or an object is not an amount (a JSON number is)",
     ),
     Case(
         "transactions_conflicting_duplicates",
         "transactions_dup.jsonl",
-        _bytes(_jsonl(_tx("D1", amount="10"), _tx("D1", amount="999"))),
+        _bytes(_jsonl(tx("D1", amount="10"), tx("D1", amount="999"))),
         Accepted(quarantined=("is repeated; the later record",), clean={"D1": {"amount": 999.0}}),
         "the same transaction id twice with conflicting values: the latest copy wins, the other is recorded",
     ),

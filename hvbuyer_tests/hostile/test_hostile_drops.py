@@ -7,14 +7,16 @@ quarantined with reasons and nothing guessed in the clean tables."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from hvbuyer_assets.core import drops
-from hvbuyer_tests.hostile.corpus import CASES, Accepted, Case, Refused, write_case
+from hvbuyer_tests.hostile.corpus import CASES, HEADER, Accepted, Case, Refused, tx, write_case
 from hvbuyer_tests.pipeline import Workspace, arrive, check_results, digest, read_frame, write_drop
 
 pytestmark = pytest.mark.slow  # one Dagster run per case
@@ -132,3 +134,93 @@ def test_a_symlink_inside_the_raw_folder_is_read(base: Workspace, tmp_path: Path
     clean = read_frame(workspace.root / "processed" / "clean_customers" / f"{drop}.parquet")
     assert "H9000009" in set(clean["customer_id"].astype(str))
     shutil.rmtree(workspace.root)
+
+
+# ------------------------------------------------------------------ rebuilds and small or wholly bad drops
+
+# A header-only file of each kind (a CSV header; an empty JSON array), replacing a file of the accepted base drop.
+_EMPTIED = {"customers": ("customers.csv", HEADER + "\n"), "transactions": ("transactions.json", "[]")}
+
+
+@pytest.mark.parametrize("kind", sorted(_EMPTIED))
+def test_a_header_only_file_cannot_empty_a_stored_drop(kind: str, base: Workspace, tmp_path: Path) -> None:
+    """Re-exporting one of a stored drop's files without rows and rebuilding that drop is refused by the contract,
+    naming the emptied file; every stored partition (interim, processed, quarantine) stays byte for byte."""
+    workspace = base.copy_to(tmp_path / "data")
+    name, content = _EMPTIED[kind]
+    (workspace.raw / name).write_text(content)
+    arrive([workspace.raw / name], BASE_AS_OF)
+    stored_before = digest(_stored(workspace.root))
+
+    result = workspace.materialize(selection=RAW_AND_CLEAN, partition=drops.UNNAMED)
+
+    assert not result.success
+    evaluation = check_results(result)[f"{kind}_contract"]
+    message = evaluation.description or ""
+    assert not evaluation.passed and message.startswith(f"{name}: has no rows"), message
+    assert f"drop {drops.UNNAMED} is stored with" in message, message
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert not {f"raw_{kind}", f"clean_{kind}", f"quarantined_{kind}"} & materialized, materialized
+    assert not any(asset.startswith(("clean_", "quarantined_")) for asset in materialized), materialized
+    assert digest(_stored(workspace.root)) == stored_before
+
+
+def _tiny_drop(rows: int) -> list[dict]:
+    """``rows`` transactions of a known customer, half of them bad (the first: dated 2099, after the drop arrived;
+    the others alternate with a decimal-comma amount)."""
+    records = [tx(f"TINY{rows}-{i}") for i in range(rows)]
+    for i in range(0, rows, 2):
+        bad = {"timestamp": "2099-01-01T00:00:00Z"} if i % 4 == 0 else {"amount": "12,50"}
+        records[i].update(bad)
+    return records
+
+
+@pytest.mark.parametrize("rows", [1, 2, 10])
+def test_a_tiny_drop_is_quarantined_not_refused(rows: int, base: Workspace, tmp_path: Path) -> None:
+    """A drop of a few rows, half of them bad: the share over so few rows is no evidence of a broken export
+    (below HVBUYER_QUARANTINE_MIN_ROWS the share rule warns), so the bad rows are quarantined like any others."""
+    workspace = base.copy_to(tmp_path / "data")
+    name = f"transactions_tiny{rows}.jsonl"
+    records = _tiny_drop(rows)
+    (workspace.raw / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    arrive([workspace.raw / name], BASE_AS_OF)
+    drop = _complete(workspace.raw, name)
+
+    result = workspace.materialize(selection=RAW_AND_CLEAN)
+
+    failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
+    assert result.success, failures
+    share = check_results(result)["transaction_quarantine_share"]
+    assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN, share.description
+    assert "fewer than 100 rows" in (share.description or ""), share.description
+    bad = {r["transaction_id"] for i, r in enumerate(records) if i % 2 == 0}
+    quarantine = read_frame(workspace.root / "quarantine" / "quarantined_transactions" / f"{drop}.parquet")
+    assert set(quarantine["record_id"].astype(str)) == bad
+    reasons = quarantine.set_index(quarantine["record_id"].astype(str))["reason"].astype(str)
+    assert "after the drop arrived" in reasons[f"TINY{rows}-0"], reasons
+    clean = read_frame(workspace.root / "processed" / "clean_transactions" / f"{drop}.parquet")
+    assert set(clean["transaction_id"].astype(str)) == {r["transaction_id"] for r in records} - bad
+
+
+def test_a_wholly_bad_drop_names_its_file_and_reasons(base: Workspace, tmp_path: Path) -> None:
+    """300 transactions, every amount with a decimal comma: refused, and since a refused drop stores no quarantine,
+    the failure names the file and the most common reasons with their counts (description and metadata)."""
+    workspace = base.copy_to(tmp_path / "data")
+    name = "transactions_commas.jsonl"
+    records = [tx(f"COMMA{i}", amount="12,50") for i in range(300)]
+    (workspace.raw / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    arrive([workspace.raw / name], BASE_AS_OF)
+    _complete(workspace.raw, name)
+    stored_before = digest(_stored(workspace.root))
+
+    result = workspace.materialize(selection=RAW_AND_CLEAN)
+
+    assert not result.success
+    share = check_results(result)["transaction_quarantine_share"]
+    message = share.description or ""
+    assert not share.passed and share.severity == dg.AssetCheckSeverity.ERROR, message
+    assert f"{name}: 300 x amount … is not a number (e.g. amount '12,50' is not a number)" in message, message
+    assert share.metadata["common_reasons"].value == [
+        {"file": name, "reason": "amount … is not a number", "rows": 300, "example": "amount '12,50' is not a number"}
+    ]
+    assert {k: v for k, v in digest(_stored(workspace.root)).items() if k in stored_before} == stored_before

@@ -30,6 +30,8 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 _REASON_VALUE_CHARS = 80  # values are cut to this length inside reason sentences (the value column is complete)
+_VALUES_IN_REASON = r"'[^']*'|\d[\d.,:TZ+-]*"  # quoted values, numbers, times: masked to group reasons by kind
+MASK = "…"
 
 
 @dataclass
@@ -106,3 +108,42 @@ def quarantine_frame(parts: list[pa.Table]) -> pd.DataFrame:
     table = pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
     table = table.sort_by([("source_file", "ascending"), ("source_row", "ascending")])
     return to_frame({c: table.column(c) for c in QUARANTINE_COLUMNS})
+
+
+@dataclass(frozen=True)
+class CommonReason:
+    """A kind of reason (its values masked with ``MASK``), how many quarantine rows give it, one example as
+    written, and the file (None when counted over every file)."""
+
+    reason: str
+    rows: int
+    example: str
+    file: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file is not None else ""
+        return f"{where}{self.rows:,} x {self.reason} (e.g. {self.example})"
+
+
+def common_reasons(
+    quarantine: pd.DataFrame, top: int, by_file: bool = False, action: str | None = None
+) -> list[CommonReason]:
+    """The ``top`` most common kinds of reason of a quarantine (only rows of ``action`` if given), per file if
+    ``by_file``: most rows first, ties by reason. Vectorised (pyarrow): ~400k quarantine rows at 20M input."""
+    table = pa.table(
+        {
+            "file": pa.array(quarantine["source_file"].astype("string"), type=pa.string()),
+            "example": pa.array(quarantine["reason"], type=pa.string()),
+            "action": pa.array(quarantine["action"], type=pa.string()),
+        }
+    )
+    if action is not None:
+        table = table.filter(pc.equal(table["action"], action))
+    table = table.append_column("reason", pc.replace_substring_regex(table["example"], _VALUES_IN_REASON, MASK))
+    keys = ["file", "reason"] if by_file else ["reason"]
+    groups = table.group_by(keys, use_threads=False).aggregate([("example", "first"), ("example", "count")])
+    groups = groups.sort_by([("example_count", "descending"), ("reason", "ascending")]).slice(0, top)
+    return [
+        CommonReason(row["reason"], int(row["example_count"]), row["example_first"], row.get("file"))
+        for row in groups.to_pylist()
+    ]

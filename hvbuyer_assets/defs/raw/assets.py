@@ -3,15 +3,14 @@ its declaration (`core.sources.SOURCES`), partitioned by drop (`defs.partitions.
 cleans one drop; the clean data of the drops before it is read only for the ids its cross-drop rules need."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from hvbuyer_assets.core import contract, drops
 from hvbuyer_assets.core.cleaning import CleanResult
+from hvbuyer_assets.core.cleaning.quarantine import common_reasons
 from hvbuyer_assets.core.sources import BY_KIND, SOURCES, RawSource
 from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.metadata import metadata_of
@@ -50,7 +49,10 @@ def raw_asset(source: RawSource) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: RawFilesConfig, raw_storage: RawStorageResource
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         raw, files, violations = _read_drops(raw_storage, source, context.partition_key, config.files)
-        yield from gate(_raw_output(raw, files, violations), [checks.contract_result(spec.name, violations)], [spec])
+        file_rows = _file_rows(raw, files)
+        violations += drops.emptied_files(_stored_file_rows(context), file_rows, context.partition_key)
+        outputs = _raw_output(raw, files, file_rows, violations)
+        yield from gate(outputs, [checks.contract_result(spec.name, violations)], [spec])
 
     return _raw
 
@@ -87,7 +89,7 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         # no clean table of another
         deps=[other.raw_asset for other in SOURCES if other.raw_asset not in ins],
         partitions_def=DROPS,
-        required_resource_keys={"io_manager"},
+        required_resource_keys={"io_manager", "ingest"},
     )
     def _clean(context: dg.AssetExecutionContext, **inputs: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
         needed = [inputs[BY_KIND[kind].clean_asset] for kind in source.needs]
@@ -108,7 +110,8 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
             dg.Output(result.quarantine, output_name=source.quarantine_asset, metadata=_reasons(result)),
         ]
         references = [result.references.get(kind, frame) for kind, frame in zip(source.needs, needed, strict=True)]
-        yield from gate(outputs, checks.clean_results(source, result, *references), specs)
+        min_rows = context.resources.ingest.quarantine_min_rows
+        yield from gate(outputs, checks.clean_results(source, result, *references, min_rows=min_rows), specs)
 
     return _clean
 
@@ -177,13 +180,37 @@ def _empty(source: RawSource) -> pd.DataFrame:
     return frame
 
 
-def _raw_output(raw: pd.DataFrame, files: list[RawFileInfo], violations: list[str]) -> Iterator[dg.Output]:
+def _file_rows(raw: pd.DataFrame, files: list[RawFileInfo]) -> dict[str, int]:
+    """Rows per file read (a file that broke the contract is not in ``raw``: not counted)."""
+    counts = raw["source_file"].astype("string").value_counts()
+    read = set(counts.index) | {f.name for f in files if not f.problem}
+    return {name: int(counts.get(name, 0)) for name in sorted(read)}
+
+
+def _stored_file_rows(context: dg.AssetExecutionContext) -> dict[str, int]:
+    """Rows per file of the drop's stored raw table: metadata ``file_rows`` of the partition's latest
+    materialization (empty when it was never stored)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    value = materialization.metadata.get("file_rows") if materialization else None
+    if value is None or not isinstance(value.value, Mapping):
+        return {}
+    return {str(name): int(rows) for name, rows in value.value.items()}
+
+
+def _raw_output(
+    raw: pd.DataFrame, files: list[RawFileInfo], file_rows: dict[str, int], violations: list[str]
+) -> Iterator[dg.Output]:
     """The raw table (lazily: a refused drop never builds it; the failed check names file and problem)."""
     yield dg.Output(
         raw,
         metadata={
             "rows": len(raw),
             "files": dg.MetadataValue.json([f.name for f in files]),
+            # Rows per file: a rebuild of the drop that would empty a file's rows is refused (drops.emptied_files).
+            "file_rows": dg.MetadataValue.json(file_rows),
             # What was read, by version: raw_drop_sensor treats these as consumed once the run succeeded.
             "file_versions": dg.MetadataValue.json({f.name: f.version for f in files}),
             "contract_violations": len(violations),
@@ -196,10 +223,6 @@ def _stats(stats: dict[str, int]) -> dict[str, int]:
 
 
 def _reasons(result: CleanResult) -> dict[str, object]:
-    """Quarantine counts by kind of reason (values masked), for the UI; pyarrow: ~400k rows at 20M input."""
-    reasons = pa.array(result.quarantine["reason"], type=pa.string())
-    kinds = pc.value_counts(pc.replace_substring_regex(reasons, r"'[^']*'|\d[\d.,:TZ+-]*", "…"))
-    top = sorted(
-        zip(kinds.field("values").to_pylist(), kinds.field("counts").to_pylist(), strict=True), key=lambda kv: -kv[1]
-    )[:20]
-    return {"rows": len(result.quarantine), "reasons": dg.MetadataValue.json(dict(top))}
+    """Quarantine counts by kind of reason (values masked), for the UI."""
+    top = {r.reason: r.rows for r in common_reasons(result.quarantine, 20)}
+    return {"rows": len(result.quarantine), "reasons": dg.MetadataValue.json(top)}

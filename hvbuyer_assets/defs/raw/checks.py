@@ -11,13 +11,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hvbuyer_assets.core.cleaning import CleanResult
+from hvbuyer_assets.core import checks as core_checks
+from hvbuyer_assets.core.checks import QUARANTINE_ERROR_SHARE, QUARANTINE_WARN_SHARE
+from hvbuyer_assets.core.cleaning import ROW_DROPPED, CleanResult
+from hvbuyer_assets.core.cleaning.quarantine import common_reasons
 from hvbuyer_assets.core.sources import RawSource
 
-# Share of rows set aside (duplicates excluded): real exports lose a few percent; far more means a broken export.
-QUARANTINE_WARN_SHARE = 0.05
-QUARANTINE_ERROR_SHARE = 0.30
-_SHARE_DESCRIPTION = f"Warn above {QUARANTINE_WARN_SHARE:.0%} of rows dropped, fail above {QUARANTINE_ERROR_SHARE:.0%}."
+_SHARE_DESCRIPTION = (
+    f"Warn above {QUARANTINE_WARN_SHARE:.0%} of rows dropped, fail above {QUARANTINE_ERROR_SHARE:.0%} "
+    "(a drop smaller than HVBUYER_QUARANTINE_MIN_ROWS only warns). Names the most common reasons."
+)
+_SHARE_REASONS = 3  # most common (file, reason) pairs named by the quarantine share check
 
 
 def contract_spec(source: RawSource) -> dg.AssetCheckSpec:
@@ -55,16 +59,21 @@ def contract_result(check_name: str, violations: list[str]) -> dg.AssetCheckResu
     )
 
 
-def clean_results(source: RawSource, result: CleanResult, *needed: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
+def clean_results(
+    source: RawSource,
+    result: CleanResult,
+    *needed: pd.DataFrame,
+    min_rows: int = core_checks.QUARANTINE_MIN_ROWS,
+) -> Iterator[dg.AssetCheckResult]:
     """Results of :func:`clean_specs` for a cleaning result; ``needed`` are the clean frames of
-    ``source.needs``."""
+    ``source.needs``; ``min_rows``: the quarantine share rule's minimum sample (``core.checks.quarantine_share``)."""
     clean = result.clean
     frames = dict(zip(source.needs, needed, strict=True))
     yield _unique(source.unique_check, clean[source.key])
     for check in source.checks:
         bad = check.bad_rows(clean, *(frames[kind] for kind in check.needs))
         yield _bad_count(check.name, pd.Series(bad), check.what)
-    yield _share(source.share_check, result.stats)
+    yield _share(source.share_check, result, min_rows)
 
 
 def _arrow(values: pd.Series) -> pa.ChunkedArray:
@@ -98,16 +107,17 @@ def _unique(check_name: str, ids: pd.Series) -> dg.AssetCheckResult:
     )
 
 
-def _share(check_name: str, stats: dict[str, int]) -> dg.AssetCheckResult:
-    rows = max(int(stats.get("rows_read", 0)), 1)
-    share = int(stats.get("rows_dropped", 0)) / rows
-    severity = dg.AssetCheckSeverity.ERROR if share > QUARANTINE_ERROR_SHARE else dg.AssetCheckSeverity.WARN
+def _share(check_name: str, result: CleanResult, min_rows: int) -> dg.AssetCheckResult:
+    rows_read, rows_dropped = int(result.stats.get("rows_read", 0)), int(result.stats.get("rows_dropped", 0))
+    reasons = common_reasons(result.quarantine, _SHARE_REASONS, by_file=True, action=ROW_DROPPED)
+    outcome = core_checks.quarantine_share(rows_read, rows_dropped, reasons, min_rows)
+    metadata = {**outcome.metadata, "common_reasons": dg.MetadataValue.json(outcome.metadata["common_reasons"])}
     return dg.AssetCheckResult(
         check_name=check_name,
-        passed=share <= QUARANTINE_WARN_SHARE,
-        severity=severity,
-        description=f"{share:.2%} of {rows} rows quarantined",
-        metadata={"share": float(share), "rows_dropped": int(stats.get("rows_dropped", 0))},
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+        description=outcome.description,
+        metadata=metadata,
     )
 
 

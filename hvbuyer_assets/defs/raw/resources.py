@@ -1,4 +1,5 @@
-"""The raw drop location (``HVBUYER_RAW_URI``) as a read-only resource: listing with versions, opening files."""
+"""The raw drop location (``HVBUYER_RAW_URI``) as a read-only resource: listing with versions, opening files; and
+how drops are ingested (``IngestResource``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 from upath import UPath
 
 from hvbuyer_assets.core import drops
+from hvbuyer_assets.core.checks import QUARANTINE_MIN_ROWS
 from hvbuyer_assets.core.contract import ContractViolation
 from hvbuyer_assets.storage import is_local, location
 
@@ -104,3 +106,10 @@ class RawStorageResource(dg.ConfigurableResource):
             return
         with path.open("rb") as handle:
             yield handle
+
+
+class IngestResource(dg.ConfigurableResource):
+    """How drops are accepted (``Settings``): ``quarantine_min_rows`` (``HVBUYER_QUARANTINE_MIN_ROWS``), the
+    quarantine share rule's minimum sample (``core.checks.quarantine_share``)."""
+
+    quarantine_min_rows: int = QUARANTINE_MIN_ROWS
