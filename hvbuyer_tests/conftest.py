@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from filelock import FileLock
+
+from hvbuyer_tests.deadline import Deadline
 
 if TYPE_CHECKING:  # imported where a graph is built: Dagster and MLflow take seconds to import
     from hvbuyer_tests.pipeline import Workspace
@@ -55,6 +58,32 @@ def clean_environment(**env: str) -> dict[str, str]:
     """The environment for a subprocess of a test: this process's, without HVBUYER_* / MLFLOW_* / AWS_* (code run
     in this process may have set some), plus ``env``."""
     return {**{k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}, **env}
+
+
+STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """When the test's set-up began: pytest-timeout's clock starts here too (it counts fixture time)."""
+    item.stash[STARTED] = time.monotonic()
+    yield
+
+
+def _timeout(item: pytest.Item) -> float:
+    """pytest-timeout's limit for ``item``: its ``timeout`` marker, else ``--timeout``, else the ini value."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and (marker.args or "timeout" in marker.kwargs):
+        return float(marker.args[0] if marker.args else marker.kwargs["timeout"])
+    return float(item.config.getoption("timeout", None) or item.config.getini("timeout") or 0)
+
+
+@pytest.fixture
+def deadline(request: pytest.FixtureRequest) -> Deadline:
+    """When this test's waits must end: its pytest-timeout limit, counted from its set-up (the session's
+    ``built`` included when this test was the first to need it), less the time a failure report needs."""
+    item = request.node
+    return Deadline.after(item.stash.get(STARTED, time.monotonic()), _timeout(item))
 
 
 FAST_TIMEOUT_SECONDS = 120  # a test not marked slow that takes this long is hung (pyproject's timeout: slow ones)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -74,13 +75,22 @@ def _write_bytes(path: UPath, target: str, payload: bytes) -> None:
         path.write_bytes(payload)
 
 
+# The name of a local write in progress (hidden, unique per write): what a process killed mid-write leaves behind.
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{32}\.tmp")
+
+
+def temporary_path(path: UPath) -> UPath:
+    """Where :func:`atomic_write` writes ``path`` before renaming it into place (matches ``TEMPORARY_NAME``)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
 def atomic_write(path: UPath, write: Callable[[str], object]) -> None:
     """Call ``write(target)``: locally ``target`` is a temporary file renamed into place afterwards, so readers
     never see a half-written file; on an object store ``target`` is the key itself."""
     if not is_local(path):
         write(path.path)
         return
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temporary_path(path)
     try:
         write(tmp.path)
         os.replace(tmp.path, path.path)

@@ -10,14 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from hvbuyer_tests.conftest import clean_environment
+from hvbuyer_tests.deadline import Deadline
 from hvbuyer_tests.pipeline import Workspace, write_sample
 from hvbuyer_tests.serving.service import REPO
 
@@ -40,13 +39,6 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _wait(predicate: Callable[[], bool], what: str, log: Path, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {log.read_text()[-3000:]}"
-        time.sleep(1)
-
-
 def _sensor_ticks(instance: dg.DagsterInstance) -> list:
     states = [s for s in instance.all_instigator_state() if s.instigator_name == "raw_drop_sensor"]
     if not states:
@@ -59,7 +51,7 @@ def _sensor_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "raw_drop_sensor"}))
 
 
-def test_the_real_daemon_requests_a_drop_exactly_once_across_a_restart(tmp_path: Path) -> None:
+def test_the_real_daemon_requests_a_drop_exactly_once_across_a_restart(tmp_path: Path, deadline: Deadline) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
@@ -70,22 +62,17 @@ def test_the_real_daemon_requests_a_drop_exactly_once_across_a_restart(tmp_path:
 
     daemon = _daemon(home, workspace.root, log)
     try:
-        _wait(lambda: len(_sensor_runs(instance)) == 1, "the drop's run to be requested", log)
+        deadline.wait(lambda: len(_sensor_runs(instance)) == 1, "the drop's run to be requested", log)
         (run,) = _sensor_runs(instance)
         assert run.job_name == "full_build"
         # While that run is queued or going, ticks skip (saying so) instead of requesting it again.
         requested_at = len(_sensor_ticks(instance))
-        _wait(
-            lambda: instance.get_run_by_id(run.run_id).is_finished,
-            "the run to finish",
-            log,
-            timeout=1500,
-        )
+        deadline.wait(lambda: instance.get_run_by_id(run.run_id).is_finished, "the run to finish", log)
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS, log.read_text()[-3000:]
         during = _sensor_ticks(instance)[: len(_sensor_ticks(instance)) - requested_at]
         assert any("is in progress" in (t.skip_reason or "") for t in during), [t.skip_reason for t in during]
         count = len(_sensor_ticks(instance))
-        _wait(lambda: len(_sensor_ticks(instance)) >= count + 2, "two ticks after the run", log)
+        deadline.wait(lambda: len(_sensor_ticks(instance)) >= count + 2, "two ticks after the run", log)
     finally:
         _stop(daemon)
     assert len(_sensor_runs(instance)) == 1
@@ -93,7 +80,7 @@ def test_the_real_daemon_requests_a_drop_exactly_once_across_a_restart(tmp_path:
     daemon = _daemon(home, workspace.root, log)  # a restarted daemon (same instance, cursor kept)
     try:
         count = len(_sensor_ticks(instance))
-        _wait(lambda: len(_sensor_ticks(instance)) >= count + 3, "three ticks after the restart", log)
+        deadline.wait(lambda: len(_sensor_ticks(instance)) >= count + 3, "three ticks after the restart", log)
     finally:
         _stop(daemon)
     after = [t for t in _sensor_ticks(instance)[: len(_sensor_ticks(instance)) - count] if t.status.value != "STARTED"]

@@ -1,88 +1,146 @@
-"""``kill -9`` of a real ``dagster asset materialize --select '*' --partition default`` at a random point after its
-first step started, then a re-run: no stored file is half-written (every asset file reads), and the re-run ends
-with the same champion and the same scores as an undisturbed build of the same drop (the session's ``built``
-workspace: the sample drop materialized once, in-process)."""
+"""``kill -9`` of a real ``dagster asset materialize`` (``make materialize``) right after the STEP_START of each of
+``trained_model``, ``registered_model``, ``champion_model`` and ``customer_scores``, then re-runs.
+
+Each kill is deterministic: the test instance's ``dagster.yaml`` stops the run's process at that event
+(``hvbuyer_tests/freeze.py``) and the test sends SIGKILL to its process group; the instance's event log then shows
+that the step started and never finished. The run after each kill re-executes the killed step and everything
+downstream of it (what "re-execute from failure" does) and is itself killed at the next step; the last one
+finishes, and a full re-run follows. At every point no temporary file of an atomic write is left and every stored
+file reads in full (parquet, JSON, joblib, the ONNX graphs, the champion through the registry); in the end the
+champion and the scores equal those of an undisturbed build of the same drop (the session's ``built``)."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import dagster as dg
+import onnx
+import psutil
 import pytest
+from upath import UPath
 
+from hvbuyer_assets import registry
+from hvbuyer_assets.storage.files import TEMPORARY_NAME, read_stored
 from hvbuyer_tests.conftest import clean_environment
+from hvbuyer_tests.deadline import Deadline, tail
+from hvbuyer_tests.freeze import instance_yaml
 from hvbuyer_tests.pipeline import Workspace, read_frame, write_sample
 from hvbuyer_tests.serving.service import REPO
 
 pytestmark = pytest.mark.slow
 
-LAYERS = ("interim", "processed", "features", "models", "scores", "monitoring", "quarantine")
+KILL_AT = ("trained_model", "registered_model", "champion_model", "customer_scores")
+ASSET_FILES = (".parquet", ".json", ".joblib")
+FINISHED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_OUTPUT", "HANDLED_OUTPUT", "ASSET_MATERIALIZATION"}
 
 
-def _cli(root: Path, log: Path) -> subprocess.Popen:
-    env = clean_environment(HVBUYER_DATA_DIR=str(root), DAGSTER_HOME=str(root.parent / "dagster_home"))
-    (root.parent / "dagster_home").mkdir(exist_ok=True)
-    # `make materialize`: the drop becomes a partition, then every asset for it
-    register = [sys.executable, "-m", "hvbuyer_assets.register_drops"]
-    drop = subprocess.run(register, cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout.split()[0]
-    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions", "--select", "*"]
-    cmd += ["--partition", drop]
-    with open(log, "a") as out:
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+class Materialize:
+    """``make materialize`` on a throwaway data dir with its own Dagster instance (SQLite, ``home``)."""
+
+    def __init__(self, root: Path, home: Path, log: Path, deadline: Deadline) -> None:
+        self.root, self.home, self.log, self.deadline = root, home, log, deadline
+        home.mkdir(exist_ok=True)
+        self.env = clean_environment(HVBUYER_DATA_DIR=str(root), DAGSTER_HOME=str(home))
+        register = [sys.executable, "-m", "hvbuyer_assets.register_drops"]
+        done = subprocess.run(register, cwd=REPO, env=self.env, check=True, capture_output=True, text=True)
+        self.drop = done.stdout.split()[0]
+
+    def start(self, selection: str, freeze_at: str | None) -> subprocess.Popen:
+        """``dagster asset materialize --select <selection>`` (for the drop when the selection holds its
+        partitioned assets), stopping at the STEP_START of ``freeze_at``."""
+        yaml = instance_yaml(freeze_at) if freeze_at else "telemetry:\n  enabled: false\n"
+        (self.home / "dagster.yaml").write_text(yaml)
+        cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions"]
+        cmd += ["--select", selection, *(["--partition", self.drop] if selection == "*" else [])]
+        with open(self.log, "a") as out:
+            out.write(f"\n=== {' '.join(cmd[2:])} (stopping at {freeze_at})\n")
+            out.flush()
+            return subprocess.Popen(
+                cmd, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def kill_at(self, selection: str, step: str) -> None:
+        """Run ``selection``, SIGKILL it once it stopped at ``step``'s STEP_START, and check the kill landed: the
+        step started and did not finish, and stored nothing."""
+        proc = self.start(selection, step)
+
+        def stopped() -> bool:
+            assert proc.poll() is None, f"the run ended (rc={proc.returncode}) before {step} started{tail(self.log)}"
+            return psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED
+
+        try:
+            self.deadline.wait(stopped, f"the run stopped at the start of {step}", self.log, poll=0.2)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        events = self.step_events(step)
+        assert "STEP_START" in events and not events & FINISHED, (step, events, tail(self.log))
+        assert not [p for p in self.root.rglob(f"{step}.*") if p.is_file()], f"{step} stored its output"
+
+    def finish(self, selection: str) -> None:
+        proc = self.start(selection, None)
+        try:
+            rc = self.deadline.wait_process(proc, f"materialize {selection}", self.log)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert rc == 0, f"materialize {selection} failed{tail(self.log)}"
+
+    def step_events(self, step: str) -> set[str]:
+        """The event types the newest run recorded for ``step``, read from the instance's event log."""
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            (run,) = instance.get_runs(limit=1)
+            assert run.status == dg.DagsterRunStatus.STARTED, run.status  # killed: nothing marked it ended
+            events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event is not None]
+        return {e.event_type_value for e in events if e.step_key == step}
 
 
-def _build(root: Path, log: Path) -> None:
-    proc = _cli(root, log)
-    assert proc.wait(timeout=1500) == 0, log.read_text()[-3000:]
+def check_stored(workspace: Workspace) -> list[Path]:
+    """No temporary file of an atomic write anywhere under the data dir, and every stored file reads in full: the
+    assets (parquet, JSON, joblib) and the ONNX graphs of the registry's artifacts; the stored files."""
+    files = [p for p in workspace.root.rglob("*") if p.is_file()]
+    leftovers = [p for p in files if TEMPORARY_NAME.fullmatch(p.name)]
+    assert not leftovers, f"temporary files left by interrupted writes: {leftovers}"
+    stored = [p for p in files if p.suffix in ASSET_FILES and "raw" not in p.relative_to(workspace.root).parts]
+    for path in stored:
+        read_stored(UPath(str(path)))
+    for path in (p for p in files if p.suffix == ".onnx"):
+        onnx.checker.check_model(onnx.load(str(path)))
+    return stored
 
 
-def _readable_assets(root: Path) -> list[Path]:
-    """Every stored asset file (not hidden temporaries); each must read in full."""
-    files = [p for layer in LAYERS for p in (root / layer).rglob("*") if p.is_file() and not p.name.startswith(".")]
-    for path in files:
-        if path.suffix == ".parquet":
-            read_frame(path)
-        elif path.suffix == ".json":
-            json.loads(path.read_text())
-    return files
-
-
-def test_kill_9_mid_materialization_then_rerun_matches_an_undisturbed_build(built: Workspace, tmp_path: Path) -> None:
+def test_kill_9_at_each_late_step_then_rerun_matches_an_undisturbed_build(
+    built: Workspace, tmp_path: Path, deadline: Deadline
+) -> None:
     undisturbed = built
     disturbed = Workspace(tmp_path / "data")
     write_sample(disturbed.raw)
+    runs = Materialize(disturbed.root, tmp_path / "dagster_home", tmp_path / "build.log", deadline)
 
-    log = tmp_path / "build.log"
-    proc = _cli(disturbed.root, log)
-    deadline = time.monotonic() + 600
-    while "STEP_START" not in (log.read_text() if log.exists() else ""):
-        assert proc.poll() is None, f"the build ended before any step started: {log.read_text()[-2000:]}"
-        assert time.monotonic() < deadline, "no step started within 600 s"
-        time.sleep(0.2)
-    delay = random.Random(os.getpid()).uniform(0.0, 20.0)
-    time.sleep(delay)
-    killed = proc.poll() is None
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    started = [line.split(" - ")[4] for line in log.read_text().splitlines() if "STEP_START" in line and " - " in line]
-    where = f"killed {delay:.1f} s after the first step, during {started[-1:] or 'start-up'} (killed={killed})"
+    selection = "*"
+    for step in KILL_AT:
+        runs.kill_at(selection, step)
+        check_stored(disturbed)
+        selection = f"{step}*"  # the killed step and everything downstream of it
+    runs.finish(selection)
+    runs.finish("*")
+    stored = check_stored(disturbed)
+    assert {p.suffix for p in stored} == set(ASSET_FILES), stored
+    assert [p for p in disturbed.root.rglob("*.onnx")], "no ONNX graph was stored"
 
-    _readable_assets(disturbed.root)  # nothing half-written, whatever was interrupted
-    _build(disturbed.root, log)
-    _readable_assets(disturbed.root)
-
-    assert disturbed.champion_version() == undisturbed.champion_version() == "1", where
+    champion = disturbed.champion_version()
+    assert champion == undisturbed.champion_version() == "1"
+    assert registry.load_version(disturbed.settings.mlflow_tracking_uri, champion) is not None
+    assert json.loads((disturbed.root / "models" / "champion_model.json").read_text())["champion_version"] == "1"
     a = read_frame(undisturbed.root / "scores" / "customer_scores.parquet").set_index("customer_id")
     b = read_frame(disturbed.root / "scores" / "customer_scores.parquet").set_index("customer_id")
-    assert list(a.index) == list(b.index), where
-    assert (a["model_version"] == b["model_version"]).all(), where
+    assert list(a.index) == list(b.index)
+    assert (a["model_version"] == b["model_version"]).all()
     diff = (a["large_purchase_probability"] - b["large_purchase_probability"]).abs().max()
-    assert diff <= 1e-12, (where, diff)
-    leftovers = [p.name for layer in LAYERS for p in (disturbed.root / layer).rglob(".*.tmp")]
-    assert all(name.startswith(".") for name in leftovers)  # an interrupted write leaves only a hidden temporary
+    assert diff <= 1e-12, diff

@@ -12,6 +12,7 @@ import pytest
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import features
+from hvbuyer_tests.deadline import Deadline
 from hvbuyer_tests.pipeline import Workspace, check_results, digest, read_frame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_scores_use_features_as_of_the_latest_transaction(built: Workspace) -> N
     assert (scores["features_as_of"] == features.latest_event_time(transactions)).all()
 
 
-def test_second_run_on_same_data_is_idempotent(workspace_copy: Workspace) -> None:
+def test_second_run_on_same_data_is_idempotent(workspace_copy: Workspace, deadline: Deadline) -> None:
     before = json.loads((workspace_copy.root / "models" / "model_evaluation.json").read_text())
     raw_before = digest(list(workspace_copy.raw.iterdir()))
     env = {
@@ -86,7 +87,7 @@ def test_second_run_on_same_data_is_idempotent(workspace_copy: Workspace) -> Non
     assert listed.stdout.split() == ["default"], listed.stderr[-3000:]
     cli = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hvbuyer_assets.definitions"]
     cli += ["--select", "*", "--partition", "default"]
-    done = subprocess.run(cli, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    done = deadline.run(cli, "materialize on the same data", cwd=REPO, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
     after = json.loads((workspace_copy.root / "models" / "model_evaluation.json").read_text())

@@ -3,12 +3,17 @@ requested runs executed in that instance with the tags the daemon would add (run
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import mlflow
 import pytest
 
@@ -17,7 +22,10 @@ from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.sensors.raw import DROP_TAG, FILES_TAG, add_complete_drops, raw_drop_sensor, split_s3_uri
 from hvbuyer_assets.settings import Settings, load_settings
+from hvbuyer_tests.conftest import clean_environment
+from hvbuyer_tests.deadline import Deadline
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, write_sample
+from hvbuyer_tests.serving.service import free_port
 
 pytestmark = pytest.mark.slow  # builds the graph itself (see the slow marker in pyproject.toml)
 
@@ -231,3 +239,50 @@ def test_sensor_settings_and_s3_uris() -> None:
     assert split_s3_uri("s3://bucket") == ("bucket", "")
     with pytest.raises(ValueError, match="names no bucket"):
         split_s3_uri("s3:///raw")
+
+
+def _mlflow_answers(url: str, server: subprocess.Popen, log: Path) -> bool:
+    assert server.poll() is None, f"the MLflow server exited: {log.read_text()[-3000:]}"
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_while_the_registry_is_unreachable_the_sensor_requests_nothing_then_decides_as_usual(
+    workspace_copy: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deadline: Deadline
+) -> None:
+    """The built workspace (champion v1, champion_model materialized in its instance) reached through an MLflow
+    server that is down: a new drop's ticks fail naming the server and request nothing (an outage is not "no
+    champion", which would request a full_build); once the server answers, the next tick requests ingest_drop."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # refused at once, not after minutes of retries
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(**{**workspace_copy.settings.model_dump(), "mlflow_tracking_uri": url})
+    instance = workspace_copy.instance()
+    try:
+        harness = SensorHarness(settings, instance)
+        for path in later_drop(tmp_path / "staging", "q1"):
+            shutil.copy(path, workspace_copy.raw / path.name)
+        assert "to settle" in harness.skip()
+        for _ in range(2):  # the drop is ready: every tick asks the registry, fails, and requests nothing
+            with pytest.raises(Exception, match="127.0.0.1") as failed:
+                harness.tick()
+            assert url in str(failed.value), failed.value
+        assert instance.get_dynamic_partitions("drops") == ["default"]  # a failed tick adds no partition either
+
+        log = tmp_path / "mlflow.log"
+        cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
+        cmd += ["--backend-store-uri", workspace_copy.settings.mlflow_tracking_uri, "--workers", "1"]
+        with open(log, "w") as out:
+            server = subprocess.Popen(
+                cmd, env=clean_environment(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            deadline.wait(lambda: _mlflow_answers(url, server, log), "the MLflow server to answer", log)
+            request = harness.request()
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+    finally:
+        instance.dispose()
+    assert request.job_name == "ingest_drop" and request.partition_key == "q1"

@@ -3,6 +3,7 @@ the three URLs are printed once they answer, Ctrl-C stops everything promptly, a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -12,8 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from hvbuyer_tests.deadline import Deadline
 from hvbuyer_tests.serving.service import free_port
 from hvbuyer_tests.ui.conftest import REPO, MakeRun
 
@@ -114,3 +117,52 @@ def test_build_summary_names_what_the_build_did_not_reach(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert "model_evaluation was not built" in result.stdout
     assert "customer_scores missing" in result.stdout
+
+
+def _started_by(run: MakeRun) -> list[psutil.Process]:
+    """Every live process started for ``run`` (its DAGSTER_HOME in their environment), wherever they now hang."""
+    mine = f"DAGSTER_HOME={run.dagster_home}"
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if mine in (f"{k}={v}" for k, v in proc.environ().items()) and proc.pid != os.getpid():
+                found.append(proc)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("broken", "extra", "says"),
+    [
+        # The Dagster UI cannot start: its instance configuration is invalid (the API and the MLflow UI start).
+        ("telemetry:\n  enabled: maybe\n", {}, "Dagster UI exited during start-up"),
+        # Nothing answers in time (the start-up timeout shorter than any service needs).
+        (None, {"HVBUYER_START_TIMEOUT": "1"}, "did not answer"),
+    ],
+    ids=["exits-during-start-up", "does-not-answer-in-time"],
+)
+def test_a_service_that_fails_to_start_stops_everything_with_a_non_zero_exit(
+    tmp_path: Path, broken: str | None, extra: dict[str, str], says: str, deadline: Deadline
+) -> None:
+    run = MakeRun(tmp_path)
+    if broken is not None:
+        run.dagster_home.mkdir()
+        (run.dagster_home / "dagster.yaml").write_text(broken)
+    run.start(HVBUYER_SKIP_BUILD="1", **extra)
+    try:
+        assert run.proc is not None
+        rc = deadline.wait_process(run.proc, "run.sh to give up", run.log_path)
+        output = run.output()
+        assert rc == 1, output[-3000:]
+        assert says in output and "== ready" not in output, output[-3000:]
+        _, alive = psutil.wait_procs(_started_by(run), timeout=5)  # run.sh killed them before it exited
+        assert not alive, [p.cmdline() for p in alive]
+        for port in run.ports.values():
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", port))  # free again
+    finally:
+        run.kill()
+        for proc in _started_by(run):
+            proc.kill()
