@@ -12,6 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: install run test lint materialize sample-data bench-pipeline bench-scale bench-serve bench-drift bench-engines clean
 .PHONY: lock browser screenshots
 .PHONY: test-prod prod-install prod-up prod-down prod-status prod-sample prod-measure
+.PHONY: spark-up spark-down spark-status
 
 install: $(VENV)/.installed
 
@@ -126,3 +127,15 @@ prod-sample: prod-install
 
 prod-measure: prod-install
 	$(PY) scripts/prod_measure.py
+
+# A standalone Spark cluster from pyspark's own jars (docs/engines.md): a master and two workers, each its own JVM,
+# on loopback ports (HVBUYER_SPARK_MASTER_PORT=7077 ...), pid files and logs in .spark/. Nothing is downloaded.
+# Then HVBUYER_ENGINE=spark HVBUYER_SPARK_MASTER=spark://127.0.0.1:7077 runs the feature steps on it.
+spark-up: install
+	$(PY) scripts/spark_cluster.py up
+
+spark-down:
+	$(PY) scripts/spark_cluster.py down
+
+spark-status:
+	$(PY) scripts/spark_cluster.py status

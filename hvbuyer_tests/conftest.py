@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,24 +142,33 @@ def _build(root: Path) -> Workspace:
     return workspace
 
 
+def shared_once(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """A folder ``build`` fills once per test run: with pytest-xdist the first worker that needs it builds it in the
+    run's shared temporary directory and the others wait for it and read it (treat it as read-only)."""
+    if not hasattr(request.config, "workerinput"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of this run
+    done = shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(shared / name, ignore_errors=True)  # what a worker whose build failed left
+            build(shared / name)
+            done.touch()
+    return shared / name
+
+
 @pytest.fixture(scope="session")
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """A workspace whose whole graph has been materialized once on the sample drop. Treat as read-only:
-    tests that change data or the registry work on ``built.copy_to(tmp_path / ...)``. With pytest-xdist the first
-    worker that needs it builds it in the run's shared temporary directory and the others wait for it and read it
-    (the forest already uses every core: one build at a time is faster than one per worker)."""
-    if not hasattr(request.config, "workerinput"):
-        return _build(tmp_path_factory.mktemp("built") / "data")
-    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of this run
-    done = shared / "built.done"
-    with FileLock(shared / "built.lock"):
-        if not done.exists():
-            shutil.rmtree(shared / "built", ignore_errors=True)  # what a worker whose build failed left
-            _build(shared / "built" / "data")
-            done.touch()
+    tests that change data or the registry work on ``built.copy_to(tmp_path / ...)``. Built once per run
+    (``shared_once``: the forest already uses every core, one build at a time is faster than one per worker)."""
     from hvbuyer_tests.pipeline import Workspace
 
-    return Workspace(shared / "built" / "data")
+    return Workspace(shared_once(request, tmp_path_factory, "built", lambda folder: _build(folder / "data")) / "data")
 
 
 @pytest.fixture

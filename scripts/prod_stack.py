@@ -10,14 +10,10 @@ The prod tests drive :class:`Deployment` too, with their own ports, prefixes, da
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,36 +27,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import prod_bootstrap as boot  # noqa: E402
+from processes import STOP_GRACE_SECONDS, ProcessTable, http_ok, port_open, stop_groups, tree_rss_mib  # noqa: E402
 from prod_env import REPO, load_env, process_env  # noqa: E402
+from spark_cluster import Cluster, ClusterConfig  # noqa: E402
 
 from hvbuyer_assets.settings import child_environ, load_settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
-STOP_GRACE_SECONDS = 20.0
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something accepts TCP connections on host:port."""
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def http_ok(url: str) -> bool:
-    """True when GET url answers 200."""
-    try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def tree_rss_mib(proc: psutil.Process) -> float:
-    """Resident memory of a process and all its descendants, MiB (shared pages counted once per process)."""
-    total = 0
-    for member in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += member.memory_info().rss
-    return total / 2**20
 
 
 @dataclass
@@ -83,6 +56,7 @@ class Deployment:
         self.dagster_home = self.home / "dagster_home"
         self.logs = self.home / "logs"
         self.pids = self.home / "pids"
+        self.table = ProcessTable(self.pids, self.logs, REPO)
 
     # -- configuration -------------------------------------------------------------------------------------------
     def port(self, key: str) -> int:
@@ -98,6 +72,17 @@ class Deployment:
     def worker_names(self) -> list[str]:
         tag = self.env.get("HVBUYER_DEPLOYMENT_NAME", "prod")
         return [f"hvbuyer-{tag}-w{i}" for i in range(1, int(self.env.get("HVBUYER_CELERY_WORKERS", "2")) + 1)]
+
+    def spark_cluster(self) -> Cluster:
+        """The deployment's standalone Spark cluster (``HVBUYER_SPARK_*_PORT``; state in ``<prod home>/spark``)."""
+        config = ClusterConfig.from_env(self.env, home_default=str(self.home / "spark"))
+        return Cluster(config, process_env(self.env))
+
+    def runs_spark_cluster(self) -> bool:
+        """True when the steps run on Spark (``HVBUYER_ENGINE=spark``) at this deployment's own cluster."""
+        env = process_env(self.env)
+        master = env.get("HVBUYER_SPARK_MASTER") or ""
+        return env.get("HVBUYER_ENGINE") == "spark" and master == self.spark_cluster().config.master_url
 
     def admin_token(self) -> str:
         """The admin token shared by the API and the pipeline (kept in the state folder, mode 0600)."""
@@ -263,52 +248,16 @@ class Deployment:
         return {name.split("@", 1)[0] for reply in replies for name in reply}
 
     # -- process records -----------------------------------------------------------------------------------------
-    def _pid_file(self, name: str) -> Path:
-        return self.pids / f"{name}.json"
-
     def running(self, name: str) -> psutil.Process | None:
         """The recorded process of a service if it is still the same process (pid and start time)."""
-        path = self._pid_file(name)
-        if not path.exists():
-            return None
-        record = json.loads(path.read_text())
-        try:
-            proc = psutil.Process(record["pid"])
-            if abs(proc.create_time() - record["started"]) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
-                return proc
-        except psutil.Error:
-            pass
-        return None
+        return self.table.running(name)
 
     def _start(self, service: Service, env: dict[str, str]) -> None:
-        if service.port is not None and port_open(service.port):
-            raise RuntimeError(
-                f"{service.name}: port {service.port} is already in use by another process (not this deployment's)"
-            )
-        log = (self.logs / f"{service.name}.log").open("ab")
-        proc = subprocess.Popen(
-            service.argv,
-            cwd=REPO,
-            env={**env, **(service.extra_env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time(), "argv": service.argv}
-        self._pid_file(service.name).write_text(json.dumps(record))
+        self.table.start(service.name, service.argv, {**env, **(service.extra_env or {})}, service.port)
 
     def wait_healthy(self, service: Service, timeout: float = 120.0) -> None:
         """Wait until the service answers its health check; fail naming its log if it dies or times out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if service.healthy():
-                return
-            if self.running(service.name) is None:
-                raise RuntimeError(f"{service.name} exited; see {self.logs / (service.name + '.log')}")
-            time.sleep(0.5)
-        raise RuntimeError(f"{service.name} not healthy after {timeout:.0f} s; see {self.logs / service.name}.log")
+        self.table.wait(service.name, service.healthy, timeout)
 
     def prepare(self) -> None:
         for folder in (self.dagster_home, self.logs, self.pids):
@@ -359,43 +308,21 @@ class Deployment:
                 created = boot.ensure_experiment(self.env["MLFLOW_TRACKING_URI"])
             if created:
                 say(f"created for {service.name}: {', '.join(created)}")
+        if self.runs_spark_cluster():
+            timings.update(self.spark_cluster().up(say))
         return timings
 
     def down(self, say: Callable[[str], None] = print) -> list[str]:
         """Stop every recorded process (all at once, one grace period); the names stopped. Data is kept."""
-        procs = {}
-        for service in reversed(self.services()):
-            proc = self.running(service.name)
-            if proc is not None:
-                procs[service.name] = proc
-        self.stop_processes(list(procs.values()))
-        for service in self.services():
-            self._pid_file(service.name).unlink(missing_ok=True)
-        for name in procs:
+        stopped = self.table.stop([service.name for service in reversed(self.services())])
+        for name in stopped:
             say(f"stopped {name}")
-        return list(procs)
+        return stopped + self.spark_cluster().down(say)  # whatever of it runs, whichever engine is set now
 
     @staticmethod
     def stop_process(proc: psutil.Process, grace: float = STOP_GRACE_SECONDS) -> None:
         """TERM the process group the service leads, KILL what is left after ``grace`` seconds."""
-        Deployment.stop_processes([proc], grace)
-
-    @staticmethod
-    def stop_processes(procs: list[psutil.Process], grace: float = STOP_GRACE_SECONDS) -> None:
-        """TERM the process group each service leads, all at once; KILL what is left after ``grace`` seconds."""
-        group: list[psutil.Process] = []
-        for proc in procs:
-            try:
-                members = [proc, *proc.children(recursive=True)]
-                os.killpg(proc.pid, signal.SIGTERM)
-            except (psutil.Error, ProcessLookupError):
-                continue
-            group.extend(members)
-        _, alive = psutil.wait_procs(group, timeout=grace)
-        for leftover in alive:
-            with contextlib.suppress(psutil.Error):
-                leftover.kill()
-        psutil.wait_procs(alive, timeout=5)
+        stop_groups([proc], grace)
 
     def status(self) -> list[tuple[str, str, str, float]]:
         """(service, state, where, resident memory of its process tree in MiB) for every service."""
@@ -405,6 +332,9 @@ class Deployment:
             state = "down" if proc is None else ("healthy" if service.healthy() else "starting/unhealthy")
             where = f"http://127.0.0.1:{service.port}" if service.port else ""
             rows.append((service.name, state, where, 0.0 if proc is None else tree_rss_mib(proc)))
+        if self.runs_spark_cluster():
+            cluster = self.spark_cluster()
+            rows += [(name, state, cluster.config.master_ui_url, rss) for name, state, rss in cluster.status()]
         return rows
 
     def summary(self) -> str:
@@ -417,6 +347,8 @@ class Deployment:
             f"Celery workers:  {', '.join(self.worker_names())} on {self.env['HVBUYER_CELERY_BROKER']}",
             f"Logs:            {self.logs}/<service>.log   DAGSTER_HOME: {self.dagster_home}",
         ]
+        if self.runs_spark_cluster():
+            lines.append(self.spark_cluster().summary())
         return "\n".join(lines)
 
 

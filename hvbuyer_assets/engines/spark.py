@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 EXTRA = "spark"  # the pyproject extra that installs pyspark
 LOCAL = re.compile(r"local(\[(?P<threads>\d+|\*)(,\d+)?\])?")
+LOOPBACK_CLUSTER = re.compile(r"spark://(127\.0\.0\.1|localhost)(:\d+)?")  # a standalone cluster on this machine
 
 
 def _default(name: str) -> Any:
@@ -93,8 +94,9 @@ class SparkOptions:
         partitions = self.shuffle_partitions or _local_partitions(self.master)
         if partitions:
             props["spark.sql.shuffle.partitions"] = str(partitions)
-        if self.is_local:  # one machine: loopback only, and no UI port to find per process (a cluster keeps its UI)
+        if self.is_local or LOOPBACK_CLUSTER.fullmatch(self.master):  # one machine: the driver on loopback only
             props.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        if self.is_local:  # no UI port to find per process (a cluster keeps its UI and REST API)
             props["spark.ui.enabled"] = "false"
         if self.s3_endpoint_url:  # a MinIO / loopback S3 endpoint for s3a (needs hadoop-aws, docs/engines.md)
             props["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint_url

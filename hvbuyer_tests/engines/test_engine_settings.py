@@ -93,6 +93,15 @@ def test_local_sessions_get_two_shuffle_partitions_per_thread(master: str, parti
     assert props["spark.sql.legacy.parquet.nanosAsLong"] == "true"
 
 
+@pytest.mark.parametrize("master", ["spark://127.0.0.1:7077", "spark://localhost:7177"])
+def test_a_cluster_on_this_machine_gets_a_loopback_driver_and_keeps_its_ui(master: str) -> None:
+    """``make spark-up``'s cluster listens on loopback only: its executors must reach the driver there too."""
+    props = spark.SparkOptions(master=master).properties()
+    assert props["spark.driver.host"] == props["spark.driver.bindAddress"] == "127.0.0.1"
+    assert "spark.ui.enabled" not in props  # the application's REST API shows where its executors ran
+    assert "spark.driver.host" not in spark.SparkOptions(master="spark://10.0.0.5:7077").properties()
+
+
 def test_s3_data_is_read_by_spark_through_s3a_with_the_endpoint_override() -> None:
     assert spark.spark_path("s3://bucket/data/processed/clean_customers.parquet") == (
         "s3a://bucket/data/processed/clean_customers.parquet"

@@ -9,7 +9,6 @@ at the end so the JVM's memory goes back before the next module on this worker.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,13 @@ from hvbuyer_assets.engines import spark as spark_engine
 from hvbuyer_assets.engines.interface import CUSTOMERS, INPUT_COLUMNS, TRANSACTIONS, StoredTable, input_asset
 from hvbuyer_assets.settings import load_settings
 from hvbuyer_assets.storage.catalog import entry
-from hvbuyer_tests.pipeline import PER_DROP_ASSETS, Workspace, arrive, read_frame, write_drop, write_sample
+from hvbuyer_tests.engines import graph
+from hvbuyer_tests.pipeline import Workspace, read_frame
 
 pytestmark = pytest.mark.slow
 
 SPARK = SparkEngine(spark_engine.SparkOptions())  # the settings' defaults: local[2], as the graph runs use
 EMBEDDED = EmbeddedEngine()
-TOLERANCE = 1e-9
-GRAPH = ["customer_features", "training_set", "trained_model", "model_evaluation"]
 
 T0 = pd.Timestamp("2026-03-31T00:00:00Z")
 NS = pd.Timedelta(1, "ns")
@@ -312,88 +310,26 @@ def test_the_engine_inputs_of_a_run_read_every_drop_partition_in_drop_order(spar
     assert c1["tenure_days"] == (T0 - C1_SECOND["signup_date"]) / DAY
     assert (c1["n_transactions"], c1["total_spend"], c1["last_amount"]) == (3.0, 530.0, 10.0)  # t1, t3, t5
     assert frame.loc["c3", "n_transactions"] == 1.0 and frame.loc["c2", "n_transactions"] == 1.0
-    _assert_same(frame, computed["embedded"])
-
-
-LATER_AS_OF = "2026-09-28"  # the graph's second drop: 90 more days of the same customers
-RESENT = {f"C000000{i}": 4000.0 + i for i in range(1, 6)}  # customers whose second-drop record has other points
+    graph.assert_same(frame, computed["embedded"])
 
 
 @pytest.fixture(scope="module")
-def graph_runs(spark_session: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workspace]:
-    """Two generated drops, each parsed and cleaned in its own drop partition (3,000 customers; then the same
-    customers 90 days later, the RESENT ones with other loyalty points), taken through features -> training set ->
-    model -> evaluation by Dagster, once per engine (``HVBUYER_ENGINE``), each in its own data dir (with its own
-    copy of the Dagster instance that holds the drop partitions)."""
-    root = tmp_path_factory.mktemp("engines")
-    base = Workspace(root / "base")
-    write_sample(base.raw)
-    assert base.materialize(selection=PER_DROP_ASSETS).success  # the first drop's partition
-    later = write_drop(base.raw, LATER_AS_OF, drop="q2", days=90)
-    lines = later[0].read_text().splitlines()
-    for i, line in enumerate(lines[1 : 1 + len(RESENT)], start=1):
-        assert line.split(",")[0] == list(RESENT)[i - 1], line
-        lines[i] = ",".join([*line.split(",")[:4], str(RESENT[line.split(",")[0]])])
-    later[0].write_text("\n".join(lines) + "\n")
-    arrive(later, LATER_AS_OF)
-    assert base.materialize(selection=PER_DROP_ASSETS, partition="q2").success
-    stored = sorted(p.name for p in (base.root / "processed" / "clean_customers").iterdir())
-    assert stored == ["default.parquet", "q2.parquet"]
-    runs = {}
-    for engine in ("embedded", "spark"):
-        workspace = base.copy_to(root / engine)
-        settings = load_settings(
-            {
-                "HVBUYER_ENGINE": engine,
-                "HVBUYER_DATA_DIR": str(workspace.root),
-                "MLFLOW_TRACKING_URI": workspace.settings.mlflow_tracking_uri,
-            }
-        )
-        result = workspace.materialize(selection=GRAPH, resources=build_resources(settings))
-        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
-        assert result.success, f"{engine}: {failures}"
-        materializations = [e.materialization for e in result.get_asset_materialization_events()]
-        engines = {
-            m.asset_key.to_user_string(): m.metadata["engine"].value for m in materializations if "engine" in m.metadata
-        }
-        assert engines == {"customer_features": engine, "training_set": engine}
-        runs[engine] = workspace
-    return runs
-
-
-def _assert_same(left: pd.DataFrame, right: pd.DataFrame) -> None:
-    """Same rows, columns and dtypes; numbers within TOLERANCE, everything else equal."""
-    pd.testing.assert_frame_equal(left, right, check_exact=False, rtol=0, atol=TOLERANCE)
+def graph_runs(
+    spark_session: Any, embedded_graph: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Workspace]:
+    """``graph.GRAPH`` on ``local[2]`` and on the embedded engine, from the same two cleaned drops."""
+    base = Workspace(embedded_graph["base"])
+    spark = graph.run_graph(base, tmp_path_factory.mktemp("engines") / "spark", {"HVBUYER_ENGINE": "spark"})
+    return {"spark": spark, "embedded": Workspace(embedded_graph["embedded"])}
 
 
 def test_features_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Workspace]) -> None:
-    frames = {e: read_frame(w.root / "features" / "customer_features.parquet") for e, w in graph_runs.items()}
-    assert len(frames["spark"]) == 3000 and frames["spark"].index.is_unique
-    assert (frames["spark"]["n_transactions"] > 0).sum() > 2500
-    resent = frames["spark"].loc[list(RESENT), "loyalty_points"]
-    assert resent.tolist() == list(RESENT.values())  # the second drop's record of a re-sent customer
-    _assert_same(frames["spark"], frames["embedded"])
+    graph.assert_same_features(graph_runs["spark"], graph_runs["embedded"])
 
 
 def test_training_rows_and_labels_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Workspace]) -> None:
-    frames = {e: read_frame(w.root / "features" / "training_set.parquet") for e, w in graph_runs.items()}
-    spark, embedded = frames["spark"], frames["embedded"]
-    assert set(spark["split"]) == {"train", "holdout"} and spark["label"].sum() > 50
-    keys = ["customer_id", "cutoff", "split"]
-    pd.testing.assert_frame_equal(spark[keys], embedded[keys])  # the same rows in the same order
-    assert spark["label"].equals(embedded["label"])
-    _assert_same(spark, embedded)
+    graph.assert_same_training_rows(graph_runs["spark"], graph_runs["embedded"])
 
 
 def test_holdout_metrics_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Workspace]) -> None:
-    evaluations = {
-        e: json.loads((w.root / "models" / "model_evaluation.json").read_text()) for e, w in graph_runs.items()
-    }
-    spark, embedded = evaluations["spark"], evaluations["embedded"]
-    assert spark["holdout_rows"] == embedded["holdout_rows"] and spark["holdout_cutoff"] == embedded["holdout_cutoff"]
-    assert set(spark["metrics"]) == set(embedded["metrics"]) and "roc_auc" in spark["metrics"]
-    models = {"candidate": embedded["metrics"], **embedded["baselines"]}
-    assert set(spark["baselines"]) == set(embedded["baselines"])
-    for model, metrics in models.items():
-        on_spark = spark["metrics"] if model == "candidate" else spark["baselines"][model]
-        assert on_spark == pytest.approx(metrics, abs=TOLERANCE, rel=0), model
+    graph.assert_same_holdout_metrics(graph_runs["spark"], graph_runs["embedded"])

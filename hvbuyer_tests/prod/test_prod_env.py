@@ -65,3 +65,18 @@ def test_url_helpers() -> None:
     assert boot.broker_vhost("amqp://guest:guest@127.0.0.1:5672//") == "/"
     assert boot.broker_vhost("amqp://guest:guest@127.0.0.1:5672/hvbuyer-t1") == "hvbuyer-t1"
     assert boot.registry_constant("EXPERIMENT_NAME") == "hvbuyer"
+
+
+def test_the_deployment_runs_its_own_spark_cluster_only_on_spark_at_its_master(tmp_path: Path) -> None:
+    """``make prod-up`` starts the standalone cluster (state in ``<prod home>/spark``, the ports of deploy/local.env)
+    when the steps run on Spark at that cluster's master; embedded, or Spark elsewhere, starts none."""
+    base = {**prod_env.load_env(environ={}), "HVBUYER_PROD_HOME": str(tmp_path)}
+    embedded = Deployment(base)
+    cluster = embedded.spark_cluster()
+    assert cluster.config.home == tmp_path / "spark" and cluster.config.master_url == base["HVBUYER_SPARK_MASTER"]
+    assert {cluster.config.master_port, cluster.config.master_ui_port} == {7377, 8490}
+    assert not embedded.runs_spark_cluster()  # deploy/local.env: HVBUYER_ENGINE=embedded
+    assert Deployment({**base, "HVBUYER_ENGINE": "spark"}).runs_spark_cluster()
+    elsewhere = {**base, "HVBUYER_ENGINE": "spark", "HVBUYER_SPARK_MASTER": "spark://10.0.0.5:7077"}
+    assert not Deployment(elsewhere).runs_spark_cluster()
+    assert embedded.down(say=lambda _: None) == []  # nothing recorded, nothing stopped (cluster included)
