@@ -94,6 +94,7 @@ bench-serve: install
 	@command -v wrk >/dev/null || { echo "== installing Debian's wrk (load generator of bench-serve)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(PY) scripts/bench_serve.py
+	$(PY) scripts/bench_serve_scale.py $(BENCH_SERVE_ARGS)
 
 bench-drift: install
 	$(PY) scripts/bench_drift.py

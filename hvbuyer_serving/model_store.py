@@ -20,6 +20,7 @@ import pandas as pd
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import features, model, rules
+from hvbuyer_assets.core.treeshap import ForestExplainer
 from hvbuyer_serving import inputs, metrics
 from hvbuyer_serving.schemas import PredictRequest
 
@@ -84,6 +85,7 @@ class ServedModel:
     session: Any | None
     batch_session: Any | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    explainer: ForestExplainer | None = None  # exact TreeSHAP of the forest (None for another kind of model)
 
     def predict(self, matrix: np.ndarray, region: Sequence[str]) -> np.ndarray:
         """P(large purchase) for rows of ``inputs.numeric_matrix`` and their normalised regions (large batches
@@ -120,6 +122,10 @@ def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
     if unknown:
         raise ValueError(f"the model needs inputs the API does not know: {unknown}")
     details = registry.version_details(mlflow_client, version)
+    try:
+        explainer: ForestExplainer | None = ForestExplainer(pipeline)
+    except TypeError:  # not a random forest: served, but ?explain= answers 422
+        explainer = None
     return ServedModel(
         version=number,
         runtime=runtime,
@@ -130,6 +136,7 @@ def load(tracking_uri: str, mlflow_client: Any, version: Any) -> ServedModel:
         session=session,
         batch_session=batch_session,
         details=details,
+        explainer=explainer,
     )
 
 

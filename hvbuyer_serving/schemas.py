@@ -53,11 +53,32 @@ PredictRequest = create_model(
 )
 
 
+class Reason(BaseModel):
+    """One feature's contribution to this customer's probability (exact TreeSHAP), and the value it had."""
+
+    feature: str
+    value: float | str | None
+    contribution: float
+
+
+class Explanation(BaseModel):
+    """Why this probability: ``expected_value`` (the forest's average answer) plus every feature's contribution
+    equals ``forest_probability``; ``top`` lists the K largest contributions by size, ``others`` the sum of the
+    rest. ``forest_probability`` is the sklearn forest's (the served ONNX graph agrees within 1e-4)."""
+
+    expected_value: float
+    forest_probability: float
+    top: list[Reason]
+    others: float
+
+
 class PredictResponse(BaseModel):
-    """The champion's probability of a large purchase in the horizon, and which version answered."""
+    """The champion's probability of a large purchase in the horizon, and which version answered (with
+    ``?explain=K``, the K features that moved it most)."""
 
     large_purchase_probability: float = Field(..., ge=0, le=1)
     model_version: str
+    explanation: Explanation | None = None
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"large_purchase_probability": 0.1, "model_version": "1"}]}
@@ -80,6 +101,7 @@ class BatchResponse(BaseModel):
 
     large_purchase_probability: list[float]
     model_version: str
+    explanations: list[Explanation] | None = None
 
 
 class CustomerPrediction(BaseModel):
@@ -91,6 +113,7 @@ class CustomerPrediction(BaseModel):
     scored_at: str | None = None
     feature_as_of: str | None = None
     features: dict[str, float | str | None]
+    explanation: Explanation | None = None
 
 
 class ModelInfo(BaseModel):

@@ -144,10 +144,14 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def wrk(url: str, body: str, connections: int, seconds: int) -> dict[str, float]:
     """requests/s, p50 and p99 (ms) and non-2xx count of one wrk run with a fixed POST body."""
+    lua = f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+    return run_wrk(url, lua, connections, seconds)
+
+
+def run_wrk(url: str, lua: str, connections: int, seconds: int) -> dict[str, float]:
+    """requests/s, p50 and p99 (ms) and non-2xx count of one wrk run with a Lua script."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
-        )
+        script.write(lua)
     cmd = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)

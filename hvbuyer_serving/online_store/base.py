@@ -34,7 +34,7 @@ class WriteResult:
 class ChangeSet:
     """What a write must do: the new or changed rows, the customers no longer scored, the manifest to store."""
 
-    changed: pl.DataFrame  # customer_id, record
+    changed: pl.DataFrame  # customer_id, record, new (not in the last write)
     removed: list[str]
     manifest: bytes
     unchanged: int
@@ -71,7 +71,8 @@ def change_set(rows: pl.DataFrame, manifest: bytes | None) -> ChangeSet:
     removed = previous.join(rows, on="customer_id", how="anti")["customer_id"].to_list()
     buffer = io.BytesIO()
     rows.select(MANIFEST_COLUMNS).write_ipc_stream(buffer)
-    return ChangeSet(changed.select("customer_id", "record"), removed, buffer.getvalue(), len(rows) - len(changed))
+    changed = changed.select("customer_id", "record", pl.col("previous").is_null().alias("new"))
+    return ChangeSet(changed, removed, buffer.getvalue(), len(rows) - len(changed))
 
 
 class OnlineStore(ABC):

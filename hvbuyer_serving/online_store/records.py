@@ -16,11 +16,11 @@ def score_records(
     customer_features: pd.DataFrame,
     probabilities: np.ndarray,
     model_version: str,
-    reasons: pl.Series | None = None,
+    reasons: list[str] | None = None,
 ) -> pl.DataFrame:
     """(customer_id, record JSON) for every row of ``customer_features`` (indexed by customer id, as the features
-    asset is) scored ``probabilities`` by ``model_version``; ``reasons``: a list-of-struct column
-    (``feature``, ``value``, ``contribution``) per customer, or None."""
+    asset is) scored ``probabilities`` by ``model_version``; ``reasons``: each customer's explanation as JSON
+    (``explain.explain``), stored as the record's ``reasons``, or None."""
     frame = pl.from_pandas(
         customer_features[[*FEATURE_COLUMNS, "feature_as_of"]].reset_index(names="customer_id"), nan_to_null=True
     )
@@ -37,7 +37,8 @@ def score_records(
         pl.col("feature_as_of"),
         pl.struct(*FEATURE_COLUMNS).alias("features"),
     ]
+    record = pl.struct(*fields).struct.json_encode()
     if reasons is not None:
-        frame = frame.with_columns(reasons.alias("reasons"))
-        fields.append(pl.col("reasons"))
-    return frame.select("customer_id", pl.struct(*fields).struct.json_encode().alias("record"))
+        given = pl.Series("reasons", reasons, dtype=pl.String)
+        record = pl.concat_str(record.str.strip_suffix("}"), pl.lit(',"reasons":'), pl.lit(given), pl.lit("}"))
+    return frame.select("customer_id", record.alias("record"))

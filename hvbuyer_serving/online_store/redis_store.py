@@ -22,6 +22,7 @@ from hvbuyer_serving.online_store.base import OnlineStore, WriteResult, change_s
 
 PREFIX = "hvbuyer:online:"
 CHUNK = 2_000  # customers per script call: each call holds the server for ~5 ms at most
+SLICE = 50_000  # customers packed and sent at a time (memory follows the slice)
 # Write one version's records: the current record becomes the previous one, the new one current.
 WRITE = """
 local prefix, version = ARGV[1], ARGV[2]
@@ -47,6 +48,27 @@ for i = 3, #ARGV do
 end
 return #ARGV - 2
 """
+
+
+def _bulk(expr: pl.Expr) -> pl.Expr:
+    """One RESP bulk string per row: ``$<bytes>\\r\\n<value>\\r\\n``."""
+    return pl.concat_str(pl.lit("$"), expr.str.len_bytes().cast(pl.String), pl.lit("\r\n"), expr, pl.lit("\r\n"))
+
+
+def _commands(frame: pl.DataFrame, head: list[str], per_row: list[pl.Expr]) -> list[bytes]:
+    """RESP commands of ``head`` followed by ``per_row``'s values of CHUNK rows each, packed in polars (no
+    Python per row: redis-py's packing of one argument at a time was most of a write's time)."""
+    packed = (
+        frame.select(pl.concat_str(*(_bulk(e) for e in per_row)).alias("packed"))
+        .with_row_index()
+        .group_by(pl.col("index") // CHUNK, maintain_order=True)
+        .agg(pl.col("packed").str.join(""), pl.len().alias("rows"))
+    )
+    prefix = "".join(f"${len(arg.encode())}\r\n{arg}\r\n" for arg in head)
+    return [
+        f"*{len(head) + rows * len(per_row)}\r\n{prefix}{body}".encode()
+        for body, rows in zip(packed["packed"], packed["rows"], strict=True)
+    ]
 
 
 def _ids_blob(ids: list[str]) -> bytes:
@@ -106,18 +128,21 @@ class RedisStore(OnlineStore):
             old = json.loads(current).get("manifest") if current else None
             changes = change_set(rows, client.get(old) if old else None)
             gone = pl.DataFrame({"customer_id": changes.removed, "record": [""] * len(changes.removed)})
-            writes = pl.concat([changes.changed, gone.cast(pl.String)])
-            touched = writes["customer_id"].to_list()
+            writes = pl.concat([changes.changed, gone.cast(pl.String).with_columns(new=pl.lit(False))])
+            touched = writes.filter(~pl.col("new"))["customer_id"].to_list()  # the ones with a record to keep
             client.set(self.prefix + "pending", json.dumps({"version": version}))
-            client.set(self.prefix + "pending:ids", _ids_blob(touched))
-            write = client.register_script(WRITE)
-            with client.pipeline(transaction=False) as pipe:
-                for chunk in writes.iter_slices(CHUNK):
-                    pairs = [v for pair in zip(chunk["customer_id"], chunk["record"], strict=True) for v in pair]
-                    write(args=[self.prefix, version, *pairs], client=pipe)
-                    if len(pipe) >= 4:  # one round trip per 8,000 customers
-                        pipe.execute()
-                pipe.execute()
+            client.set(self.prefix + "pending:ids", _ids_blob(writes["customer_id"].to_list()))  # every one written
+            sha = client.script_load(WRITE)
+            key, value = pl.lit(self.prefix + "c:") + pl.col("customer_id"), pl.lit(f"{version}\t") + pl.col("record")
+            for piece in writes.iter_slices(SLICE):
+                missing = piece.filter(pl.col("record").is_null())["customer_id"].head(1).to_list()
+                if missing:  # a row that cannot be written fails the write where it stands
+                    raise redis.DataError(f"no record for customer {missing[0]!r}")
+                # a customer the last write did not have has no record to keep: a plain MSET
+                fresh = _commands(piece.filter(pl.col("new")), ["MSET"], [key, value])
+                head = ["EVALSHA", sha, "0", self.prefix, str(version)]
+                kept = _commands(piece.filter(~pl.col("new")), head, [pl.col("customer_id"), pl.col("record")])
+                self._send(fresh + kept)
             manifest = f"{self.prefix}manifest:{version}"
             client.set(manifest, changes.manifest)
             done = {**meta, "version": version, "customers": len(rows), "manifest": manifest}
@@ -143,7 +168,26 @@ class RedisStore(OnlineStore):
         self.client.delete(self.prefix + "pending", self.prefix + "pending:ids")
 
     def _drop(self, prefix: str, ids: list[str]) -> None:
-        with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(ids), CHUNK):
-                pipe.unlink(*(prefix + cid for cid in ids[start : start + CHUNK]))
-            pipe.execute()
+        frame = pl.DataFrame({"key": ids}, schema={"key": pl.String}).select(pl.lit(prefix) + pl.col("key"))
+        for piece in frame.iter_slices(SLICE):
+            self._send(_commands(piece, ["UNLINK"], [pl.col("literal")]))
+
+    def _send(self, commands: list[bytes]) -> None:
+        """Send RESP commands on one connection (pipelined) and read every reply; an error reply raises."""
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(commands)
+            failures = []
+            for _ in commands:
+                try:
+                    connection.read_response()
+                except redis.ResponseError as exc:  # read the other replies first: the connection stays in step
+                    failures.append(exc)
+            if failures:
+                raise failures[0]
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)

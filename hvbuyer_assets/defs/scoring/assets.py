@@ -5,13 +5,22 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from hvbuyer_assets.core import evaluation, model, segments
 from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.scoring import checks
 from hvbuyer_assets.defs.scoring.resources import OnlineStoreResource
+from hvbuyer_serving.explain import FEATURE_COUNT, stored_reasons
 from hvbuyer_serving.online_store import score_records
+
+
+class ScoringConfig(dg.Config):
+    """``reasons``: store each customer's K largest TreeSHAP contributions in the online store (0: none), so a
+    look-up with ``?explain=K`` answers them at no cost; explaining costs ~1-10 ms a customer (docs/api.md)."""
+
+    reasons: int = Field(0, ge=0, le=FEATURE_COUNT)
 
 
 @dg.asset(
@@ -21,6 +30,7 @@ from hvbuyer_serving.online_store import score_records
     check_specs=[checks.SCORES_ARE_PROBABILITIES, checks.ONE_SCORE_PER_CUSTOMER],
 )
 def customer_scores(
+    config: ScoringConfig,
     customer_features: pd.DataFrame,
     champion_model: dict[str, Any],
     model_registry: ModelRegistryResource,
@@ -47,7 +57,8 @@ def customer_scores(
     probabilities = scores["large_purchase_probability"]
     store = online_store.open()
     try:
-        records = score_records(customer_features, probabilities.to_numpy(), version)
+        reasons = stored_reasons(champion, customer_features, config.reasons) if config.reasons else None
+        records = score_records(customer_features, probabilities.to_numpy(), version, reasons)
         written = store.write(records, {"scored_at": scored_at.isoformat(), "model_version": version})
     finally:
         store.close()
