@@ -69,7 +69,13 @@ class Settings(BaseSettings):
     max_model_age_days: float = Field(_POLICY.max_model_age_days, ge=0, validation_alias="HVBUYER_MAX_MODEL_AGE_DAYS")
     min_new_data_days: float = Field(_POLICY.min_new_data_days, ge=0, validation_alias="HVBUYER_MIN_NEW_DATA_DAYS")
 
-    # Ingest: how raw drops are accepted.
+    # Ingest: how raw drops are read and accepted.
+    raw_chunk_bytes: int = Field(
+        64 << 20,  # core.contract.CHUNK_BYTES (the readers' default; test_settings holds them equal)
+        ge=1024,
+        validation_alias="HVBUYER_RAW_CHUNK_BYTES",
+        description="raw text parsed and cleaned at a time",
+    )
     quarantine_min_rows: int = Field(
         QUARANTINE_MIN_ROWS,
         ge=1,

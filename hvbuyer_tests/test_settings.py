@@ -166,3 +166,9 @@ def test_the_online_store_defaults_to_sqlite_under_the_data_dir_and_refuses_othe
         load_settings({"HVBUYER_ONLINE_STORE": "postgresql://x/y"})
     with pytest.raises(ValueError, match="HVBUYER_API_WORKERS='0'"):
         load_settings({"HVBUYER_API_WORKERS": "0"})
+
+
+def test_the_raw_chunk_default_is_the_readers_default() -> None:
+    from hvbuyer_assets.core.contract import CHUNK_BYTES
+
+    assert Settings().raw_chunk_bytes == CHUNK_BYTES

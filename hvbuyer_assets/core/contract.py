@@ -5,6 +5,10 @@ every contract column, and raise :class:`ContractViolation` (naming the file and
 Every contract column comes back as ``pa.string()`` (null where a row has no value), extra columns are
 dropped, and two lineage columns are added: ``source_file`` (the ``name`` given) and ``source_row``
 (1-based data row: CSV data row / JSON record number).
+
+The ``iter_*`` readers give a file as tables of about ``chunk_bytes`` of its text each (CSV and JSON Lines are
+parsed a chunk at a time; a JSON array is one document, parsed whole), so a reader's memory follows the chunk; a
+problem found late (a broken line, a column no record has) raises while iterating. ``read_*`` concatenate them.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
 
 Source = str | os.PathLike[str] | IO[bytes]
 
+CHUNK_BYTES = 64 << 20  # default text per chunk (Settings: HVBUYER_RAW_CHUNK_BYTES)
 _JSON_BLOCK_SIZE = 8 << 20  # bytes per pyarrow JSON block: lines longer than this cannot be parsed by pyarrow
 _SLOW_PATH_BATCH = 200_000  # records per Arrow batch on the stdlib-json path
 _WHITESPACE = b" \t\r\n"
@@ -125,13 +130,26 @@ def _first_significant(data: bytes) -> bytes:
     return stripped[:1]
 
 
-def _finish(table: pa.Table, columns: tuple[str, ...], name: str) -> pa.Table:
-    """Order/cast the contract columns to string and append the lineage columns."""
+def _finish(table: pa.Table, columns: tuple[str, ...], name: str, rows_before: int = 0) -> pa.Table:
+    """Order/cast the contract columns to string and append the lineage columns (rows numbered after
+    ``rows_before``, the rows of the file's earlier chunks)."""
     n = table.num_rows
     arrays = [table.column(c).cast(pa.string()) for c in columns]
     arrays.append(pa.repeat(pa.scalar(name, pa.string()), n))
-    arrays.append(pa.array(np.arange(1, n + 1, dtype=np.int64)))
+    arrays.append(pa.array(np.arange(rows_before + 1, rows_before + n + 1, dtype=np.int64)))
     return pa.Table.from_arrays(arrays, names=[*columns, "source_file", "source_row"])
+
+
+def _numbered(tables: Iterator[pa.Table], columns: tuple[str, ...], name: str) -> Iterator[pa.Table]:
+    """``_finish`` each chunk, numbering rows across chunks; at least one (maybe empty) table per file."""
+    rows = 0
+    for table in tables:
+        if rows and not table.num_rows:
+            continue
+        yield _finish(table, columns, name, rows)
+        rows += table.num_rows
+    if not rows:
+        yield _finish(pa.schema([(c, pa.string()) for c in columns]).empty_table(), columns, name)
 
 
 def _missing_message(missing: list[str], found: list[str] | None = None) -> str:
@@ -179,9 +197,22 @@ def read_customers_file(source: Source, name: str) -> pa.Table:
     return read_csv_file(source, name, CUSTOMER_COLUMNS)
 
 
+def iter_customers_file(source: Source, name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
+    """:func:`read_customers_file` a chunk at a time."""
+    return iter_csv_file(source, name, CUSTOMER_COLUMNS, chunk_bytes)
+
+
 def read_csv_file(source: Source, name: str, columns: tuple[str, ...]) -> pa.Table:
     """Read a CSV with a header naming at least ``columns`` (all values as strings; other columns dropped).
     Header-only files are valid and give 0 rows."""
+    return pa.concat_tables(iter_csv_file(source, name, columns))
+
+
+def iter_csv_file(
+    source: Source, name: str, columns: tuple[str, ...], chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[pa.Table]:
+    """:func:`read_csv_file` a chunk of about ``chunk_bytes`` at a time (pyarrow's streaming CSV reader). The
+    header is checked before the first chunk."""
     src = _Input(source, name)
     if src.size == 0:
         raise ContractViolation(name, "file is empty (0 bytes, no header)")
@@ -193,8 +224,7 @@ def read_csv_file(source: Source, name: str, columns: tuple[str, ...]) -> pa.Tab
     repeated = sorted({c for c in columns if header.count(c) > 1})
     if repeated:  # which of the two is the real one would be a guess
         raise ContractViolation(name, f"ambiguous header: column(s) {', '.join(repeated)} appear more than once")
-    table = _read_csv(src, columns, use_threads=True)
-    return _finish(table, columns, name)
+    return _numbered(_csv_chunks(src, columns, chunk_bytes), columns, name)
 
 
 def _csv_header(head: bytes, name: str) -> list[str]:
@@ -208,7 +238,7 @@ def _csv_header(head: bytes, name: str) -> list[str]:
         raise ContractViolation(name, f"unparseable CSV header: {exc}") from exc
 
 
-def _read_csv(src: _Input, columns: tuple[str, ...], use_threads: bool) -> pa.Table:
+def _csv_chunks(src: _Input, columns: tuple[str, ...], chunk_bytes: int) -> Iterator[pa.Table]:
     bad_rows: list[pacsv.InvalidRow] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -216,9 +246,10 @@ def _read_csv(src: _Input, columns: tuple[str, ...], use_threads: bool) -> pa.Ta
         return "error"
 
     try:
-        return pacsv.read_csv(
+        reader = pacsv.open_csv(
             src.arrow_source(),
-            read_options=pacsv.ReadOptions(use_threads=use_threads),
+            # single-threaded: pyarrow then knows a bad row's line number
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=max(1, int(chunk_bytes))),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
@@ -228,9 +259,9 @@ def _read_csv(src: _Input, columns: tuple[str, ...], use_threads: bool) -> pa.Ta
                 quoted_strings_can_be_null=True,
             ),
         )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
     except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-        if use_threads and bad_rows:  # re-read single-threaded: only then does pyarrow know the row number
-            return _read_csv(src, columns, use_threads=False)
         raise ContractViolation(src.name, _csv_problem(exc, bad_rows)) from exc
 
 
@@ -274,6 +305,12 @@ def _refuse_unreadable_bytes(src: _Input) -> None:
 
 def read_transactions_file(source: Source, name: str) -> pa.Table:
     """Read a transactions JSON Lines file or JSON array (all values as strings; numbers keep their text)."""
+    return pa.concat_tables(iter_transactions_file(source, name))
+
+
+def iter_transactions_file(source: Source, name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
+    """:func:`read_transactions_file` a chunk of about ``chunk_bytes`` at a time (JSON Lines; a JSON array is
+    parsed whole and given in chunks of records). The checks that need every record raise after the last chunk."""
     src = _Input(source, name)
     if src.size == 0:
         raise ContractViolation(name, "file is empty (0 bytes)")
@@ -282,23 +319,34 @@ def read_transactions_file(source: Source, name: str) -> pa.Table:
     if not first:
         raise ContractViolation(name, "file contains only whitespace (no JSON records)")
     if first == b"[":
-        table = _read_json_array(src)
+        tables = _read_json_array(src)
     elif first == b"{":
-        table = _read_json_lines(src)
+        tables = _read_json_lines(src, chunk_bytes)
     else:
         raise ContractViolation(name, f"not JSON Lines or a JSON array (starts with {first!r})")
-    if table.num_rows > 0 and all(table.column(c).null_count == table.num_rows for c in TRANSACTION_COLUMNS):
+    return _numbered(_checked_records(tables, src), TRANSACTION_COLUMNS, name)
+
+
+def _checked_records(tables: Iterator[pa.Table], src: _Input) -> Iterator[pa.Table]:
+    """The chunks as they are, then the checks over every record: some contract field at the top level, and every
+    contract key in some record."""
+    rows, present = 0, dict.fromkeys(TRANSACTION_COLUMNS, False)
+    for table in tables:
+        rows += table.num_rows
+        for c in TRANSACTION_COLUMNS:
+            present[c] = present[c] or table.column(c).null_count < table.num_rows
+        yield table
+    if rows > 0 and not any(present.values()):
         # e.g. one object wrapping the records ({"transactions": [...]}): unwrapping it would guess the structure
         raise ContractViolation(
-            name, "not rows of transactions: no record has any contract field at its top level (a wrapping object?)"
+            src.name,
+            "not rows of transactions: no record has any contract field at its top level (a wrapping object?)",
         )
-    if table.num_rows > 0:
+    if rows > 0:
         # a column that is null in every row may be absent from the file: look for its key in the raw bytes
-        all_null = [c for c in TRANSACTION_COLUMNS if table.column(c).null_count == table.num_rows]
-        missing = [c for c in all_null if not src.contains(json.dumps(c).encode())]
+        missing = [c for c, seen in present.items() if not seen and not src.contains(json.dumps(c).encode())]
         if missing:
-            raise ContractViolation(name, _missing_message(missing) + " (no record has the key)")
-    return _finish(table, TRANSACTION_COLUMNS, name)
+            raise ContractViolation(src.name, _missing_message(missing) + " (no record has the key)")
 
 
 _SCHEMA = pa.schema([(c, pa.string()) for c in TRANSACTION_COLUMNS])
@@ -315,33 +363,33 @@ def _pyarrow_json(source: Any) -> pa.Table:
 # A contract key followed by a bare JSON number/boolean; RE2 (no look-ahead), so the delimiter is group 3.
 _KEYS = "|".join(re.escape(json.dumps(c)) for c in TRANSACTION_COLUMNS)
 _SCALAR_VALUE = rf"((?:{_KEYS})\s*:\s*)(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|true|false)(\s*[,}}])"
-_REWRITE_CHUNK = 64 << 20  # bytes of JSON Lines rewritten and parsed at a time on the mixed-type path
 
 
-def _read_json_lines(src: _Input) -> pa.Table:
-    """pyarrow over the whole file (fast path); if that fails, chunk by chunk: numbers/booleans of contract
-    keys quoted and re-parsed by pyarrow, and only a chunk that still fails goes through stdlib json, which
-    either reads it (nested values, a BOM, ...) or names the broken line."""
-    try:
-        return _pyarrow_json(src.arrow_source())
-    except pa.ArrowInvalid:
-        pass
-    tables: list[pa.Table] = []
-    lines_before = 0
-    for chunk in _line_chunks(src):
+def _read_json_lines(src: _Input, chunk_bytes: int) -> Iterator[pa.Table]:
+    """Chunk by chunk: pyarrow (fast path); if that fails, numbers/booleans of contract keys quoted and re-parsed
+    by pyarrow (and so for the rest of the file: mixed types seldom come alone), and only a chunk that still fails
+    goes through stdlib json, which either reads it (nested values, a BOM, ...) or names the broken line."""
+    lines_before, quote = 0, False
+    for chunk in _line_chunks(src, chunk_bytes):
         try:
-            tables.append(_quoted_json(chunk))
+            if not quote:
+                try:
+                    yield _pyarrow_json(pa.BufferReader(chunk))
+                    continue
+                except pa.ArrowInvalid:
+                    quote = True
+            yield _quoted_json(chunk)
         except pa.ArrowInvalid:
-            tables.append(_json_lines_stdlib(chunk, lines_before, src.name))
-        lines_before += chunk.count(b"\n")
-    return pa.concat_tables(tables) if tables else _SCHEMA.empty_table()
+            yield _json_lines_stdlib(chunk, lines_before, src.name)
+        finally:
+            lines_before += chunk.count(b"\n")
 
 
-def _line_chunks(src: _Input) -> Iterator[bytes]:
-    """The content in pieces of about ``_REWRITE_CHUNK`` bytes, each ending at a line end (except the last)."""
+def _line_chunks(src: _Input, chunk_bytes: int) -> Iterator[bytes]:
+    """The content in pieces of about ``chunk_bytes`` bytes, each ending at a line end (except the last)."""
     with src.open() as fh:
         rest = b""
-        while block := fh.read(_REWRITE_CHUNK):
+        while block := fh.read(max(1, min(int(chunk_bytes), src.size))):  # no buffer larger than the file
             block = rest + block
             cut = block.rfind(b"\n") + 1
             if cut == 0:
@@ -406,7 +454,7 @@ def _json_problem(exc: Exception, line: bytes) -> str:
     return f"invalid JSON: {exc}{truncated}"
 
 
-def _read_json_array(src: _Input) -> pa.Table:
+def _read_json_array(src: _Input) -> Iterator[pa.Table]:
     try:
         doc = json.loads(src.data())
     except json.JSONDecodeError as exc:
@@ -421,8 +469,8 @@ def _read_json_array(src: _Input) -> pa.Table:
     for i, obj in enumerate(doc, start=1):
         if not isinstance(obj, dict):
             raise ContractViolation(src.name, f"array element {i} is not a JSON object ({type(obj).__name__})")
-    batches = [_records_to_batch(doc[i : i + _SLOW_PATH_BATCH], src.name) for i in range(0, len(doc), _SLOW_PATH_BATCH)]
-    return pa.Table.from_batches(batches, schema=_SCHEMA)
+    for i in range(0, len(doc), _SLOW_PATH_BATCH):
+        yield pa.Table.from_batches([_records_to_batch(doc[i : i + _SLOW_PATH_BATCH], src.name)], schema=_SCHEMA)
 
 
 def _records_to_batch(records: list[dict[str, Any]], name: str) -> pa.RecordBatch:

@@ -13,7 +13,7 @@ Names derived from a source of kind K (record R): assets ``raw_K`` (group raw), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,7 @@ from hvbuyer_assets.core import contract, rules
 from hvbuyer_assets.core.cleaning import CleanResult, clean_customers, clean_transactions
 from hvbuyer_assets.core.cleaning import customers as customer_rules
 from hvbuyer_assets.core.cleaning import transactions as transaction_rules
-from hvbuyer_assets.core.cleaning.history import EarlierDrops
+from hvbuyer_assets.core.cleaning.history import EarlierDrops, PrefetchedDrops
 from hvbuyer_assets.core.text import arrow, clean_text, column
 
 
@@ -48,10 +48,15 @@ class RawSource:
 
     patterns: file name globs in the raw location (each starts with ``kind``; the rest names the drop).
     form: how messages name such a file ("csv" in "customers_q3.csv").
-    columns: the contract columns ``reader`` requires (its table holds them + ``source_file``, ``source_row``).
-    reader: ``(source, file name) -> all-string Arrow table``; raises ``contract.ContractViolation``.
-    clean: ``(raw frame of one drop, *clean frames of needs (same drop), earlier: EarlierDrops) -> CleanResult``;
-        ``earlier`` answers which ids of this drop the drops before it already hold (``core.cleaning.history``).
+    columns: the contract columns ``reader`` requires (its tables hold them + ``source_file``, ``source_row``).
+    reader: ``(source, file name, *, chunk_bytes) -> all-string Arrow tables``, about that much text each, rows
+        numbered across them; raises ``contract.ContractViolation`` (possibly after some chunks).
+    clean: ``(raw frame, *clean frames of needs (same drop), earlier: EarlierDrops) -> CleanResult``, applied to
+        a whole drop or to each chunk of it (``core.cleaning.chunks``: a key repeated across chunks is resolved
+        after); ``earlier`` answers which ids of this drop the drops before it already hold
+        (``core.cleaning.history``).
+    prepare: ``(ids, *clean frames of needs, earlier) -> EarlierDrops``: fetch once per drop what its chunks will
+        ask ``earlier`` (``ids(column)``: the drop's distinct ids of a raw column); None: ``earlier`` as it is.
     needs: kinds whose clean frames ``clean`` takes after the raw frame (their clean assets of the same drop are
         inputs).
     key: the record id column, unique after cleaning.
@@ -64,7 +69,7 @@ class RawSource:
     patterns: tuple[str, ...]
     form: str
     columns: tuple[str, ...]
-    reader: Callable[[contract.Source, str], pa.Table]
+    reader: Callable[..., Iterator[pa.Table]]
     clean: Callable[..., CleanResult]
     key: str
     raw_description: str
@@ -73,6 +78,7 @@ class RawSource:
     needs: tuple[str, ...] = ()
     checks: tuple[ValueCheck, ...] = ()
     latest_wins: bool = False
+    prepare: Callable[..., EarlierDrops] | None = None
 
     @property
     def raw_asset(self) -> str:
@@ -99,9 +105,14 @@ class RawSource:
         return f"{self.record}_quarantine_share"
 
 
-def _ids(raw: pd.DataFrame, name: str) -> pa.Array:
+def drop_ids(raw: pd.DataFrame, name: str) -> pa.Array:
     """The distinct non-missing ids of a raw column, as cleaning reads them."""
-    return pc.drop_null(pc.unique(clean_text(column(raw, name)).combine_chunks()))
+    return distinct_ids(column(raw, name))
+
+
+def distinct_ids(values: pa.ChunkedArray) -> pa.Array:
+    """The distinct non-missing ids of raw text values, as cleaning reads them."""
+    return pc.drop_null(pc.unique(clean_text(values).combine_chunks()))
 
 
 def _clean_customers(raw: pd.DataFrame, earlier: EarlierDrops) -> CleanResult:
@@ -115,17 +126,39 @@ def _clean_transactions(raw: pd.DataFrame, customers: pd.DataFrame, earlier: Ear
     first drop skips the lookups (hashing 20M ids for nothing cost ~15 s and ~0.9 GiB at bench-pipeline size)."""
     if earlier.empty:
         return clean_transactions(raw, customers["customer_id"])
-    used = _ids(raw, CUSTOMERS.key)
-    own = arrow(customers["customer_id"]).combine_chunks().cast(used.type)
-    before = earlier.matching(CUSTOMERS.kind, CUSTOMERS.key, used.filter(pc.invert(pc.is_in(used, value_set=own))))
+    before = earlier.matching(CUSTOMERS.kind, CUSTOMERS.key, _not_own(drop_ids(raw, CUSTOMERS.key), customers))
     known = pd.concat(
         [customers["customer_id"], pd.Series(pd.arrays.ArrowStringArray(before.column("value").combine_chunks()))],
         ignore_index=True,
     )
-    seen = earlier.matching("transactions", "transaction_id", _ids(raw, "transaction_id"))
+    seen = earlier.matching("transactions", "transaction_id", drop_ids(raw, "transaction_id"))
     result = clean_transactions(raw, known, earlier_ids=seen)
     result.references[CUSTOMERS.kind] = pd.DataFrame({"customer_id": known.drop_duplicates(ignore_index=True)})
     return result
+
+
+def _not_own(used: pa.Array, customers: pd.DataFrame) -> pa.Array:
+    """The customer ids ``used`` that the drop's own clean customers lack (only those are looked up earlier)."""
+    own = arrow(customers["customer_id"]).combine_chunks().cast(used.type)
+    return used.filter(pc.invert(pc.is_in(used, value_set=own)))
+
+
+def _prefetch_for_transactions(
+    ids: Callable[[str], pa.Array], customers: pd.DataFrame, earlier: EarlierDrops
+) -> EarlierDrops:
+    """What the chunks of one drop's transactions ask the earlier drops, fetched once for the whole drop."""
+    if earlier.empty:
+        return earlier
+    return PrefetchedDrops(
+        {
+            (CUSTOMERS.kind, CUSTOMERS.key): earlier.matching(
+                CUSTOMERS.kind, CUSTOMERS.key, _not_own(ids(CUSTOMERS.key), customers)
+            ),
+            ("transactions", "transaction_id"): earlier.matching(
+                "transactions", "transaction_id", ids("transaction_id")
+            ),
+        }
+    )
 
 
 CUSTOMERS = RawSource(
@@ -134,7 +167,7 @@ CUSTOMERS = RawSource(
     patterns=("customers*.csv",),
     form="csv",
     columns=contract.CUSTOMER_COLUMNS,
-    reader=contract.read_customers_file,
+    reader=contract.iter_customers_file,
     clean=_clean_customers,
     key="customer_id",
     latest_wins=True,
@@ -156,8 +189,9 @@ TRANSACTIONS = RawSource(
     patterns=("transactions*.json", "transactions*.jsonl"),
     form="json(l)",
     columns=contract.TRANSACTION_COLUMNS,
-    reader=contract.read_transactions_file,
+    reader=contract.iter_transactions_file,
     clean=_clean_transactions,
+    prepare=_prefetch_for_transactions,
     key="transaction_id",
     raw_description="Every transactions*.json / *.jsonl in the raw location (JSON Lines or array), contract-checked.",
     contract_description="Every transactions*.json(l) parses and has the contract columns; at least one file exists.",

@@ -14,8 +14,10 @@ from upath import UPath
 from hvbuyer_assets.defs.metadata import frame_metadata, stored_asset
 from hvbuyer_assets.defs.partitions import stored_drop_files
 from hvbuyer_assets.memory import release_memory
-from hvbuyer_assets.storage import location, read_stored, write_joblib, write_json, write_parquet
-from hvbuyer_assets.storage.files import arrow_to_pandas
+from hvbuyer_assets.storage import is_local, location, read_stored, write_joblib, write_json, write_parquet
+from hvbuyer_assets.storage.catalog import StoredAsset
+from hvbuyer_assets.storage.files import arrow_to_pandas, temporary_path
+from hvbuyer_assets.storage.staged import StagedParquet
 
 SUFFIXES = (".parquet", ".json", ".joblib")
 
@@ -25,7 +27,9 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
     ``defs.metadata.stored``).
 
     DataFrames are parquet, dicts/lists JSON, anything else (fitted models) joblib; every write is atomic
-    (``hvbuyer_assets.storage``), so a crash never leaves a half-written asset behind.
+    (``hvbuyer_assets.storage``), so a crash never leaves a half-written asset behind. A drop of a per-drop asset
+    may also be a :class:`StagedParquet` from :meth:`staged` (written by the step a chunk at a time): it is moved
+    into place.
     """
 
     base_uri: str
@@ -55,11 +59,21 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
         release_memory()
 
+    def staged(self, asset: StoredAsset, drop: str) -> StagedParquet:
+        """A file for drop ``drop`` of ``asset``, written a row group at a time by the step and stored when it is
+        output (locally made beside its target, so that storing it is a rename)."""
+        target = location(asset.drop_path(self.base_uri, drop), self.s3_endpoint_url)
+        return StagedParquet(temporary_path(target).path if is_local(target) else None)
+
     def _write_partition(self, context: dg.OutputContext, obj: Any) -> None:
-        if not isinstance(obj, pd.DataFrame):
+        if not isinstance(obj, pd.DataFrame | StagedParquet):
             raise TypeError(f"{context.asset_key.to_user_string()}: a partitioned asset must be a DataFrame")
         asset = stored_asset(context.asset_key.path[-1], context.definition_metadata, per_drop=True)
         path = location(asset.drop_path(self.base_uri, context.asset_partition_key), self.s3_endpoint_url)
+        if isinstance(obj, StagedParquet):
+            obj.commit(path, self.s3_endpoint_url)
+            context.add_output_metadata({"dagster/row_count": obj.rows, "path": dg.MetadataValue.path(str(path))})
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         write_parquet(path, obj, self.s3_endpoint_url, preserve_index=not isinstance(obj.index, pd.RangeIndex))
         context.add_output_metadata({**frame_metadata(obj), "path": dg.MetadataValue.path(str(path))})

@@ -81,7 +81,7 @@ def test_latest_rows_keeps_the_last_record_of_each_key_in_row_order() -> None:
 
 
 def _raw(path: Path, reader, arrived: pd.Timestamp) -> pd.DataFrame:  # noqa: ANN001
-    frame = raw_to_frame(reader(path, path.name))
+    frame = raw_to_frame(pa.concat_tables(reader(path, path.name)))
     frame["arrived_at"] = arrived
     return frame
 

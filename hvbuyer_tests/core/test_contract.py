@@ -202,17 +202,32 @@ def test_raw_to_frame_uses_pyarrow_strings() -> None:
     assert frame["status"].isna().tolist() == [False, True]
 
 
-def test_fallback_reads_chunk_by_chunk_and_reports_global_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(contract, "_REWRITE_CHUNK", 300)  # many chunks for a small file
+def test_fallback_reads_chunk_by_chunk_and_reports_global_line() -> None:
     rows = [_tx(transaction_id=f"T{i}", amount=i + 0.5 if i % 2 else f"${i},000") for i in range(40)]
-    table = read_transactions_file(io.BytesIO(_jsonl(*rows)), "many.jsonl")
+    chunks = list(contract.iter_transactions_file(io.BytesIO(_jsonl(*rows)), "many.jsonl", chunk_bytes=300))
+    assert len(chunks) > 10  # many chunks for a small file
+    table = pa.concat_tables(chunks)
     assert table.column("amount").to_pylist() == [
         r["amount"] if i % 2 == 0 else str(r["amount"]) for i, r in enumerate(rows)
     ]
     assert table.column("source_row").to_pylist() == list(range(1, 41))
     broken = _jsonl(*rows[:36]) + b'{"transaction_id": "T36", "amount": 1.5,\n' + _jsonl(*rows[37:])
     with pytest.raises(ContractViolation, match=r"^many\.jsonl: line 37: invalid JSON"):
-        read_transactions_file(io.BytesIO(broken), "many.jsonl")
+        list(contract.iter_transactions_file(io.BytesIO(broken), "many.jsonl", chunk_bytes=300))
+
+
+def test_csv_is_read_chunk_by_chunk_with_rows_numbered_across_chunks() -> None:
+    body = "customer_id,age,region,signup_date,loyalty_points\n" + "".join(
+        f"C{i},{20 + i % 50},East,2024-01-01,{i}\n" for i in range(500)
+    )
+    chunks = list(contract.iter_customers_file(io.BytesIO(body.encode()), "c.csv", chunk_bytes=1_000))
+    assert len(chunks) > 10 and max(c.num_rows for c in chunks) < 100
+    table = pa.concat_tables(chunks)
+    assert table.column("source_row").to_pylist() == list(range(1, 501))
+    assert table.column("customer_id").to_pylist() == [f"C{i}" for i in range(500)]
+    broken = body.replace("C300,", "C300,x,", 1).encode()
+    with pytest.raises(ContractViolation, match=r"^c\.csv: unparseable CSV: line 302 "):
+        list(contract.iter_customers_file(io.BytesIO(broken), "c.csv", chunk_bytes=1_000))
 
 
 def test_utf8_bom_jsonl_is_read() -> None:

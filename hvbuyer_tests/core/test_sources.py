@@ -6,6 +6,7 @@ import fnmatch
 import inspect
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from hvbuyer_assets import datagen
@@ -77,7 +78,7 @@ def test_each_source_reads_and_cleans_its_files(drop_dir: Path) -> None:
     for source in SOURCES:
         files = sorted(p for p in drop_dir.iterdir() if any(fnmatch.fnmatchcase(p.name, x) for x in source.patterns))
         assert len(files) == 1, source.kind
-        table = source.reader(files[0], files[0].name)
+        table = pa.concat_tables(source.reader(files[0], files[0].name, chunk_bytes=1 << 20))
         assert table.column_names == [*source.columns, *LINEAGE]
         needed = (clean[kind] for kind in source.needs)
         result = source.clean(contract.raw_to_frame(table), *needed, earlier=NoEarlierDrops())
@@ -96,4 +97,4 @@ def test_a_declared_reader_names_the_file_when_it_breaks_the_contract(tmp_path: 
         broken = tmp_path / _example(source.patterns[0], "broken")
         broken.write_bytes(b"")
         with pytest.raises(contract.ContractViolation, match=broken.name):
-            source.reader(broken, broken.name)
+            list(source.reader(broken, broken.name, chunk_bytes=1 << 20))

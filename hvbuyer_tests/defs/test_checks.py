@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from hvbuyer_assets.core import cleaning
+from hvbuyer_assets.core.cleaning.chunks import ListStage, clean_chunks
 from hvbuyer_assets.core.cleaning.quarantine import quarantine_frame
 from hvbuyer_assets.core.sources import CUSTOMERS, TRANSACTIONS
 from hvbuyer_assets.defs.features import checks as feature_checks
@@ -63,6 +64,24 @@ def _result(clean: pd.DataFrame, rows_read: int = 100, rows_dropped: int = 0) ->
     return cleaning.CleanResult(clean=clean, quarantine=quarantine_frame([]), stats=stats)
 
 
+def _clean_results(source, result: cleaning.CleanResult, *needed: pd.DataFrame):
+    """The clean checks of ``result`` as the clean step computes them: through the chunked cleaning (one chunk),
+    over a raw frame holding the clean rows' keys."""
+    n = len(result.clean)
+    raw = pd.DataFrame(
+        {
+            source.key: result.clean[source.key].astype(S),
+            "source_file": pd.Series(["drop.csv"] * n, dtype=S),
+            "source_row": np.arange(1, n + 1, dtype=np.int64),
+            "arrived_at": pd.Series([T0] * n),
+        }
+    )
+    chunked = clean_chunks(
+        [raw], lambda _: result, source.key, ListStage(), lambda r: raw_checks.bad_rows(source, r, *needed)
+    )
+    return raw_checks.clean_results(source, chunked)
+
+
 def test_contract_check_fails_and_names_the_file() -> None:
     result = raw_checks.contract_result("customers_contract", ["customers_b.csv: missing column(s) age"])
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
@@ -71,22 +90,16 @@ def test_contract_check_fails_and_names_the_file() -> None:
 
 
 def test_customer_checks_pass_on_clean_frame_and_fail_on_bad_ones() -> None:
-    assert all(r.passed for r in raw_checks.clean_results(CUSTOMERS, _result(_customers())))
-    dup = _by_name(
-        raw_checks.clean_results(CUSTOMERS, _result(_customers(customer_id=pd.array(["C1", "C1"], dtype=S))))
-    )
+    assert all(r.passed for r in _clean_results(CUSTOMERS, _result(_customers())))
+    dup = _by_name(_clean_results(CUSTOMERS, _result(_customers(customer_id=pd.array(["C1", "C1"], dtype=S)))))
     assert not dup["customer_ids_unique"].passed
-    bad = _by_name(
-        raw_checks.clean_results(CUSTOMERS, _result(_customers(age=[300.0, 20.0], loyalty_points=[0.0, -1.0])))
-    )
+    bad = _by_name(_clean_results(CUSTOMERS, _result(_customers(age=[300.0, 20.0], loyalty_points=[0.0, -1.0]))))
     assert not bad["customer_values_in_range"].passed and "2 customers" in bad["customer_values_in_range"].description
 
 
 def test_quarantine_share_warns_then_errors() -> None:
     ok, warn, error = (
-        _by_name(raw_checks.clean_results(CUSTOMERS, _result(_customers(), rows_dropped=n)))[
-            "customer_quarantine_share"
-        ]
+        _by_name(_clean_results(CUSTOMERS, _result(_customers(), rows_dropped=n)))["customer_quarantine_share"]
         for n in (2, 10, 50)
     )
     assert ok.passed
@@ -96,14 +109,14 @@ def test_quarantine_share_warns_then_errors() -> None:
 
 def test_transaction_checks_fail_on_duplicates_invalid_values_and_orphans() -> None:
     known = pd.DataFrame({"customer_id": pd.Series(["C1", "C2"], dtype=S)})  # the clean customers
-    assert all(r.passed for r in raw_checks.clean_results(TRANSACTIONS, _result(_transactions()), known))
+    assert all(r.passed for r in _clean_results(TRANSACTIONS, _result(_transactions()), known))
     dup = _transactions(transaction_id=pd.array(["T1", "T1"], dtype=S))
-    assert not _by_name(raw_checks.clean_results(TRANSACTIONS, _result(dup), known))["transaction_ids_unique"].passed
+    assert not _by_name(_clean_results(TRANSACTIONS, _result(dup), known))["transaction_ids_unique"].passed
     invalid = _transactions(amount=[-5.0, np.nan], status=pd.array(["completed", "lost"], dtype=S))
-    result = _by_name(raw_checks.clean_results(TRANSACTIONS, _result(invalid), known))["transaction_values_valid"]
+    result = _by_name(_clean_results(TRANSACTIONS, _result(invalid), known))["transaction_values_valid"]
     assert not result.passed and result.description.startswith("2 ")
     orphan = _transactions(customer_id=pd.array(["C1", "C9"], dtype=S))
-    assert not _by_name(raw_checks.clean_results(TRANSACTIONS, _result(orphan), known))[
+    assert not _by_name(_clean_results(TRANSACTIONS, _result(orphan), known))[
         "transactions_reference_known_customers"
     ].passed
 

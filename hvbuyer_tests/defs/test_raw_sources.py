@@ -14,11 +14,13 @@ from hvbuyer_assets.core import contract
 from hvbuyer_assets.core.cleaning import QUARANTINE_COLUMNS, CleanResult
 from hvbuyer_assets.core.cleaning.history import EarlierDrops
 from hvbuyer_assets.core.sources import SOURCES, RawSource, ValueCheck
+from hvbuyer_assets.defs.io_manager import LayeredStorageIOManager
 from hvbuyer_assets.defs.partitions import DROPS
 from hvbuyer_assets.defs.raw.assets import clean_asset, raw_asset
 from hvbuyer_assets.defs.raw.definitions import ASSETS
 from hvbuyer_assets.defs.raw.resources import IngestResource, RawStorageResource
 from hvbuyer_assets.defs.sensors.raw import raw_run_config
+from hvbuyer_tests.pipeline import read_frame
 
 
 def _keys(assets: list[dg.AssetsDefinition]) -> set[str]:
@@ -76,7 +78,7 @@ PRODUCTS = RawSource(
     patterns=("products*.csv",),
     form="csv",
     columns=PRODUCT_COLUMNS,
-    reader=functools.partial(contract.read_csv_file, columns=PRODUCT_COLUMNS),
+    reader=functools.partial(contract.iter_csv_file, columns=PRODUCT_COLUMNS),
     clean=_clean_products,
     key="product_id",
     raw_description="Every products*.csv in the raw location.",
@@ -95,7 +97,11 @@ def test_a_new_source_is_one_declaration(tmp_path: Path) -> None:
     instance.add_dynamic_partitions(DROPS.name, ["q3"])  # what raw_drop_sensor does for a new drop
     result = dg.materialize(
         [raw_asset(PRODUCTS), clean_asset(PRODUCTS)],
-        resources={"raw_storage": RawStorageResource(uri=str(raw)), "ingest": IngestResource()},
+        resources={
+            "raw_storage": RawStorageResource(uri=str(raw)),
+            "ingest": IngestResource(),
+            "io_manager": LayeredStorageIOManager(base_uri=str(tmp_path)),
+        },
         instance=instance,
         partition_key="q3",
     )
@@ -107,7 +113,7 @@ def test_a_new_source_is_one_declaration(tmp_path: Path) -> None:
         "product_prices_present": True,
         "product_quarantine_share": True,
     }
-    clean = result.output_for_node("clean_products", "clean_products")
+    clean = read_frame(tmp_path / "processed" / "clean_products" / "q3.parquet")
     assert clean.values.tolist() == [["P2", "pen", "1"], ["P1", "mug", "6"]]
     meta = result.asset_materializations_for_node("raw_products")[0].metadata
     assert meta["files"].value == ["products_q3.csv"] and meta["rows"].value == 3

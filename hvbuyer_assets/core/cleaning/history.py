@@ -78,6 +78,26 @@ def latest_rows(table: pa.Table, key: str) -> pa.Table:
     return table if len(keep) == table.num_rows else table.take(pa.array(keep))
 
 
+class PrefetchedDrops:
+    """The earlier drops' matches of a whole drop's ids, fetched once (``RawSource.prepare``), answering the
+    lookups of each chunk of that drop by filtering them: ``found[(kind, column)]`` is an :func:`earlier_matches`
+    table."""
+
+    empty = False
+
+    def __init__(self, found: dict[tuple[str, str], pa.Table]) -> None:
+        self.found = found
+
+    def matching(self, kind: str, column: str, values: pa.Array) -> pa.Table:
+        if (kind, column) not in self.found:
+            raise KeyError(f"no earlier {kind}.{column} was fetched for this drop ({sorted(self.found)})")
+        table = self.found[(kind, column)]
+        if not table.num_rows or not len(values):
+            return MATCH_SCHEMA.empty_table()
+        wanted = pc.unique(values).cast(pa.large_string())
+        return table.filter(pc.is_in(table.column("value"), value_set=wanted))
+
+
 class EarlierFrames:
     """Earlier drops held in memory: ``drops`` is ``[(drop, {kind: clean frame})]`` in drop order (tests, and a
     one-off clean of several drops in one process)."""

@@ -90,16 +90,47 @@ def duplicate_part(
     keys and ``kept_for_dup`` the raw row kept instead of each."""
     if not len(dup_idx):
         return QUARANTINE_SCHEMA.empty_table()
-    reason = sentence(
-        f"{name} ",
-        ids,
-        " is repeated; the later record (",
-        rows.file(kept_for_dup),
-        " row ",
-        pa.array(rows.row[kept_for_dup]).cast(pa.string()),
-        ") was kept",
+    return duplicate_rows(
+        rows.file(dup_idx), rows.row[dup_idx], rows.file(kept_for_dup), rows.row[kept_for_dup], ids, name
     )
-    return quarantine_part(rows, dup_idx, ids, name, ids, reason, DUPLICATE_DROPPED)
+
+
+def duplicate_rows(
+    files: pa.Array,
+    rows: np.ndarray,
+    kept_files: pa.Array,
+    kept_rows: np.ndarray,
+    ids: pa.ChunkedArray | pa.Array,
+    name: str,
+) -> pa.Table:
+    """Quarantine rows (action duplicate_dropped) for superseded rows at (``files``, ``rows``) whose keys are
+    ``ids``, each superseded by the row at (``kept_files``, ``kept_rows``)."""
+    n = len(rows)
+    reason = (
+        sentence(
+            f"{name} ",
+            ids,
+            " is repeated; the later record (",
+            kept_files,
+            " row ",
+            pa.array(kept_rows).cast(pa.string()),
+            ") was kept",
+        )
+        if n
+        else pa.array([], type=pa.string())
+    )
+    return pa.table(
+        {
+            "source_file": files.cast(pa.string()),
+            "source_row": pa.array(rows, type=pa.int64()),
+            "record_id": ids.cast(pa.string()),
+            "field": pa.repeat(pa.scalar(name, pa.string()), n),
+            "value": ids.cast(pa.string()),
+            "reason": reason,
+            "action": pa.repeat(pa.scalar(DUPLICATE_DROPPED), n),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
 
 
 def quarantine_frame(parts: list[pa.Table]) -> pd.DataFrame:

@@ -1,15 +1,22 @@
 """Raw drops -> contract-checked raw tables -> clean tables + quarantine: two assets per raw source, built from
 its declaration (`core.sources.SOURCES`), partitioned by drop (`defs.partitions.DROPS`): a run parses, checks and
-cleans one drop; the clean data of the drops before it is read only for the ids its cross-drop rules need."""
+cleans one drop; the clean data of the drops before it is read only for the ids its cross-drop rules need.
+
+Both steps work a chunk at a time (``HVBUYER_RAW_CHUNK_BYTES`` of raw text): the raw step parses a chunk and
+appends it to its stored table as one row group; the clean step cleans one stored row group at a time
+(``core.cleaning.chunks``). Each writes into a staged file (``storage.staged``) that the IO manager moves into
+place only when the step's blocking checks pass, so a refused drop still replaces nothing."""
 
 import time
 from collections.abc import Iterator, Mapping
 
 import dagster as dg
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from hvbuyer_assets.core import contract, drops
-from hvbuyer_assets.core.cleaning import CleanResult
+from hvbuyer_assets.core.cleaning.chunks import clean_chunks, final_chunks
 from hvbuyer_assets.core.cleaning.quarantine import common_reasons
 from hvbuyer_assets.core.sources import BY_KIND, SOURCES, RawSource
 from hvbuyer_assets.defs.checks_gate import gate
@@ -18,8 +25,9 @@ from hvbuyer_assets.defs.partitions import DROPS, earlier_drops
 from hvbuyer_assets.defs.raw import checks
 from hvbuyer_assets.defs.raw.history import StoredEarlierDrops
 from hvbuyer_assets.defs.raw.resources import RawFileInfo, RawStorageResource
-from hvbuyer_assets.memory import release_memory
+from hvbuyer_assets.defs.raw.stored import StoredRaw
 from hvbuyer_assets.storage.catalog import source_assets
+from hvbuyer_assets.storage.staged import StagedParquet
 
 
 class RawFilesConfig(dg.Config):
@@ -44,15 +52,24 @@ def raw_asset(source: RawSource) -> dg.AssetsDefinition:
         description=source.raw_description,
         output_required=False,  # a refused drop stores nothing: the interim copy of the last accepted one stays
         partitions_def=DROPS,
+        required_resource_keys={"raw_storage", "io_manager", "ingest"},
     )
-    def _raw(
-        context: dg.AssetExecutionContext, config: RawFilesConfig, raw_storage: RawStorageResource
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        raw, files, violations = _read_drops(raw_storage, source, context.partition_key, config.files)
-        file_rows = _file_rows(raw, files)
-        violations += drops.emptied_files(_stored_file_rows(context), file_rows, context.partition_key)
-        outputs = _raw_output(raw, files, file_rows, violations)
-        yield from gate(outputs, [checks.contract_result(spec.name, violations)], [spec])
+    def _raw(context: dg.AssetExecutionContext, config: RawFilesConfig) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        stage = context.resources.io_manager.staged(source_assets(source).raw, context.partition_key)
+        try:
+            files, file_rows, violations = _read_drops(
+                context.resources.raw_storage,
+                source,
+                context.partition_key,
+                config.files,
+                stage,
+                context.resources.ingest.chunk_bytes,
+            )
+            violations += drops.emptied_files(_stored_file_rows(context), file_rows, context.partition_key)
+            outputs = _raw_output(stage, files, file_rows, violations)
+            yield from gate(outputs, [checks.contract_result(spec.name, violations)], [spec])
+        finally:
+            stage.discard()  # nothing when committed
 
     return _raw
 
@@ -60,8 +77,7 @@ def raw_asset(source: RawSource) -> dg.AssetsDefinition:
 def clean_asset(source: RawSource) -> dg.AssetsDefinition:
     """`clean_<kind>` + `quarantined_<kind>` of one drop: the source's cleaning rules applied to its raw table (and
     the clean tables of the sources it needs, same drop; ids of earlier drops), with the clean checks."""
-    ins = {source.raw_asset: dg.AssetIn(dagster_type=pd.DataFrame)}
-    ins.update({BY_KIND[kind].clean_asset: dg.AssetIn(dagster_type=pd.DataFrame) for kind in source.needs})
+    ins = {BY_KIND[kind].clean_asset: dg.AssetIn(dagster_type=pd.DataFrame) for kind in source.needs}
     specs = checks.clean_specs(source)
 
     @dg.multi_asset(
@@ -85,33 +101,48 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         },
         check_specs=specs,
         description=source.clean_description,
-        # every source's contract check (blocking) gates every cleaning: a refused file of one source replaces
-        # no clean table of another
-        deps=[other.raw_asset for other in SOURCES if other.raw_asset not in ins],
+        # its raw table (read a row group at a time, not as an input), and every source's contract check
+        # (blocking) gates every cleaning: a refused file of one source replaces no clean table of another
+        deps=[source.raw_asset, *(other.raw_asset for other in SOURCES if other is not source)],
         partitions_def=DROPS,
         required_resource_keys={"io_manager", "ingest"},
     )
     def _clean(context: dg.AssetExecutionContext, **inputs: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        store, partition = context.resources.io_manager, context.partition_key
         needed = [inputs[BY_KIND[kind].clean_asset] for kind in source.needs]
-        earlier = StoredEarlierDrops(
-            context.resources.io_manager, earlier_drops(context.instance, context.partition_key)
-        )
+        earlier = StoredEarlierDrops(store, earlier_drops(context.instance, partition))
+        raw = StoredRaw(store, source_assets(source).raw, partition)
         started = time.perf_counter()
-        result = source.clean(inputs[source.raw_asset], *needed, earlier=earlier)
-        _empty_in_place(inputs[source.raw_asset])
-        metadata = {
-            **_stats(result.stats),
-            "clean_seconds": round(time.perf_counter() - started, 2),
-            "earlier_drops": len(earlier.keys),
-            "earlier_ids_seconds": round(earlier.seconds, 2),
-        }
-        outputs = [
-            dg.Output(result.clean, output_name=source.clean_asset, metadata=metadata),
-            dg.Output(result.quarantine, output_name=source.quarantine_asset, metadata=_reasons(result)),
-        ]
-        references = [result.references.get(kind, frame) for kind, frame in zip(source.needs, needed, strict=True)]
-        min_rows = context.resources.ingest.quarantine_min_rows
-        yield from gate(outputs, checks.clean_results(source, result, *references, min_rows=min_rows), specs)
+        prepared = source.prepare(raw.ids, *needed, earlier) if source.prepare else earlier
+        stage = store.staged(source_assets(source).clean, partition)  # each chunk's clean rows, before the
+        out = store.staged(source_assets(source).clean, partition)  # rule across chunks; then the clean table
+        try:
+            result = clean_chunks(
+                raw.chunks(),
+                lambda chunk: source.clean(chunk, *needed, earlier=prepared),
+                source.key,
+                stage,
+                bad_rows=lambda chunk: checks.bad_rows(source, chunk, *needed),
+            )
+            for table in final_chunks(stage, result.removed):
+                out.write(table)
+            stage.discard()
+            metadata = {
+                **_stats(result.stats),
+                "chunks": result.chunks,
+                "clean_seconds": round(time.perf_counter() - started, 2),
+                "earlier_drops": len(earlier.keys),
+                "earlier_ids_seconds": round(earlier.seconds, 2),
+            }
+            outputs = [
+                dg.Output(out, output_name=source.clean_asset, metadata=metadata),
+                dg.Output(result.quarantine, output_name=source.quarantine_asset, metadata=_reasons(result.quarantine)),
+            ]
+            min_rows = context.resources.ingest.quarantine_min_rows
+            yield from gate(outputs, checks.clean_results(source, result, min_rows=min_rows), specs)
+        finally:
+            stage.discard()
+            out.discard()  # nothing when committed
 
     return _clean
 
@@ -119,19 +150,17 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
 ASSETS = [asset for source in SOURCES for asset in (raw_asset(source), clean_asset(source))]
 
 
-def _empty_in_place(raw: pd.DataFrame) -> None:
-    """Release a raw input once it is cleaned. Dagster holds a step's inputs until the step ends, so the raw drop
-    (~2.5 GiB of text at 20M rows) would otherwise sit beside the checks' sort of the clean ids: the step's peak
-    (bench-pipeline: the whole graph's peak). The frame was loaded for this step alone; nothing else reads it."""
-    raw.drop(columns=list(raw.columns), inplace=True)
-    release_memory()
-
-
 def _read_drops(
-    storage: RawStorageResource, source: RawSource, partition: str, only: list[str] | None = None
-) -> tuple[pd.DataFrame, list[RawFileInfo], list[str]]:
-    """Read the source's files of one drop (or only the named ones); files that break the contract are listed,
-    not read."""
+    storage: RawStorageResource,
+    source: RawSource,
+    partition: str,
+    only: list[str] | None,
+    stage: StagedParquet,
+    chunk_bytes: int,
+) -> tuple[list[RawFileInfo], dict[str, int], list[str]]:
+    """Read the source's files of one drop (or only the named ones) a chunk at a time into ``stage``; files that
+    break the contract are listed (once one does, the rest are still checked but no longer staged: the drop is
+    refused). Returns the files, the rows read per file and the violations."""
     drop = drops.drop_of_partition(partition)
     files = [info for info in storage.list_files(source.patterns) if drops.drop_of_file(info.name, source.kind) == drop]
     violations = []
@@ -143,26 +172,27 @@ def _read_drops(
             if name not in present
         ]
         files = [info for info in files if info.name in set(only)]
-    names = [info.name for info in files]  # one categorical dtype for every frame: pd.concat keeps it
-    frames = []
+    stage.schema = _raw_schema(source)
+    rows: dict[str, int] = {}
     for info in files:
         if info.problem:
             violations.append(f"{info.name}: {info.problem}")
             continue
+        read = 0
         try:
             with storage.open(info.uri) as handle:
-                table = source.reader(handle, info.name)
+                for table in source.reader(handle, info.name, chunk_bytes=chunk_bytes):
+                    read += table.num_rows
+                    if not violations:
+                        arrived = pa.array(np.full(table.num_rows, info.modified.value), pa.timestamp("ns", tz="UTC"))
+                        stage.write(table.append_column("arrived_at", arrived))
         except contract.ContractViolation as exc:
             violations.append(str(exc))
             continue
-        frame = contract.raw_to_frame(table, source_files=names)
-        del table
-        frame["arrived_at"] = info.modified
-        frames.append(frame)
+        rows[info.name] = read
     if not files and only is None and not _other_kinds(storage, source, drop):
         violations.append(f"{storage.uri}: no raw file of drop {partition} ({' or '.join(source.patterns)})")
-    raw = pd.concat(frames, ignore_index=True) if frames else _empty(source)
-    return raw, files, violations
+    return files, rows, violations
 
 
 def _other_kinds(storage: RawStorageResource, source: RawSource, drop: str) -> bool:
@@ -171,20 +201,10 @@ def _other_kinds(storage: RawStorageResource, source: RawSource, drop: str) -> b
     return any(drops.drop_name(info.name) == drop for info in storage.list_files(patterns)) if patterns else False
 
 
-def _empty(source: RawSource) -> pd.DataFrame:
-    """The raw frame of a drop without files of this source: the contract columns, no rows."""
-    text = pd.StringDtype("pyarrow")
-    frame = pd.DataFrame({c: pd.Series([], dtype=text) for c in (*source.columns, "source_file")})
-    frame["source_row"] = pd.Series([], dtype="int64")
-    frame["arrived_at"] = pd.Series([], dtype="datetime64[ns, UTC]")
-    return frame
-
-
-def _file_rows(raw: pd.DataFrame, files: list[RawFileInfo]) -> dict[str, int]:
-    """Rows per file read (a file that broke the contract is not in ``raw``: not counted)."""
-    counts = raw["source_file"].astype("string").value_counts()
-    read = set(counts.index) | {f.name for f in files if not f.problem}
-    return {name: int(counts.get(name, 0)) for name in sorted(read)}
+def _raw_schema(source: RawSource) -> pa.Schema:
+    """A stored raw table: the contract columns and ``source_file`` as text, ``source_row``, ``arrived_at``."""
+    text = [(c, pa.string()) for c in (*source.columns, "source_file")]
+    return pa.schema([*text, ("source_row", pa.int64()), ("arrived_at", pa.timestamp("ns", tz="UTC"))])
 
 
 def _stored_file_rows(context: dg.AssetExecutionContext) -> dict[str, int]:
@@ -201,13 +221,14 @@ def _stored_file_rows(context: dg.AssetExecutionContext) -> dict[str, int]:
 
 
 def _raw_output(
-    raw: pd.DataFrame, files: list[RawFileInfo], file_rows: dict[str, int], violations: list[str]
+    raw: StagedParquet, files: list[RawFileInfo], file_rows: dict[str, int], violations: list[str]
 ) -> Iterator[dg.Output]:
-    """The raw table (lazily: a refused drop never builds it; the failed check names file and problem)."""
+    """The staged raw table (lazily: a refused drop never stores it; the failed check names file and problem)."""
     yield dg.Output(
         raw,
         metadata={
-            "rows": len(raw),
+            "rows": raw.rows,
+            "chunks": raw.row_groups,
             "files": dg.MetadataValue.json([f.name for f in files]),
             # Rows per file: a rebuild of the drop that would empty a file's rows is refused (drops.emptied_files).
             "file_rows": dg.MetadataValue.json(file_rows),
@@ -222,7 +243,7 @@ def _stats(stats: dict[str, int]) -> dict[str, int]:
     return {key: int(value) for key, value in stats.items()}
 
 
-def _reasons(result: CleanResult) -> dict[str, object]:
+def _reasons(quarantine: pd.DataFrame) -> dict[str, object]:
     """Quarantine counts by kind of reason (values masked), for the UI."""
-    top = {r.reason: r.rows for r in common_reasons(result.quarantine, 20)}
-    return {"rows": len(result.quarantine), "reasons": dg.MetadataValue.json(top)}
+    top = {r.reason: r.rows for r in common_reasons(quarantine, 20)}
+    return {"rows": len(quarantine), "reasons": dg.MetadataValue.json(top)}

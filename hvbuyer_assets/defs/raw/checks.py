@@ -1,19 +1,19 @@
 """Checks on raw and clean data, derived from each source's declaration (``core.sources``). Results are
-computed in the asset bodies from the frames already in memory (re-reading 20M transactions per check would cost
-more than the checks themselves)."""
+computed in the asset bodies as the data passes (value checks on each chunk's clean rows, ids from the rule across
+chunks: re-reading 20M transactions per check would cost more than the checks themselves)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import dagster as dg
+import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from hvbuyer_assets.core import checks as core_checks
 from hvbuyer_assets.core.checks import QUARANTINE_ERROR_SHARE, QUARANTINE_WARN_SHARE
 from hvbuyer_assets.core.cleaning import ROW_DROPPED, CleanResult
+from hvbuyer_assets.core.cleaning.chunks import ChunkedClean
 from hvbuyer_assets.core.cleaning.quarantine import common_reasons
 from hvbuyer_assets.core.sources import RawSource
 
@@ -59,55 +59,46 @@ def contract_result(check_name: str, violations: list[str]) -> dg.AssetCheckResu
     )
 
 
+def bad_rows(source: RawSource, result: CleanResult, *needed: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per value check of the source, the rows of one cleaning result (a chunk's) breaking it; ``needed`` are the
+    clean frames of ``source.needs`` (the result's ``references`` replace them where wider)."""
+    frames = {kind: result.references.get(kind, frame) for kind, frame in zip(source.needs, needed, strict=True)}
+    return {
+        check.name: np.asarray(check.bad_rows(result.clean, *(frames[kind] for kind in check.needs)), dtype=bool)
+        for check in source.checks
+    }
+
+
 def clean_results(
-    source: RawSource,
-    result: CleanResult,
-    *needed: pd.DataFrame,
-    min_rows: int = core_checks.QUARANTINE_MIN_ROWS,
+    source: RawSource, result: ChunkedClean, min_rows: int = core_checks.QUARANTINE_MIN_ROWS
 ) -> Iterator[dg.AssetCheckResult]:
-    """Results of :func:`clean_specs` for a cleaning result; ``needed`` are the clean frames of
-    ``source.needs``; ``min_rows``: the quarantine share rule's minimum sample (``core.checks.quarantine_share``)."""
-    clean = result.clean
-    frames = dict(zip(source.needs, needed, strict=True))
-    yield _unique(source.unique_check, clean[source.key])
+    """Results of :func:`clean_specs` for a drop cleaned chunk by chunk; ``min_rows``: the quarantine share rule's
+    minimum sample (``core.checks.quarantine_share``)."""
+    yield _unique(source.unique_check, result.repeated_keys, result.missing_keys)
     for check in source.checks:
-        bad = check.bad_rows(clean, *(frames[kind] for kind in check.needs))
-        yield _bad_count(check.name, pd.Series(bad), check.what)
+        count = result.bad_count(check.name)
+        yield dg.AssetCheckResult(
+            check_name=check.name,
+            passed=count == 0,
+            description=f"{count} {check.what}" if count else "ok",
+            metadata={"violations": count},
+        )
     yield _share(source.share_check, result, min_rows)
 
 
-def _arrow(values: pd.Series) -> pa.ChunkedArray:
-    # Checks run on 20M-row columns: pyarrow kernels on the string[pyarrow] buffers are ~10x faster than the
-    # pandas equivalents (which materialise Python objects).
-    return pa.chunked_array([pa.array(values)])
-
-
-def duplicated_values(values: pd.Series) -> pa.ChunkedArray:
-    """Values present more than once (each extra copy listed once); sort-based, faster than hashing here."""
-    arr = _arrow(values)
-    ordered = arr.take(pc.sort_indices(arr))
-    if len(ordered) < 2:
-        return ordered.slice(0, 0)
-    same = pc.fill_null(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)), False)
-    return ordered.slice(1).filter(same)
-
-
-def _unique(check_name: str, ids: pd.Series) -> dg.AssetCheckResult:
-    duplicated = duplicated_values(ids)
-    missing = int(ids.isna().sum())
+def _unique(check_name: str, repeated: list[str], missing: int) -> dg.AssetCheckResult:
+    """``repeated``: every copy of a key present more than once."""
+    examples = sorted(set(repeated))
+    duplicates = len(repeated) - len(examples)
     return dg.AssetCheckResult(
         check_name=check_name,
-        passed=len(duplicated) == 0 and missing == 0,
-        description=f"{len(duplicated)} duplicate and {missing} missing ids",
-        metadata={
-            "duplicates": len(duplicated),
-            "missing": missing,
-            "examples": dg.MetadataValue.json(duplicated.slice(0, 5).to_pylist()),
-        },
+        passed=duplicates == 0 and missing == 0,
+        description=f"{duplicates} duplicate and {missing} missing ids",
+        metadata={"duplicates": duplicates, "missing": missing, "examples": dg.MetadataValue.json(examples[:5])},
     )
 
 
-def _share(check_name: str, result: CleanResult, min_rows: int) -> dg.AssetCheckResult:
+def _share(check_name: str, result: ChunkedClean, min_rows: int) -> dg.AssetCheckResult:
     rows_read, rows_dropped = int(result.stats.get("rows_read", 0)), int(result.stats.get("rows_dropped", 0))
     reasons = common_reasons(result.quarantine, _SHARE_REASONS, by_file=True, action=ROW_DROPPED)
     outcome = core_checks.quarantine_share(rows_read, rows_dropped, reasons, min_rows)
@@ -118,14 +109,4 @@ def _share(check_name: str, result: CleanResult, min_rows: int) -> dg.AssetCheck
         severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
         description=outcome.description,
         metadata=metadata,
-    )
-
-
-def _bad_count(check_name: str, bad: pd.Series, what: str) -> dg.AssetCheckResult:
-    count = int(bad.sum())
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        passed=count == 0,
-        description=f"{count} {what}" if count else "ok",
-        metadata={"violations": count},
     )

@@ -18,6 +18,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=ASSETS,
         resources={
             "raw_storage": RawStorageResource(uri=settings.raw_uri, s3_endpoint_url=settings.s3_endpoint_url),
-            "ingest": IngestResource(quarantine_min_rows=settings.quarantine_min_rows),
+            "ingest": IngestResource(
+                chunk_bytes=settings.raw_chunk_bytes, quarantine_min_rows=settings.quarantine_min_rows
+            ),
         },
     )

@@ -16,7 +16,7 @@ from upath import UPath
 
 from hvbuyer_assets.core import drops
 from hvbuyer_assets.core.checks import QUARANTINE_MIN_ROWS
-from hvbuyer_assets.core.contract import ContractViolation
+from hvbuyer_assets.core.contract import CHUNK_BYTES, ContractViolation
 from hvbuyer_assets.storage import is_local, location
 
 
@@ -109,7 +109,9 @@ class RawStorageResource(dg.ConfigurableResource):
 
 
 class IngestResource(dg.ConfigurableResource):
-    """How drops are accepted (``Settings``): ``quarantine_min_rows`` (``HVBUYER_QUARANTINE_MIN_ROWS``), the
-    quarantine share rule's minimum sample (``core.checks.quarantine_share``)."""
+    """How drops are read and accepted (``Settings``): ``chunk_bytes`` (``HVBUYER_RAW_CHUNK_BYTES``), the raw text
+    parsed and cleaned at a time; ``quarantine_min_rows`` (``HVBUYER_QUARANTINE_MIN_ROWS``), the quarantine share
+    rule's minimum sample (``core.checks.quarantine_share``)."""
 
+    chunk_bytes: int = CHUNK_BYTES
     quarantine_min_rows: int = QUARANTINE_MIN_ROWS
