@@ -205,3 +205,57 @@ def from_arrow(transactions: pa.Table, customers: pa.Table) -> Frames:
         customers.column("signup_date"),
         customers.column("region"),
     )
+
+
+# Per-drop customer state (``core.customer_state``): keyed by the customer id itself, not by a code of one
+# customer table, because a drop's state outlives the customer table it was computed with (a customer record may
+# arrive in a later drop) and states of different drops are combined by id.
+
+
+def keyed_transactions(transactions: pa.Table | pd.DataFrame) -> nw.LazyFrame:
+    """Clean transactions (``customer_id``, ``timestamp``, ``amount``, ``status``) as a polars LazyFrame in the
+    ``feature_defs`` convention with string ``customer_id`` (rows without a timestamp kept: the declaration
+    ignores them)."""
+    table = _table(transactions, ("customer_id", "timestamp", "amount", "status"))
+    return nw.from_native(
+        pl.DataFrame(
+            {
+                ID: pl.from_arrow(_strings(table.column("customer_id"))),
+                "ts": pl.from_arrow(timestamps_as_ns(table.column("timestamp"))),
+                "amount": _floats(table.column("amount")),
+                "status": pl.from_arrow(_strings(table.column("status"))),
+            }
+        ).lazy()
+    )
+
+
+def keyed_customers(customers: pa.Table | pd.DataFrame) -> nw.LazyFrame:
+    """Clean customers (one record per id) as a polars LazyFrame in the convention, string ``customer_id``."""
+    table = _table(customers, ("customer_id", "signup_date", "age", "loyalty_points", "region"))
+    return nw.from_native(
+        pl.DataFrame(
+            {
+                ID: pl.from_arrow(_strings(table.column("customer_id"))),
+                "signup_ns": pl.from_arrow(timestamps_as_ns(table.column("signup_date"))),
+                "age": _floats(table.column("age")),
+                "loyalty_points": _floats(table.column("loyalty_points")),
+                "region": pl.from_arrow(_strings(table.column("region"))),
+            }
+        ).lazy()
+    )
+
+
+def keyed_state(state: pa.Table) -> nw.LazyFrame:
+    """A stored state table (``customer_state.STATE_COLUMNS``) as a polars LazyFrame."""
+    return nw.from_native(pl.from_arrow(state).lazy())
+
+
+def collect_keyed(lazy: nw.LazyFrame) -> pa.Table:
+    """A result over keyed frames as an Arrow table (any row order; ``features.sort_rows`` orders it)."""
+    return lazy.to_native().collect(engine="streaming").to_arrow()
+
+
+def _table(frame: pa.Table | pd.DataFrame, columns: tuple[str, ...]) -> pa.Table:
+    if isinstance(frame, pd.DataFrame):
+        return pa.Table.from_pandas(frame[list(columns)], preserve_index=False)
+    return frame.select(list(columns))

@@ -38,7 +38,8 @@ sorted by customer_id so every engine gives the same frame):
 
 Determinism: money sums are exact integer sums of micro-units, ``round_half_away(amount * 1e6)`` as int64,
 divided by 1e6 after aggregation. Integer addition is associative, so every engine, thread count and run
-gives the same bits (polars' parallel float sums did not: the output hash changed on each of 4 runs). Amounts
+gives the same bits (polars' parallel float sums did not: the output hash changed on each of 4 runs); the sums
+and day differences are scaled by multiplying with ``PER_MICRO`` / ``PER_DAY_NS`` (see there). Amounts
 are therefore quantised to 1e-6 in sums (``total_spend``, ``spend_*``, ``avg_spend``); counts are integer
 sums; ``max_spend``, ``last_amount`` and recencies are exact. Ratios divide by ``max(denominator, 1)`` (the
 numerator is 0 when the denominator is), so no engine ever divides by zero.
@@ -73,8 +74,20 @@ def _micro(amount: nw.Expr) -> nw.Expr:
     return nw.when(scaled >= 0).then(scaled + 0.5).otherwise(scaled - 0.5).cast(nw.Int64)
 
 
+# Scaling by a constant is a multiplication by its reciprocal, written as such: polars divides a column by a
+# float literal as a multiplication by the reciprocal when the column has no validity buffer and as a true division
+# when it has one (0.09999999999999999 or 0.1 for 100000 / 1e6), Spark always divides. A multiplication is one IEEE
+# operation on every engine and layout: the same bits everywhere.
+PER_MICRO = 1.0 / MICRO
+PER_DAY_NS = 1.0 / DAY_NS
+
+
+def _money(micro: nw.Expr) -> nw.Expr:
+    return micro.cast(nw.Float64) * PER_MICRO
+
+
 def _days(ns: nw.Expr) -> nw.Expr:
-    return ns.cast(nw.Float64) / float(DAY_NS)
+    return ns.cast(nw.Float64) * PER_DAY_NS
 
 
 def _per_unit(numerator: nw.Expr, denominator: nw.Expr) -> nw.Expr:
@@ -192,8 +205,8 @@ def _features(customers: nw.LazyFrame, behaviour: nw.LazyFrame, as_of_ns: int) -
         *(c(name).fill_null(0.0) for name in ("max_spend", "last_amount")),
     ).with_columns(
         *(c(name).cast(nw.Float64) for name in ("n_transactions", *counts, "n_failed")),
-        *((c(m).cast(nw.Float64) / float(MICRO)).alias(name) for name, m in micro_sums.items()),
-        avg_spend=_per_unit(c("total_micro").cast(nw.Float64) / float(MICRO), c("n_completed")),
+        *(_money(c(m)).alias(name) for name, m in micro_sums.items()),
+        avg_spend=_per_unit(_money(c("total_micro")), c("n_completed")),
         share_large=_per_unit(c("n_large").cast(nw.Float64), c("n_completed")),
         refund_rate=_per_unit(c("n_refunded").cast(nw.Float64), c("non_failed")),
         days_since_last_purchase=_days(as_of - c("last_purchase_ns")),

@@ -71,6 +71,7 @@ __all__ = [  # the declaration's names are re-exported: training, model, monitor
     "finish_features",
     "latest_event_time",
     "serving_frame",
+    "state_features_frame",
     "timestamps_ns",
     "to_utc",
 ]
@@ -178,6 +179,20 @@ def features_frame(frames: Frames, as_of: Any, large_amount: float = LARGE_AMOUN
     as_of_ns = int(to_utc(as_of).value)
     lazy = feature_defs.features(frames.transactions, frames.customers, as_of_ns, large_amount)
     return finish_features(frames.collect(lazy), as_of_ns)
+
+
+def state_features_frame(
+    total: Any, recent: Any, customers: Any, collect: Any, as_of: Any, large_amount: float = LARGE_AMOUNT
+) -> pd.DataFrame:
+    """``features_frame`` from the per-drop state (``core.customer_state.features``) on any engine: ``total``
+    (the combined state of every drop), ``recent`` (transactions including those of the longest window before
+    ``as_of``) and ``customers`` are LazyFrames of one engine, ``collect`` that engine's. The same frame, bit for
+    bit, as ``features_frame`` on the whole history when no transaction is after ``as_of``."""
+    from hvbuyer_assets.core import customer_state  # not at import: serving imports this module, never narwhals
+
+    as_of_ns = int(to_utc(as_of).value)
+    lazy = customer_state.features(total, recent, customers, as_of_ns, large_amount)
+    return finish_features(collect(lazy), as_of_ns)
 
 
 def build_features(

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-# A new drop: re-read raw storage, clean, rebuild today's features, re-score every customer with the current
-# champion and refresh monitoring (drift). No training: retraining is the retraining sensor's decision. Nor
-# `drift_reference`: a version's reference is written when it is registered, which only `retrain` / `full_build`
-# do; in an ingest run it would load the whole training set only to find the champion's reference there.
-# `drift_report` still runs (its dependency on the reference is not a data input: it reads the stored file).
+# A new drop: re-read raw storage, clean, the drop's customer state and the running total, today's features,
+# re-score every customer with the current champion and refresh monitoring (drift). No training: retraining is the
+# retraining sensor's decision. Nor `drift_reference`: a version's reference is written when it is registered,
+# which only `retrain` / `full_build` do; in an ingest run it would load the whole training set only to find the
+# champion's reference there. `drift_report` still runs (its dependency on the reference is not a data input: it
+# reads the stored file).
 INGEST_SELECTION = (
     dg.AssetSelection.groups("raw", "processed", "scoring", "monitoring")
-    | dg.AssetSelection.assets("customer_features")
+    | dg.AssetSelection.assets("customer_state", "customer_totals", "customer_features")
 ) - dg.AssetSelection.assets("drift_reference")
 
 # Retraining on the data already ingested: training set -> model -> evaluation -> registry/champion ->

@@ -10,6 +10,8 @@ import dagster as dg
 
 from hvbuyer_assets.core.problem import DEFAULTS, ProblemParams
 
+PROBLEM = "problem"  # the resource key
+
 
 class PredictionProblem(dg.ConfigurableResource):
     """Horizon H, the large-purchase threshold and the training snapshots (`core.problem.ProblemParams`)."""

@@ -14,15 +14,19 @@ import pyarrow.compute as pc
 
 from hvbuyer_assets.core import engine, feature_defs
 from hvbuyer_assets.engines.interface import (
+    CUSTOMERS,
+    TRANSACTIONS,
     Engine,
     StoredTable,
     as_of,
+    input_asset,
     input_columns,
     native_pair,
     native_transactions,
 )
 from hvbuyer_assets.settings import Settings
 from hvbuyer_assets.storage.catalog import StoredAsset
+from hvbuyer_assets.storage.partitions import read_partitions, read_partitions_after
 
 
 class EmbeddedEngine(Engine):
@@ -60,3 +64,20 @@ class EmbeddedEngine(Engine):
         ts = engine.timestamps_as_ns(native.column("timestamp"))
         inside = pc.and_(pc.greater(ts, start_ns), pc.less_equal(ts, end_ns))
         return StoredTable(transactions.asset, self, native.filter(inside))
+
+    def keyed_transactions(self, files: Sequence[str], after_ns: int | None = None) -> nw.LazyFrame:
+        columns = [stored for _, stored, _ in input_columns(TRANSACTIONS)]
+        if after_ns is None:
+            return engine.keyed_transactions(input_asset(TRANSACTIONS).read_drops(files, columns, self.s3_endpoint_url))
+        return engine.keyed_transactions(
+            read_partitions_after(files, columns, "timestamp", after_ns, self.s3_endpoint_url)
+        )
+
+    def keyed_customers(self, files: Sequence[str]) -> nw.LazyFrame:
+        return engine.keyed_customers(self.read(input_asset(CUSTOMERS), files).native)
+
+    def read_states(self, files: Sequence[str]) -> nw.LazyFrame:
+        return engine.keyed_state(read_partitions(files, endpoint_url=self.s3_endpoint_url))
+
+    def collect(self, lazy: nw.LazyFrame) -> pa.Table:
+        return engine.collect_keyed(lazy)

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import narwhals as nw
 import pandas as pd
 import pyarrow as pa
 
-from hvbuyer_assets.core import feature_defs, features, training
+from hvbuyer_assets.core import customer_state, feature_defs, features, training
 from hvbuyer_assets.core.engine import Frames
 from hvbuyer_assets.core.features import to_utc
 from hvbuyer_assets.storage.catalog import StoredAsset, entry
@@ -121,7 +122,56 @@ class Engine(Protocol):
     def start(self) -> None:
         """Start what the engine runs on ahead of the first read (Spark: its session); nothing by default."""
 
-    # Per-drop customer state (issue 18, part 1) joins here: reading and combining a drop's state on this engine.
+    # Per-drop customer state (``core.customer_state``): frames keyed by the customer id itself (states of different
+    # drops are combined by id, and outlive the customer table they were computed with).
+
+    def keyed_transactions(self, files: Sequence[str], after_ns: int | None = None) -> nw.LazyFrame:
+        """Stored clean transactions in the convention, string ``customer_id``; with ``after_ns``, read only where
+        the parquet statistics admit ``ts > after_ns`` (at least every such row; the caller filters exactly)."""
+        ...
+
+    def keyed_customers(self, files: Sequence[str]) -> nw.LazyFrame:
+        """Stored clean customers (each customer's record of the latest drop) in the convention, string ids."""
+        ...
+
+    def read_states(self, files: Sequence[str]) -> nw.LazyFrame:
+        """Stored state files (``customer_state.STATE_COLUMNS``) as one LazyFrame of this engine."""
+        ...
+
+    def collect(self, lazy: nw.LazyFrame) -> pa.Table:
+        """A result over this engine's keyed frames as an Arrow table (any row order)."""
+        ...
+
+    def drop_state(
+        self, transaction_files: Sequence[str], large_amount: float
+    ) -> tuple[pa.Table, int | None, int | None]:
+        """One drop's state (``customer_state.drop_state``) and the time range of its transactions (min, max ns;
+        None when it has none)."""
+        tx = self.keyed_transactions(transaction_files)
+        state = self.collect(customer_state.drop_state(tx, large_amount))
+        bounds = self.collect(customer_state.drop_range(tx)).to_pylist()[0]
+        return state, bounds["min_ns"], bounds["max_ns"]
+
+    def combine_states(self, state_files: Sequence[str]) -> pa.Table:
+        """The state of the union of the drops of ``state_files`` (a running total is one of them)."""
+        return self.collect(customer_state.combine([self.read_states([f]) for f in state_files]))
+
+    def state_features(
+        self,
+        total_files: Sequence[str],
+        transaction_files: Sequence[str],
+        customer_files: Sequence[str],
+        large_amount: float,
+    ) -> tuple[pd.DataFrame, pd.Timestamp]:
+        """Every known customer's features as of T (the latest time of the total state) and T, from the total
+        state and the rows of the longest window of ``transaction_files`` (``features.state_features_frame``):
+        no transaction is read for the totals."""
+        total = self.read_states(total_files)
+        when = as_of(self.collect(customer_state.latest(total)))
+        recent = self.keyed_transactions(transaction_files, after_ns=customer_state.window_start(when.value))
+        customers = self.keyed_customers(customer_files)
+        frame = features.state_features_frame(total, recent, customers, self.collect, when, large_amount)
+        return frame, when
 
     def load(self, transaction_files: Sequence[str], customer_files: Sequence[str]) -> Frames:
         """``frames`` of stored files in one call (benchmarks, tests)."""

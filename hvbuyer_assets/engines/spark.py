@@ -29,9 +29,12 @@ import pyarrow as pa
 from hvbuyer_assets.core import engine
 from hvbuyer_assets.core.feature_defs import latest
 from hvbuyer_assets.engines.interface import (
+    CUSTOMERS,
+    TRANSACTIONS,
     Engine,
     StoredTable,
     as_of,
+    input_asset,
     input_columns,
     native_pair,
     native_transactions,
@@ -262,3 +265,16 @@ class SparkEngine(Engine):
         native = native_transactions(transactions)
         ts = native["ts"]
         return StoredTable(transactions.asset, self, native.filter((ts > start_ns) & (ts <= end_ns)))
+
+    def keyed_transactions(self, files: Sequence[str], after_ns: int | None = None) -> nw.LazyFrame:
+        frame = read_input(session(self.options), input_asset(TRANSACTIONS), files)
+        return nw.from_native(frame if after_ns is None else frame.filter(frame["ts"] > int(after_ns)))
+
+    def keyed_customers(self, files: Sequence[str]) -> nw.LazyFrame:
+        return nw.from_native(read_input(session(self.options), input_asset(CUSTOMERS), files))
+
+    def read_states(self, files: Sequence[str]) -> nw.LazyFrame:
+        return nw.from_native(session(self.options).read.parquet(*(spark_path(f) for f in files)))
+
+    def collect(self, lazy: nw.LazyFrame) -> pa.Table:
+        return collect(lazy)

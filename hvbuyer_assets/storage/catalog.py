@@ -101,8 +101,9 @@ def source_assets(source: RawSource) -> SourceAssets:
 
 def _declared() -> dict[str, StoredAsset]:
     entries = [stored for source in SOURCES for stored in source_assets(source)]
+    entries.append(StoredAsset("customer_state", "features", per_drop=True))  # core.customer_state, per drop
     whole = {
-        "features": ("customer_features", "training_set"),
+        "features": ("customer_totals", "customer_features", "training_set"),
         "models": ("trained_model", "model_evaluation", "registered_model", "champion_model"),
         "scores": ("customer_scores", "segment_summary"),
         "monitoring": ("drift_reference", "drift_report", "score_history", "model_performance"),

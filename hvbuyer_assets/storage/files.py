@@ -54,6 +54,26 @@ def write_parquet(path: UPath, frame: pd.DataFrame, endpoint_url: str | None, pr
     atomic_write(path, lambda target: pq.write_table(table, target, filesystem=fs))
 
 
+def write_table(path: UPath, table: pa.Table, endpoint_url: str | None, metadata: dict[str, str]) -> None:
+    """Write an Arrow table as parquet atomically, with ``metadata`` in its schema (read back by
+    :func:`read_table_metadata` from the footer alone)."""
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    fs, _ = arrow_location(path, endpoint_url)
+    atomic_write(path, lambda target: pq.write_table(table, target, filesystem=fs))
+
+
+def read_table_metadata(path: UPath, key: str, endpoint_url: str | None = None) -> str | None:
+    """The schema metadata ``key`` of a parquet file written by :func:`write_table` (its footer only); None when
+    the file or the key is absent."""
+    fs, where = arrow_location(path, endpoint_url)
+    try:
+        schema = pq.read_schema(where, filesystem=fs)
+    except FileNotFoundError:
+        return None
+    value = (schema.metadata or {}).get(key.encode())
+    return None if value is None else value.decode()
+
+
 def write_json(path: UPath, value: dict[str, Any] | list[Any]) -> None:
     """Write a JSON document atomically (indented; non-JSON values such as timestamps as strings)."""
     payload = json.dumps(value, indent=2, default=str).encode()

@@ -60,6 +60,32 @@ def read_partitions(
         return pa.concat_tables(tables, promote_options="permissive")
 
 
+def read_partitions_after(
+    paths: Sequence[str], columns: Iterable[str], column: str, after_ns: int, endpoint_url: str | None = None
+) -> pa.Table:
+    """The rows of the partition files ``paths`` whose timestamp ``column`` is after ``after_ns`` (int64 ns UTC),
+    ``columns`` only: one Arrow dataset scan with the filter, which skips every row group whose parquet statistics
+    end at or before it (a partition written in time order reads only its recent row groups). A file whose column
+    has a coarser unit is filtered at that unit (a superset: the caller filters exactly)."""
+    if not paths:
+        raise FileNotFoundError("no stored partition to read")
+    fs, first = arrow_location(location(paths[0], endpoint_url), endpoint_url)
+    where = [first] + [arrow_location(location(p, endpoint_url), endpoint_url)[1] for p in paths[1:]]
+
+    def scan(files: list[str]) -> pa.Table:
+        dataset = pads.dataset(files, format="parquet", filesystem=fs)
+        kind = dataset.schema.field(column).type
+        bound = pa.scalar(int(after_ns), pa.int64()).cast(pa.timestamp("ns", "UTC"))
+        bound = pc.cast(bound, kind, safe=False) if kind != bound.type else bound
+        return dataset.to_table(columns=list(columns), filter=pads.field(column) > bound)
+
+    try:
+        return scan(where)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # partitions whose column types differ (string / large_string, ns / us): one by one, as read_partitions
+        return pa.concat_tables([scan([w]) for w in where], promote_options="permissive")
+
+
 def row_groups_holding(ranges: Sequence[tuple[Any, Any] | None], values: np.ndarray) -> list[int]:
     """Which row groups may hold one of ``values`` (sorted, unique), given each row group's ``(min, max)`` of
     the column from the parquet statistics (``None`` when the file has none: always read)."""

@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
     import hvbuyer_assets, hvbuyer_serving
     assert Path(hvbuyer_assets.__file__).parents[1] == Path.cwd(), hvbuyer_assets.__file__
     assert Path(hvbuyer_serving.__file__).parents[1] == Path.cwd(), hvbuyer_serving.__file__
-    from hvbuyer_assets.core import features, model, training
+    from hvbuyer_assets.core import customer_state, engine, features, model, training
     from hvbuyer_serving import inputs, model_store
     from hvbuyer_serving.schemas import PredictRequest
 
@@ -56,9 +56,15 @@ SCRIPT = textwrap.dedent(
     })
     out = {"numeric": list(features.FEATURE_NUMERIC)}
 
-    # scoring's input: the features as of T
+    # scoring's input: the features as of T, from scratch and from two drops' states (customer_features' way)
     feats = features.build_features(tx, customers, as_of)
     out["x"] = {k: float(feats.loc["x", k]) for k in ("spend_90d", "spend_180d", "spend_365d")}
+    early = (tx["timestamp"] < as_of - 100 * day).to_numpy()
+    states = [customer_state.drop_state(engine.keyed_transactions(part), 300.0) for part in (tx[early], tx[~early])]
+    total = engine.keyed_state(engine.collect_keyed(customer_state.combine(states)))
+    from_state = features.state_features_frame(
+        total, engine.keyed_transactions(tx), engine.keyed_customers(customers), engine.collect_keyed, as_of)
+    out["state_equals_scratch"] = bool(from_state.equals(feats)) and "spend_180d" in from_state
 
     # training: the training set and the fitted model carry it
     train = training.build_training_set(tx, customers, as_of, train_snapshots=2)
@@ -128,6 +134,7 @@ def test_a_180_day_spend_window_is_one_declaration(tmp_path: Path) -> None:
     assert numeric.index("spend_90d") < numeric.index("spend_180d") < numeric.index("spend_365d")
     assert "n_completed_180d" not in numeric  # count=False: a spend window only
     assert out["x"] == {"spend_90d": 0.0, "spend_180d": 100.0, "spend_365d": 1100.0}
+    assert out["state_equals_scratch"]
     assert "spend_180d" in out["training_columns"] and "spend_180d" in out["model_inputs"]
     assert out["scores"] == 301
     assert "spend_180d" in out["api_fields"]

@@ -204,14 +204,14 @@ def test_leakage_guard_blocks_features_that_use_a_later_event(
 ) -> None:
     from hvbuyer_assets.core import features
 
-    real = features.features_frame  # what customer_features calls, on any engine
+    real = features.state_features_frame  # what customer_features calls, on any engine
 
     def leaky(*args: Any, **kwargs: Any) -> pd.DataFrame:
         frame = real(*args, **kwargs)
         frame.loc[frame.index[0], "last_event_at"] = frame["feature_as_of"].iloc[0] + pd.Timedelta(days=1)
         return frame
 
-    monkeypatch.setattr(features, "features_frame", leaky)
+    monkeypatch.setattr(features, "state_features_frame", leaky)
     before = _before(workspace_copy)
     result = _run(workspace_copy)
     _assert_blocked(workspace_copy, result, "features_not_after_cutoff", "customer_features", before)

@@ -21,7 +21,7 @@ from hvbuyer_assets.settings import load_settings
 from hvbuyer_tests.pipeline import PER_DROP_ASSETS, Workspace, arrive, read_frame, write_drop, write_sample
 
 TOLERANCE = 1e-9
-GRAPH = ["customer_features", "training_set", "trained_model", "model_evaluation"]
+GRAPH = ["customer_totals", "customer_features", "training_set", "trained_model", "model_evaluation"]
 LATER_AS_OF = "2026-09-28"  # the second drop: 90 more days of the same customers
 RESENT = {f"C000000{i}": 4000.0 + i for i in range(1, 6)}  # customers whose second-drop record has other points
 
@@ -61,7 +61,11 @@ def run_graph(base: Workspace, dest: Path, env: Mapping[str, str]) -> Workspace:
     engines = {
         m.asset_key.to_user_string(): m.metadata["engine"].value for m in materializations if "engine" in m.metadata
     }
-    assert engines == {"customer_features": settings.engine, "training_set": settings.engine}
+    assert engines == {
+        "customer_totals": settings.engine,
+        "customer_features": settings.engine,
+        "training_set": settings.engine,
+    }
     return workspace
 
 

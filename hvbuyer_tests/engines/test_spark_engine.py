@@ -275,9 +275,9 @@ def test_two_drops_read_as_the_latest_customer_record_and_every_transaction(
 
 
 def test_the_engine_inputs_of_a_run_read_every_drop_partition_in_drop_order(spark_session: Any, tmp_path: Path) -> None:
-    """``customer_features`` run by Dagster with the drops as partitions of the instance (arrival order: the
-    first drop's key sorts last): both engines compute c1 from its second-drop record and every transaction of
-    both drops, and agree on every feature."""
+    """``customer_state`` (each drop), ``customer_totals`` and ``customer_features`` run by Dagster with the drops
+    as partitions of the instance (arrival order: the first drop's key sorts last): both engines compute c1 from
+    its second-drop record and every transaction of both drops, and agree on every feature."""
     _two_drops(tmp_path)
     computed = {}
     for engine in ("embedded", "spark"):
@@ -290,10 +290,19 @@ def test_the_engine_inputs_of_a_run_read_every_drop_partition_in_drop_order(spar
         )
         with dg.DagsterInstance.ephemeral() as instance:
             instance.add_dynamic_partitions(DROPS.name, [FIRST, SECOND])
+            for drop in (FIRST, SECOND):  # each drop's customer state, by this engine
+                state = dg.materialize(
+                    ALL_ASSETS,
+                    resources=build_resources(settings),
+                    selection=["customer_state"],
+                    instance=instance,
+                    partition_key=drop,
+                )
+                assert state.asset_materializations_for_node("customer_state")[0].metadata["engine"].value == engine
             result = dg.materialize(
                 ALL_ASSETS,
                 resources=build_resources(settings),
-                selection=["customer_features"],
+                selection=["customer_totals", "customer_features"],
                 instance=instance,
                 raise_on_error=False,
             )

@@ -1,8 +1,10 @@
 """Point-in-time features: customer features as of T (scoring) and the temporal training set.
 
-Both read the clean tables through ``engine_inputs`` (``defs.features.inputs``): the deployment's engine
-(``engines.interface.Engine``, chosen by ``HVBUYER_ENGINE``: embedded polars or Spark) computes the declaration,
-the result comes back as pandas.
+The deployment's engine (``engines.interface.Engine``, chosen by ``HVBUYER_ENGINE``: embedded polars or Spark)
+computes the declaration; the result comes back as pandas. ``customer_features`` reads the running total of the
+per-drop customer state (``defs.features.state``) and only the clean transactions of the drops whose time range
+reaches into the longest window (``Engine.state_features``); ``training_set`` reads the clean tables through
+``engine_inputs`` (``defs.features.inputs``): features at past cutoffs and labels need the rows themselves.
 """
 
 from collections.abc import Iterator
@@ -12,28 +14,31 @@ import pandas as pd
 
 from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.features import checks
-from hvbuyer_assets.defs.features.inputs import ENGINE_INS
+from hvbuyer_assets.defs.features.inputs import ENGINE_INPUTS, ENGINE_INS, EngineInputManager
+from hvbuyer_assets.defs.features.state import customer_totals, state_inputs
 from hvbuyer_assets.defs.metadata import stored
-from hvbuyer_assets.defs.problem import PredictionProblem
-from hvbuyer_assets.engines.interface import StoredTable
+from hvbuyer_assets.defs.partitions import drop_order
+from hvbuyer_assets.defs.problem import PROBLEM, PredictionProblem
+from hvbuyer_assets.engines.interface import CUSTOMERS, TRANSACTIONS, StoredTable
 
 
 @dg.asset(
-    ins=ENGINE_INS,
+    deps=[CUSTOMERS, TRANSACTIONS, customer_totals],
     group_name="features",
     metadata=stored("customer_features"),
     kinds={"pandas", "parquet"},
     check_specs=[checks.FEATURES_NOT_AFTER_CUTOFF],
     output_required=False,  # a failed leakage guard stores nothing (defs.checks_gate)
-    description="Every known customer's features as of T, the latest valid transaction time (not the clock).",
+    required_resource_keys={ENGINE_INPUTS, PROBLEM},
+    description="Every known customer's features as of T, the latest valid transaction time (not the clock): the "
+    "totals from customer_totals, the window sums from the clean transactions of the longest window only.",
 )
-def customer_features(
-    clean_customers: StoredTable, clean_transactions: StoredTable, problem: PredictionProblem
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    engine = clean_transactions.engine
-    inputs = engine.frames(clean_transactions, clean_customers)
-    as_of = engine.data_as_of(inputs)
-    frame = engine.features(inputs, as_of, large_amount=problem.large_purchase_threshold)
+def customer_features(context: dg.AssetExecutionContext) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    manager: EngineInputManager = getattr(context.resources, ENGINE_INPUTS)
+    problem: PredictionProblem = getattr(context.resources, PROBLEM)
+    engine, large = manager.engine, problem.large_purchase_threshold
+    inputs = state_inputs(manager, drop_order(context.instance), large)
+    frame, as_of = engine.state_features([inputs.totals], inputs.window_files, inputs.customer_files, large)
     with_history = int((frame["n_transactions"] > 0).sum())
     output = dg.Output(
         frame,
@@ -42,6 +47,8 @@ def customer_features(
             "customers": len(frame),
             "customers_with_history": with_history,
             "engine": engine.name,
+            "drops": inputs.drops,
+            "drops_read_for_windows": len(inputs.window_files),
         },
     )
     check = checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)

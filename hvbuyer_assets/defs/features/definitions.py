@@ -1,15 +1,16 @@
-"""The features domain: point-in-time customer features as of T and the temporal training set."""
+"""The features domain: the per-drop customer state and its running total, point-in-time customer features as of T
+and the temporal training set."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from hvbuyer_assets.defs.features import assets
+from hvbuyer_assets.defs.features import assets, state
 from hvbuyer_assets.defs.features.inputs import ENGINE_INPUTS, EngineInputManager
 from hvbuyer_assets.defs.freshness import with_freshness
 from hvbuyer_assets.settings import Settings
 
-ASSETS = with_freshness(dg.load_assets_from_modules([assets]))
+ASSETS = with_freshness(dg.load_assets_from_modules([state, assets]))
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
