@@ -96,8 +96,16 @@ bench-serve: install
 	$(PY) scripts/bench_serve.py
 	$(PY) scripts/bench_serve_scale.py $(BENCH_SERVE_ARGS)
 
-bench-drift: install
+# Evidently 0.7.23 for the comparison in `make bench-drift` (same frames, through a subprocess) lives in its own
+# venv, so its dependency tree never moves our pins; it needs pandas < 3 (it imports a helper pandas 3 removed).
+EVIDENTLY_VENV ?= .venv-evidently
+$(EVIDENTLY_VENV)/bin/python:
+	$(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "evidently==0.7.23" "pandas<3" pyarrow
+
+bench-drift: install $(EVIDENTLY_VENV)/bin/python
 	$(PY) scripts/bench_drift.py
+	$(PY) scripts/drift_sensitivity.py --evidently-python $(EVIDENTLY_VENV)/bin/python
 
 # customer_features and training_set on the embedded engine and on Spark local[2] (docs/engines.md); reuses the
 # clean data of `make bench-pipeline`. BENCH_ARGS="--customers 200000" for a quick run.

@@ -5,6 +5,7 @@ No Dagster import: the serving package resolves and loads the champion through t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +24,12 @@ log = logging.getLogger("hvbuyer.registry")
 
 MODEL_NAME = "hvbuyer"
 EXPERIMENT_NAME = "hvbuyer"
+# MLflow's experiment-kind tag: a model-training experiment, not a GenAI one (the value MLflow's own
+# experiment-kind selector writes). MLflow 3.17's UI lays its experiment page out by the global "GenAI | Model
+# training" switch, whose URL form is ``WORKFLOW_QUERY``: the links we print carry it.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+WORKFLOW_QUERY = "workflowType=machine_learning"
 CHAMPION_ALIAS = "champion"
 # What the registry answers for a missing model (RESOURCE_DOES_NOT_EXIST) or alias (INVALID_PARAMETER_VALUE).
 NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
@@ -33,6 +40,12 @@ ONNX_DIFF_TAG = "hvbuyer.onnx_max_abs_diff"
 DATA_AS_OF_TAG = "hvbuyer.data_as_of"
 HOLDOUT_CUTOFF_TAG = "hvbuyer.holdout_cutoff"
 HOLDOUT_ROC_AUC_TAG = "hvbuyer.holdout_roc_auc"
+# The comparison that decided a version's promotion (``champion_model``): on the candidate's hold-out, the
+# candidate's and the then champion's ROC-AUC, and which version that champion was ("none" for the first).
+COMPARED_WITH_TAG = "hvbuyer.promotion.compared_with"
+CANDIDATE_AUC_TAG = "hvbuyer.promotion.candidate_roc_auc"
+PREVIOUS_AUC_TAG = "hvbuyer.promotion.previous_roc_auc"
+PROMOTION_TAG = "hvbuyer.promotion"
 ONNX_ARTIFACT_PATH = "onnx/model.onnx"
 
 
@@ -50,16 +63,28 @@ def client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def ensure_experiment(tracking_uri: str, artifact_location: str) -> None:
+def ensure_experiment(tracking_uri: str, artifact_location: str) -> str:
     """Create the ``hvbuyer`` experiment with its artifacts under the data dir (MLflow's default would be a
-    folder relative to whatever directory the process happens to run in)."""
+    folder relative to whatever directory the process happens to run in), tagged as a model-training experiment;
+    its id."""
     mlflow_client = client(tracking_uri)
-    if mlflow_client.get_experiment_by_name(EXPERIMENT_NAME) is None:
-        try:
-            mlflow_client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_location)
-        except MlflowException:  # created concurrently by another process
-            if mlflow_client.get_experiment_by_name(EXPERIMENT_NAME) is None:
-                raise
+    experiment = mlflow_client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        with contextlib.suppress(MlflowException):  # created concurrently by another process
+            mlflow_client.create_experiment(
+                EXPERIMENT_NAME, artifact_location=artifact_location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
+        experiment = mlflow_client.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is None:
+            raise MlflowException(f"experiment {EXPERIMENT_NAME!r} could not be created at {tracking_uri}")
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment made by an older version
+        mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return str(experiment.experiment_id)
+
+
+def experiment_url(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI page of the experiment's training runs (the runs table)."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{WORKFLOW_QUERY}"
 
 
 def trusted_types(model: Any) -> list[str]:
@@ -187,6 +212,27 @@ def version_details(mlflow_client: MlflowClient, version: ModelVersion) -> dict[
             if key.startswith("holdout_")
         }
     return details
+
+
+def _float_tag(tags: dict[str, str], key: str) -> float | None:
+    try:
+        return float(tags[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def promotion_record(tags: dict[str, str]) -> dict[str, Any]:
+    """What a version's tags say about it: its hold-out ROC-AUC at registration, and the same-hold-out comparison
+    that promoted it (against which version, both ROC-AUCs, the decision); None where a tag is absent."""
+    compared = tags.get(COMPARED_WITH_TAG)
+    decision = tags.get(PROMOTION_TAG)
+    return {
+        "roc_auc_at_registration": _float_tag(tags, HOLDOUT_ROC_AUC_TAG),
+        "compared_with": None if compared in (None, "none") else compared,
+        "candidate_roc_auc_same_holdout": _float_tag(tags, CANDIDATE_AUC_TAG),
+        "previous_roc_auc_same_holdout": _float_tag(tags, PREVIOUS_AUC_TAG),
+        "decision": decision,
+    }
 
 
 def notify_reload(api_url: str, token: str, timeout: float = 2.0) -> bool:

@@ -127,7 +127,14 @@ class ModelInfo(BaseModel):
     trained_at: str | None = None
     data_as_of: str | None = None
     holdout_cutoff: str | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="the version's hold-out metrics at its registration (its own hold-out)"
+    )
+    promotion: dict[str, Any] = Field(
+        default_factory=dict,
+        description="roc_auc_at_registration; the same-hold-out comparison that promoted it: compared_with (the "
+        "champion it replaced), candidate_roc_auc_same_holdout, previous_roc_auc_same_holdout; decision",
+    )
     onnx_max_abs_diff: str | None = None
     feature_schema: dict[str, Any] = Field(default_factory=dict)
     loaded_at: str | None = None

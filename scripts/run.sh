@@ -115,6 +115,11 @@ if [[ "$MLFLOW_TRACKING_URI" != http* ]]; then
   python -c 'import sys, mlflow; mlflow.MlflowClient(sys.argv[1], sys.argv[1]).search_registered_models(max_results=1)' \
     "$MLFLOW_TRACKING_URI" 2>/dev/null || die "cannot open the MLflow registry at $MLFLOW_TRACKING_URI"
 fi
+# The experiment's page on its training runs (MLflow's UI opens an experiment as a GenAI dashboard otherwise).
+experiment_runs="$(python -c 'import sys; from hvbuyer_assets import registry as r
+print(r.experiment_url(sys.argv[1], r.ensure_experiment(sys.argv[2], sys.argv[3])))' \
+  "http://$HOST:$MLFLOW_PORT" "$MLFLOW_TRACKING_URI" "$HVBUYER_DATA_DIR/mlartifacts" 2>/dev/null)" ||
+  experiment_runs="(experiment not readable at $MLFLOW_TRACKING_URI)"
 
 # A fresh admin token per session, shared by the API (enables POST /admin/reload) and the runs dagster dev launches
 # (champion_model asks the API to reload right after a promotion); the API also polls the alias every
@@ -160,6 +165,7 @@ while ((${#answered[@]} < ${#pids[@]})); do
   done
   sleep 0.5
 done
+echo "   MLflow experiment hvbuyer, its training runs: $experiment_runs"
 echo "== ready: Dagster UI ${urls[0]}   API ${urls[1]}   MLflow UI ${urls[2]}   (Ctrl-C stops all three)"
 
 wait -n "${pids[@]}"

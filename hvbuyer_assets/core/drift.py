@@ -314,15 +314,20 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
+NOT_JUDGED = "not judged"
+
+
 def _judge(
     out: dict[str, Any], thresholds: DriftThresholds, effect: bool, test: str, judged: bool, minimum: float
 ) -> None:
     value = out["psi"]
     if value is None:
-        out["drifted"], out["reason"] = False, "not judged: a side has no rows"
+        out["drifted"], out["reason"], out["flagged_by"] = False, "not judged: a side has no rows", NOT_JUDGED
         return
     by_psi = value >= thresholds.psi
     out["drifted"] = bool(by_psi or effect)
+    test_name = test.split(" ", 1)[0]  # "KS" or "JS"
+    out["flagged_by"] = "+".join([*(["PSI"] if by_psi else []), *([test_name] if effect else [])])
     if by_psi:
         out["reason"] = f"PSI {_fmt(value)} >= {thresholds.psi:g}"
     elif effect:
@@ -384,7 +389,8 @@ def drift_report(
 
     Returns a JSON-serialisable dict (plain floats/str/bool/None): ``verdict`` ("drift" | "no_drift" |
     "insufficient_data"), ``drift``, ``reason``, ``drifted_features``, ``drifted_share``, ``rows``,
-    ``thresholds``, ``features`` (one dict per feature: statistics, ``threshold``, ``drifted``, ``reason``)
+    ``thresholds``, ``features`` (one dict per feature: statistics, ``threshold``, ``drifted``, ``flagged_by``:
+    the tests that flagged it, ``PSI`` / ``KS`` / ``JS`` joined by ``+``, empty when none did, and ``reason``)
     and ``prediction`` (the score as a numeric feature, or None without scores on both sides).
     Raises ValueError naming a requested column that a frame lacks. Features are computed in threads.
     """
@@ -416,7 +422,7 @@ def drift_report(
     n_ref, n_cur = len(reference), len(current)
     if not _rows_ok(n_ref, n_cur, thresholds):
         for item in [*results, *([prediction] if prediction else [])]:
-            item["drifted"] = False
+            item["drifted"], item["flagged_by"] = False, NOT_JUDGED
             item["reason"] = f"not judged: fewer than {thresholds.min_rows} rows"
     verdict, reason, drifted, share = _verdict(results, prediction, n_ref, n_cur, thresholds)
     return {
@@ -445,6 +451,7 @@ TABLE_COLUMNS = (
     "missing_share_current",
     "threshold",
     "drifted",
+    "flagged_by",
     "reason",
 )
 

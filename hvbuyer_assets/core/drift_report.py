@@ -52,14 +52,17 @@ def reference_frame(training_set: pd.DataFrame, fitted: Pipeline) -> pd.DataFram
 def reference_info(
     training_set: pd.DataFrame, version: str, horizon_days: int, fingerprint: str | None, created_at: pd.Timestamp
 ) -> dict[str, Any]:
-    """The reference sidecar: rows, train cutoffs, hold-out cutoff and the data as-of (the end of the hold-out's
-    label window, cutoff + H: the model has seen data up to there)."""
+    """The reference sidecar: rows, train cutoffs, the reference rows' as-of (their latest cutoff: the features
+    the snapshot holds are as of then), hold-out cutoff and the data as-of (the end of the hold-out's label
+    window, cutoff + H: the model has seen data up to there)."""
     train = training_set[training_set["split"] == "train"]
     holdout_cutoff = pd.Timestamp(training_set.loc[training_set["split"] == "holdout", "cutoff"].max())
+    cutoffs = sorted(pd.Timestamp(c).isoformat() for c in train["cutoff"].unique())
     return {
         "version": version,
         "rows": len(train),
-        "train_cutoffs": sorted(pd.Timestamp(c).isoformat() for c in train["cutoff"].unique()),
+        "train_cutoffs": cutoffs,
+        "reference_as_of": cutoffs[-1] if cutoffs else None,
         "holdout_cutoff": holdout_cutoff.isoformat(),
         "data_as_of": labels.label_window(holdout_cutoff, horizon_days)[1].isoformat(),
         "training_fingerprint": fingerprint,
@@ -122,7 +125,9 @@ def assemble(
     """The stored drift report of the latest scored features against the champion's reference.
 
     ``reference`` / ``reference_info`` are the champion's snapshot and sidecar, both None when it has none
-    (verdict ``no_reference``). ``model_age_days`` = current as-of - the reference's data as-of, in days.
+    (verdict ``no_reference``). ``reference_as_of`` is the reference rows' as-of (their latest train cutoff);
+    ``model_data_as_of`` the end of the data the champion was trained on (its hold-out's label window), and
+    ``model_age_days`` = current as-of - ``model_data_as_of``, in days: 0 right after a retrain on today's data.
     """
     if (reference is None) != (reference_info is None):
         raise ValueError("the reference snapshot and its sidecar come together (both given or both None)")
@@ -135,12 +140,14 @@ def assemble(
     age = None
     if info:
         age = (pd.Timestamp(data_as_of) - pd.Timestamp(info["data_as_of"])) / pd.Timedelta(days=1)
+    cutoffs = info.get("train_cutoffs") or [None]  # sidecars written before `reference_as_of` existed
     return {
         "champion_version": champion_version,
         "data_as_of": data_as_of,
         "data_fingerprint": fingerprint,
         "generated_at": generated_at.isoformat(),
-        "reference_as_of": info.get("data_as_of"),
+        "reference_as_of": info.get("reference_as_of", max(c for c in cutoffs if c) if any(cutoffs) else None),
+        "model_data_as_of": info.get("data_as_of"),
         "reference_rows": info.get("rows"),
         "model_age_days": age,
         **report,
@@ -155,32 +162,38 @@ def summary(report: Mapping[str, Any]) -> dict[str, Any]:
         "champion_version": report["champion_version"],
         "data_as_of": report["data_as_of"],
         "reference_as_of": report["reference_as_of"] or "",
+        "model_data_as_of": report.get("model_data_as_of") or "",
         "data_fingerprint": report["data_fingerprint"],
         "drifted_features": list(report.get("drifted_features", [])),
     }
     if report["model_age_days"] is not None:
         out["model_age_days"] = float(report["model_age_days"])
+    if report.get("features"):
+        out["drifted_share"] = float(report.get("drifted_share", 0.0))
     return out
 
 
-NOT_VOTING = "reported, does not vote: grows with time by construction"
-SCORE_ROLE = "reported, does not vote: the model's score"
+# The role of a row of the table, as a short code (the plot's legend and DISPLAY_COLUMNS say what each means).
+NOT_VOTING = "time-indexed"
+SCORE_ROLE = "score"
 VOTING = "votes"
 
-# The drift table as the UI shows it: its columns and what each one means.
+# The drift table as the UI shows it: short values, one line per feature at 1600 px; the full reason of each
+# feature is in the stored report (``monitoring/drift_report.json``) and in the ``reasons`` metadata.
 DISPLAY_COLUMNS: dict[str, str] = {
     "feature": "Model input (or `score`, the model's output).",
-    "votes": "Counts towards the dataset verdict. Time-indexed features and the score are reported only.",
-    "role": "Why a row votes or not.",
+    "role": "`votes`: counts towards the dataset verdict; `time-indexed`: grows with time by construction, "
+    "reported only; `score`: the model's output, reported only.",
     "psi": "Population stability index, reference (champion's train rows) vs current features.",
     "drifted": "The feature's own rule: PSI >= the PSI threshold, or a significant test with a KS / JS effect "
     "of at least the minimum.",
+    "flagged_by": "Which rule flagged it: PSI, KS (numeric) or JS (categorical, with the chi-square test); "
+    "the full reason is in the `reasons` entry.",
     "counted": "Drifted and votes: counted in the verdict's share of drifted features.",
-    "reason": "What decided `drifted`.",
     "ks_statistic": "Kolmogorov-Smirnov statistic (numeric features).",
-    "ks_pvalue": "Its p-value.",
+    "ks_pvalue": "Its p-value, as computed (3 significant digits).",
     "js_distance": "Jensen-Shannon distance (categorical features).",
-    "chi2_pvalue": "Chi-square test p-value (categorical features).",
+    "chi2_pvalue": "Chi-square test p-value (categorical features), as computed.",
     "missing_share_reference": "Share of missing values in the reference.",
     "missing_share_current": "Share of missing values now.",
 }
@@ -199,7 +212,13 @@ def display(report: Mapping[str, Any]) -> tuple[dict[str, Any], pd.DataFrame] | 
     table.insert(2, "role", [VOTING if v else NOT_VOTING for v in votes])
     table.loc[table["feature"] == SCORE, "role"] = SCORE_ROLE
     table["counted"] = table["drifted"] & table["votes"]
-    return shown, table[list(DISPLAY_COLUMNS)]
+    table["flagged_by"] = table["flagged_by"].fillna("").astype(str)
+    return shown, table[[*DISPLAY_COLUMNS, "votes", "reason"]]
+
+
+def reasons(table: pd.DataFrame) -> dict[str, str]:
+    """Each row's full reason, by feature (the table shows only ``flagged_by``)."""
+    return dict(zip(table["feature"].astype(str), table["reason"].astype(str), strict=True))
 
 
 def headline(report: Mapping[str, Any]) -> str:
@@ -220,9 +239,23 @@ def headline(report: Mapping[str, Any]) -> str:
     return line
 
 
+def _bar_label(value: float, flagged_by: str) -> str:
+    """A bar's label: its PSI and, for a drifted row, the rule that flagged it."""
+    return f"{value:.3f}" + (f"  flagged by {flagged_by}" if flagged_by and flagged_by != drift.NOT_JUDGED else "")
+
+
 def plot(report: Mapping[str, Any], table: pd.DataFrame) -> bytes:
-    """PNG bytes: PSI per row of the ``display`` table. Voting features red (drifted) or blue, the non-voting
-    ones grey and labelled why, the threshold lines that decided; the title is the ``headline``."""
+    """PNG bytes of the ``figure``."""
+    buffer = io.BytesIO()
+    figure(report, table).savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def figure(report: Mapping[str, Any], table: pd.DataFrame) -> Any:
+    """A matplotlib Figure: PSI per row of the ``display`` table, in two panels with their own x-axes so that a large
+    non-voting PSI cannot squeeze the voting bars: the voting features (red drifted, blue not) above, the
+    non-voting ones (grey) below. Each drifted bar names the rule that flagged it (PSI, KS, JS); the threshold
+    lines that decide are drawn in both; the title is the ``headline``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,50 +265,58 @@ def plot(report: Mapping[str, Any], table: pd.DataFrame) -> bytes:
 
     thresholds = report.get("thresholds") or {}
     psi, major = float(thresholds.get("psi", 0.2)), float(thresholds.get("major_psi", 0.25))
-    values = table["psi"].astype("float64").fillna(0.0).to_numpy()
-    colours = [
-        ("#c0392b" if d else "#2e86c1") if v else ("#8c8c8c" if d else "#d0d0d0")
-        for d, v in zip(table["drifted"], table["votes"], strict=True)
-    ]
-    fig = Figure(figsize=(9, 0.34 * max(len(table), 4) + 2.2), dpi=100)
-    ax = fig.subplots()
-    positions = list(range(len(table)))
-    ax.barh(positions, values, color=colours)
-    for y, value in zip(positions, values, strict=True):
-        ax.annotate(f"{value:.3f}", (value, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
-    labels = [f if v else f"{f} (does not vote)" for f, v in zip(table["feature"], table["votes"], strict=True)]
-    ax.set_yticks(positions, labels)
-    for tick, votes in zip(ax.get_yticklabels(), table["votes"], strict=True):
-        tick.set_color("black" if votes else "#808080")
-    ax.invert_yaxis()
-    n_voting = int(table["votes"].sum())
-    if 0 < n_voting < len(table):
-        ax.axhline(n_voting - 0.5, color="#808080", linewidth=0.8)
-    ax.axvline(psi, color="black", linestyle="--", linewidth=1)
-    ax.axvline(major, color="#c0392b", linestyle=":", linewidth=1.2)
-    ax.legend(
+    votes = table["votes"].astype(bool).to_numpy()
+    panels = [part for part in (table[votes], table[~votes]) if len(part)]
+    fig = Figure(figsize=(10, 0.34 * max(len(table), 4) + 1.2 * len(panels) + 1.6), dpi=100)
+    axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=[max(len(p), 1) for p in panels])[:, 0]
+    for ax, part in zip(axes, panels, strict=True):
+        voting = bool(part["votes"].iloc[0])
+        values = part["psi"].astype("float64").fillna(0.0).to_numpy()
+        flagged = part["flagged_by"].fillna("").astype(str).to_numpy()
+        drifted = part["drifted"].astype(bool).to_numpy()
+        colours = [("#c0392b" if d else "#2e86c1") if voting else ("#8c8c8c" if d else "#d0d0d0") for d in drifted]
+        positions = list(range(len(part)))
+        ax.barh(positions, values, color=colours)
+        for y, value, by in zip(positions, values, flagged, strict=True):
+            ax.annotate(
+                _bar_label(value, by), (value, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7
+            )
+        ax.set_yticks(positions, list(part["feature"]))
+        for tick in ax.get_yticklabels():
+            tick.set_color("black" if voting else "#808080")
+        ax.invert_yaxis()
+        ax.axvline(psi, color="black", linestyle="--", linewidth=1)
+        ax.axvline(major, color="#c0392b", linestyle=":", linewidth=1.2)
+        ax.set_xlim(0, max(float(values.max(initial=0.0)), major) * 1.45)  # room for the labels
+        ax.set_title(
+            "voting features: these decide the verdict"
+            if voting
+            else "reported, do not vote (time-indexed features, the score): own x-axis",
+            fontsize="small",
+            loc="left",
+            color="black" if voting else "#606060",
+        )
+    share = float(thresholds.get("drifted_share", 0.5))
+    axes[-1].set_xlabel(
+        f"PSI, champion's train rows vs current features; the dataset also drifts when >= {share:.0%} of the "
+        "voting features drift",
+        fontsize="small",
+    )
+    axes[-1].legend(
         handles=[
             Patch(color="#c0392b", label="votes, drifted"),
             Patch(color="#2e86c1", label="votes, not drifted"),
             Patch(color="#8c8c8c", label="does not vote, drifted"),
             Patch(color="#d0d0d0", label="does not vote, not drifted"),
-            Line2D([], [], color="black", linestyle="--", label=f"a feature drifts at PSI >= {psi:g}"),
+            Line2D([], [], color="black", linestyle="--", label=f"a feature drifts at PSI >= {psi:g} (or KS / JS)"),
             Line2D([], [], color="#c0392b", linestyle=":", label=f"dataset drifts: a voting feature PSI >= {major:g}"),
         ],
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.09),
+        bbox_to_anchor=(0.5, -0.35 if len(panels) > 1 else -0.12),
         ncol=2,
         fontsize="small",
-        title="Grey rows are reported, do not vote: time-indexed features grow with time by construction",
+        title="flagged by: the rule that marked the bar drifted (PSI, KS test + effect, JS distance + chi-square)",
         title_fontsize="small",
     )
-    share = float(thresholds.get("drifted_share", 0.5))
-    ax.set_xlabel(
-        f"PSI, champion's train rows vs current features; the dataset also drifts when >= {share:.0%} of the "
-        "voting features drift",
-        fontsize="small",
-    )
-    ax.set_title(textwrap.fill(headline(report), 90), fontsize="medium")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue()
+    fig.suptitle(textwrap.fill(headline(report), 90), fontsize="medium")
+    return fig

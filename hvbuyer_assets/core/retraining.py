@@ -1,7 +1,8 @@
 """The retraining policy as a pure function: facts about the loop -> retrain (with why) or skip (with why).
 
 Triggers (any one): the latest drift report's verdict is ``drift``; the champion's realised performance on
-matured scores dropped (``core.performance.compare``); the champion is older than ``max_model_age_days`` in
+matured scores dropped (``core.performance.compare``); its estimated performance on the latest scoring dropped
+(``core.estimation.judge``, before labels mature); the champion is older than ``max_model_age_days`` in
 DATA time (current as-of T minus the as-of of the data it was trained on).
 
 Guards (all must pass): nothing of the pipeline is queued or running; the drift report describes the current
@@ -50,6 +51,8 @@ class Facts:
     data_fingerprint: str | None = None
     performance_degraded: bool = False
     performance_reason: str = "no matured scores yet"
+    estimate_degraded: bool = False
+    estimate_reason: str = "no estimate yet"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,12 @@ class Cursor:
         """The cursor once a retrain on ``fingerprint`` has been requested at ``now``."""
         kept = tuple(f for f in self.retrained if f != fingerprint)[-(MAX_REMEMBERED - 1) :]
         return Cursor(now, (*kept, fingerprint))
+
+    def merge(self, other: Cursor) -> Cursor:
+        """Both memories in one: the later request time, every fingerprint (this cursor's order first)."""
+        times = [t for t in (self.last_requested_at, other.last_requested_at) if t is not None]
+        fingerprints = dict.fromkeys([*self.retrained, *other.retrained])
+        return Cursor(max(times) if times else None, tuple(fingerprints)[-MAX_REMEMBERED:])
 
     def dump(self) -> str:
         """As the JSON the sensor stores."""
@@ -124,6 +133,8 @@ def decide(facts: Facts, cursor: Cursor, policy: Policy = Policy()) -> Decision:
         triggers.append(f"data drift ({facts.drift_reason})")
     if facts.performance_degraded:
         triggers.append(f"performance drop ({facts.performance_reason})")
+    if facts.estimate_degraded:
+        triggers.append(f"estimated performance drop ({facts.estimate_reason})")
     if age is not None and age > policy.max_model_age_days:
         triggers.append(f"model age {age:.0f} d of data > {policy.max_model_age_days:g} d")
     if not triggers:
@@ -131,7 +142,8 @@ def decide(facts: Facts, cursor: Cursor, policy: Policy = Policy()) -> Decision:
         return Decision(
             False,
             f"no trigger: drift verdict {facts.drift_verdict} ({facts.drift_reason}); performance: "
-            f"{facts.performance_reason}; model age {age_text} of data <= {policy.max_model_age_days:g} d",
+            f"{facts.performance_reason}; model age {age_text} of data <= {policy.max_model_age_days:g} d; "
+            f"estimate: {facts.estimate_reason}",
         )
     summary = "; ".join(triggers)
     if facts.data_fingerprint in cursor.retrained:

@@ -5,6 +5,9 @@ Sensors request these jobs; ``make run`` / ``dagster asset materialize --select 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
 # A new drop: re-read raw storage, clean, the drop's customer state and the running total, today's features,
@@ -26,8 +29,19 @@ RETRAIN_SELECTION = dg.AssetSelection.assets("training_set") | dg.AssetSelection
 
 # Every run's console shows INFO and above (the assets' own lines: promotion, drift verdict...), not Dagster's
 # DEBUG step events: `make run`'s terminal stays readable; every event is still stored and shown in the UI.
-# A default of the jobs' run config, so a sensor's or the launchpad's config merges with it.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# It is the jobs' default run config, which a run config given with a run (a sensor's RunRequest, the launchpad)
+# replaces as a whole: the sensors therefore send `with_quiet_console(their config)`.
+QUIET_CONSOLE: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def with_quiet_console(run_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``run_config`` plus the console level of ``QUIET_CONSOLE`` (a level ``run_config`` sets is kept)."""
+    merged = dict(run_config or {})
+    loggers = dict(merged.get("loggers") or {})
+    loggers.setdefault("console", QUIET_CONSOLE["loggers"]["console"])
+    merged["loggers"] = loggers
+    return merged
+
 
 full_build_job = dg.define_asset_job(
     "full_build",

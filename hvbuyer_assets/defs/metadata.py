@@ -76,7 +76,7 @@ def _cell(value: Any) -> Any:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):  # NaN, NaT, pd.NA
         return None
     if isinstance(value, float):
-        return round(value, DECIMALS)
+        return rounded(value)  # 4.3e-68 stays 4.3e-68, not 0
     if isinstance(value, bool | int | str):
         return value
     if hasattr(value, "item"):  # numpy scalars
@@ -85,7 +85,7 @@ def _cell(value: Any) -> Any:
 
 
 def table_metadata(frame: pd.DataFrame, descriptions: Mapping[str, str] | None = None) -> dg.MetadataValue:
-    """A small frame as a Dagster table (schema with types and descriptions, floats rounded to 4 decimals)."""
+    """A small frame as a Dagster table (schema with types and descriptions, floats ``rounded``)."""
     schema = column_schema(frame.reset_index(drop=True), descriptions)
     records = [
         dg.TableRecord({str(k): _cell(v) for k, v in row.items()})

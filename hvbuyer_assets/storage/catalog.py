@@ -106,7 +106,13 @@ def _declared() -> dict[str, StoredAsset]:
         "features": ("customer_totals", "customer_features", "training_set"),
         "models": ("trained_model", "model_evaluation", "registered_model", "champion_model"),
         "scores": ("customer_scores", "segment_summary"),
-        "monitoring": ("drift_reference", "drift_report", "score_history", "model_performance"),
+        "monitoring": (
+            "drift_reference",
+            "drift_report",
+            "score_history",
+            "model_performance",
+            "estimated_performance",
+        ),
     }
     entries += [StoredAsset(name, layer) for layer, names in whole.items() for name in names]
     return {entry.name: entry for entry in entries}

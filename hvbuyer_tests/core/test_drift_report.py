@@ -9,7 +9,8 @@ import pytest
 from hvbuyer_assets.core import drift, drift_report, features, model
 
 AS_OF = pd.Timestamp("2026-09-28", tz="UTC")
-REFERENCE_AS_OF = "2026-06-30T00:00:00+00:00"
+MODEL_DATA_AS_OF = "2026-06-30T00:00:00+00:00"  # the end of the champion's hold-out label window
+REFERENCE_AS_OF = "2026-01-01T00:00:00+00:00"  # its train rows' latest cutoff: features as of then
 
 
 def _frame(n: int, seed: int, **shift: float) -> pd.DataFrame:
@@ -40,7 +41,11 @@ def _assemble(n_ref: int = 1000, n_cur: int = 1000, **shift: float) -> dict:
         customer_features=customer_features,
         customer_scores=scores,
         reference=_frame(n_ref, seed=1),
-        reference_info={"data_as_of": REFERENCE_AS_OF, "rows": n_ref},
+        reference_info={
+            "data_as_of": MODEL_DATA_AS_OF,
+            "rows": n_ref,
+            "train_cutoffs": ["2025-12-02T00:00:00+00:00", REFERENCE_AS_OF],
+        },
         thresholds=drift.DriftThresholds(),
         fingerprint="f" * 16,
         generated_at=pd.Timestamp("2026-11-30", tz="UTC"),
@@ -80,9 +85,13 @@ def test_too_few_rows_give_insufficient_data_never_drift() -> None:
 
 
 def test_the_assembled_report_carries_the_reference_and_model_age() -> None:
+    """``reference_as_of`` is the reference rows' as-of (latest train cutoff, a sidecar without the key too), not
+    the end of the champion's training data, which ``model_data_as_of`` and ``model_age_days`` are about."""
     report = _assemble()
     assert report["champion_version"] == "3" and report["data_fingerprint"] == "f" * 16
     assert report["data_as_of"] == AS_OF.isoformat() and report["reference_as_of"] == REFERENCE_AS_OF
+    assert report["model_data_as_of"] == MODEL_DATA_AS_OF
+    assert report["drifted_share"] == 0.0
     assert report["reference_rows"] == 1000 and report["model_age_days"] == pytest.approx(90.0)
     assert report["generated_at"] == "2026-11-30T00:00:00+00:00"
     summary = drift_report.summary(report)
@@ -93,9 +102,11 @@ def test_the_assembled_report_carries_the_reference_and_model_age() -> None:
         "champion_version",
         "data_as_of",
         "reference_as_of",
+        "model_data_as_of",
         "data_fingerprint",
         "drifted_features",
         "model_age_days",
+        "drifted_share",
     ]
 
 
@@ -103,7 +114,7 @@ def test_display_lists_voting_features_first_then_the_reported_ones_and_the_scor
     report = _assemble()
     shown, table = drift_report.display(report)
     voting = len(report["features"])
-    assert list(table.columns[:2]) == ["feature", "votes"]
+    assert list(table.columns[:2]) == ["feature", "role"]
     assert table["votes"].tolist() == [True] * voting + [False] * (len(report["time_indexed_features"]) + 1)
     assert table["feature"].iloc[-1] == drift.SCORE
     assert len(shown["features"]) == voting + len(report["time_indexed_features"])
@@ -176,6 +187,7 @@ def test_reference_snapshot_is_the_train_rows_and_their_scores() -> None:
         "version": "2",
         "rows": 300,
         "train_cutoffs": ["2026-03-02T00:00:00+00:00", "2026-04-01T00:00:00+00:00"],
+        "reference_as_of": "2026-04-01T00:00:00+00:00",
         "holdout_cutoff": "2026-06-30T00:00:00+00:00",
         "data_as_of": "2026-09-28T00:00:00+00:00",
         "training_fingerprint": "fp",

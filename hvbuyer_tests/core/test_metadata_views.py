@@ -15,7 +15,16 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _feature(name: str, psi: float, drifted: bool, **extra: object) -> dict:
-    return {"feature": name, "kind": "numeric", "psi": psi, "drifted": drifted, "reason": "r", **extra}
+    flagged = "PSI" if drifted else ""
+    return {
+        "feature": name,
+        "kind": "numeric",
+        "psi": psi,
+        "drifted": drifted,
+        "reason": "r",
+        "flagged_by": flagged,
+        **extra,
+    }
 
 
 def _report(verdict: str = "no_drift") -> dict:
@@ -47,7 +56,7 @@ def test_the_headline_counts_voting_features_and_names_the_grey_ones() -> None:
 def test_the_display_table_marks_who_votes_and_what_counts() -> None:
     report = _report()
     _, table = drift_report.display(report)
-    assert list(table.columns) == list(drift_report.DISPLAY_COLUMNS)
+    assert list(table.columns) == [*drift_report.DISPLAY_COLUMNS, "votes", "reason"]
     assert table["votes"].tolist() == [True, True, False, False, False]
     assert table["role"].tolist() == [drift_report.VOTING] * 2 + [drift_report.NOT_VOTING] * 2 + [
         drift_report.SCORE_ROLE
@@ -55,6 +64,21 @@ def test_the_display_table_marks_who_votes_and_what_counts() -> None:
     assert table["counted"].tolist() == [False, True, False, False, False]  # a grey row never counts
     png = drift_report.plot(report, table)
     assert png.startswith(PNG) and len(png) > 10_000
+
+
+def test_the_plot_names_the_flagging_test_and_scales_to_the_voting_features() -> None:
+    """A bar red at PSI 0.078 says KS flagged it; a non-voting PSI of 2.3 sits in its own panel and does not
+    set the voting panel's x-axis; the table keeps the short code, the full reason stays in ``reasons``."""
+    report = _report()
+    report["features"][0] = _feature("age", 0.078, True, flagged_by="KS", reason="KS 0.13 (p=4.3e-68) >= 0.1")
+    _, table = drift_report.display(report)
+    fig = drift_report.figure(report, table)
+    voting, others = fig.axes[:2]
+    labels = [text.get_text() for text in voting.texts]
+    assert labels == ["0.078  flagged by KS", "0.300  flagged by PSI"]
+    assert voting.get_xlim()[1] < 1.0 < others.get_xlim()[1]  # 2.3 (tenure_days) scales the grey panel only
+    assert [t.get_text() for t in voting.get_yticklabels()] == ["age", "spend_90d"]
+    assert table.loc[0, "flagged_by"] == "KS" and drift_report.reasons(table)["age"].startswith("KS 0.13 (p=4.3e-68)")
 
 
 def test_comparison_plots_take_several_models() -> None:

@@ -95,3 +95,15 @@ def test_cursor_round_trips_and_remembers_a_bounded_set_of_fingerprints() -> Non
 def test_policy_rejects_negative_knobs() -> None:
     with pytest.raises(ValueError, match="cooldown_hours"):
         retraining.Policy(cooldown_hours=-1)
+
+
+def test_merged_cursors_keep_the_later_request_and_every_fingerprint() -> None:
+    early, late = pd.Timestamp("2026-11-01", tz="UTC"), pd.Timestamp("2026-11-02", tz="UTC")
+    own = retraining.Cursor(early, ("a", "b"))
+    merged = own.merge(retraining.Cursor(late, ("b", "c")))
+    assert merged == retraining.Cursor(late, ("a", "b", "c"))
+    assert retraining.Cursor().merge(retraining.Cursor()) == retraining.Cursor()
+    assert own.merge(retraining.Cursor()).last_requested_at == early
+    # A fingerprint the other memory holds stops a request on that data, whichever sensor made it.
+    facts = _facts(drift_verdict="drift", drift_reason="x", data_fingerprint="c")
+    assert not retraining.decide(facts, own.merge(retraining.Cursor(None, ("c",))), POLICY).retrain

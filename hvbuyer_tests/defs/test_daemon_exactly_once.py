@@ -69,6 +69,11 @@ def test_the_real_daemon_requests_a_drop_exactly_once_across_a_restart(tmp_path:
         requested_at = len(_sensor_ticks(instance))
         deadline.wait(lambda: instance.get_run_by_id(run.run_id).is_finished, "the run to finish", log)
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS, log.read_text()[-3000:]
+        # The run's console (what `make run`'s terminal shows) is at the job's level: its INFO lines, no DEBUG.
+        run_lines = [line for line in log.read_text().splitlines() if f" - {run.run_id} - " in line]
+        assert any(" - INFO - " in line for line in run_lines), log.read_text()[-3000:]
+        debug = [line for line in run_lines if " - DEBUG - " in line]
+        assert debug == [], f"{len(debug)} DEBUG lines of the sensor-launched run, e.g. {debug[:3]}"
         during = _sensor_ticks(instance)[: len(_sensor_ticks(instance)) - requested_at]
         assert any("is in progress" in (t.skip_reason or "") for t in during), [t.skip_reason for t in during]
         count = len(_sensor_ticks(instance))

@@ -5,15 +5,17 @@ version, named after the Dagster job and run, carrying the problem definition, t
 
 from __future__ import annotations
 
+import json
 import re
 
 import dagster as dg
 import pytest
 
 from hvbuyer_assets import registry
-from hvbuyer_assets.core import drift_report
+from hvbuyer_assets.core import drift, drift_report
 from hvbuyer_assets.core.columns import COLUMN_DESCRIPTIONS
 from hvbuyer_assets.definitions import build_definitions
+from hvbuyer_assets.defs.metadata import rounded
 from hvbuyer_assets.defs.model.resources import run_name
 from hvbuyer_assets.settings import load_settings
 from hvbuyer_tests.pipeline import Workspace, check_results
@@ -144,21 +146,33 @@ def test_customer_scores_checks_are_non_blocking_and_pass(rebuilt: tuple[Workspa
 def test_drift_table_is_table_metadata_with_non_voting_rows_marked(
     rebuilt: tuple[Workspace, dg.ExecuteInProcessResult],
 ) -> None:
-    _, result = rebuilt
+    workspace, result = rebuilt
     meta = _metadata(result, "drift_report")
+    report = json.loads((workspace.root / "monitoring" / "drift_report.json").read_text())
     table = meta["features_table"]
     assert isinstance(table, dg.TableMetadataValue)
     columns = {c.name: c for c in table.schema.columns}
     assert list(columns) == list(drift_report.DISPLAY_COLUMNS)
     assert all(c.description for c in columns.values())
     rows = [r.data for r in table.records]
-    voting = [r for r in rows if r["votes"]]
-    others = [r for r in rows if not r["votes"]]
+    voting = [r for r in rows if r["role"] == drift_report.VOTING]
+    others = [r for r in rows if r["role"] != drift_report.VOTING]
     assert voting and others
     assert {r["role"] for r in others} == {drift_report.NOT_VOTING, drift_report.SCORE_ROLE}
     assert {r["role"] for r in voting} == {drift_report.VOTING}
     assert not any(r["counted"] for r in others)
-    assert all(r["psi"] is None or r["psi"] == round(r["psi"], 4) for r in rows)
+    assert all(r["psi"] is None or r["psi"] == rounded(r["psi"]) for r in rows)
+    # p-values as computed (3 significant digits below 1e-4), never rounded to 0; one short code per row.
+    stored = {f["feature"]: f for f in [*report["features"], *report["time_indexed_features"]]}
+    for row in rows:
+        computed = stored.get(row["feature"], {}).get("ks_pvalue")
+        if computed is not None:
+            assert row["ks_pvalue"] == pytest.approx(computed, rel=5e-3, abs=5e-5), row
+            assert (row["ks_pvalue"] == 0) == (computed == 0), row
+    judged = [r for r in rows if r["flagged_by"] != drift.NOT_JUDGED]
+    assert all(set(r["flagged_by"].split("+")) <= {"", "PSI", "KS", "JS"} for r in judged)
+    assert all(bool(r["flagged_by"]) == r["drifted"] for r in judged)
+    assert set(meta["reasons"].value) == {r["feature"] for r in rows}
     verdict = meta["verdict"].value
     headline = meta["headline"].value
     drifted = sum(r["drifted"] for r in voting)
@@ -185,7 +199,7 @@ def test_evaluation_compares_candidate_and_baselines_and_links_the_run(
     run_id = workspace.client().get_model_version(registry.MODEL_NAME, "1").run_id
     link = registered["mlflow_run_id"]
     assert isinstance(link, dg.UrlMetadataValue)
-    assert link.url.startswith(workspace.settings.mlflow_ui_url) and link.url.endswith(f"/runs/{run_id}")
+    assert link.url.startswith(workspace.settings.mlflow_ui_url) and f"/runs/{run_id}?" in link.url
 
 
 def test_a_rebuild_that_reuses_the_version_opens_no_run_and_tags_the_models_run(

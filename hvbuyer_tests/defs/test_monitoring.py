@@ -35,7 +35,17 @@ def test_full_build_writes_the_reference_and_the_first_archive(built: Workspace)
     assert reference["version"] == "1" and reference["rows"] > 1000
     assert reference["data_as_of"] > reference["holdout_cutoff"]
     report = _json(monitoring / "drift_report.json")
-    assert report["champion_version"] == "1" and report["reference_as_of"] == reference["data_as_of"]
+    assert report["champion_version"] == "1" and report["model_data_as_of"] == reference["data_as_of"]
+    # The reference rows are the train rows: as of their latest cutoff, two horizons before the model's data end.
+    assert report["reference_as_of"] == reference["reference_as_of"] == max(reference["train_cutoffs"])
+    assert report["reference_as_of"] < reference["holdout_cutoff"] < report["model_data_as_of"]
+    calibration = _json(monitoring / "calibration" / "v1.json")
+    assert 0.5 < calibration["holdout_roc_auc"] < 1 and len(calibration["scores"]) == len(calibration["rates"])
+    (estimate_file,) = (monitoring / "estimated_performance").glob("*_v1.json")
+    estimate = _json(estimate_file)
+    assert estimate["status"] == "estimated" and estimate["champion_version"] == "1"
+    assert 0.5 < estimate["roc_auc"] < 1 and 0 < estimate["expected_positives"] < estimate["rows"]
+    assert not estimate["degraded"], estimate["reason"]
     assert report["verdict"] == "no_drift", report["reason"]
     assert {f["feature"] for f in report["time_indexed_features"]} == set(TIME_INDEXED_FEATURES)
     assert all(not f["votes"] for f in report["time_indexed_features"])

@@ -36,6 +36,13 @@ def test_better_candidate_is_promoted_and_worse_one_kept(built: Workspace, tmp_p
     assert decision["decision"] == "promoted" and workspace.champion_version() == "2"
     assert decision["champion_metrics"]["roc_auc"] == weak_roc  # the old champion re-scored on today's hold-out
     assert decision["candidate_metrics"]["roc_auc"] > weak_roc
+    # v2's tags, champion_model's metadata and the API's /model say which comparison promoted it.
+    v2 = registry.promotion_record(workspace.client().get_model_version(registry.MODEL_NAME, "2").tags)
+    assert v2["compared_with"] == "1" and v2["decision"].startswith("promoted")
+    assert v2["previous_roc_auc_same_holdout"] == pytest.approx(weak_roc, abs=1e-6)
+    assert v2["candidate_roc_auc_same_holdout"] == pytest.approx(decision["candidate_metrics"]["roc_auc"], abs=1e-6)
+    assert v2["roc_auc_at_registration"] == pytest.approx(decision["candidate_metrics"]["roc_auc"], abs=1e-6)
+    assert decision["champion_promotion"] == v2
 
     # The weak model again: same fingerprint, so v1 is reused, and it stays out.
     assert workspace.materialize(WEAK, UP_TO_CHAMPION).success
@@ -45,3 +52,7 @@ def test_better_candidate_is_promoted_and_worse_one_kept(built: Workspace, tmp_p
     tag = workspace.client().get_model_version(registry.MODEL_NAME, "1").tags["hvbuyer.promotion"]
     assert tag.startswith("kept") and "does not beat" in tag
     assert len(workspace.client().search_model_versions(f"name = '{registry.MODEL_NAME}'")) == 2
+    # The kept candidate's decision does not rewrite which comparison promoted v1 (against no earlier champion).
+    v1 = registry.promotion_record(workspace.client().get_model_version(registry.MODEL_NAME, "1").tags)
+    assert v1["compared_with"] is None and v1["decision"].startswith("kept")
+    assert _decision(workspace)["champion_promotion"]["compared_with"] == "1"

@@ -16,7 +16,11 @@ import pytest
 
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.jobs import JOBS
-from hvbuyer_assets.defs.sensors.retraining import retraining_sensor
+from hvbuyer_assets.defs.sensors.retraining import (
+    requested_retrains,
+    retraining_after_pipeline_run,
+    retraining_sensor,
+)
 from hvbuyer_tests.pipeline import Workspace, execute_job, write_drop, write_sample
 
 pytestmark = pytest.mark.slow  # runs the graph (see the slow marker in pyproject.toml)
@@ -61,6 +65,20 @@ class Loop:
             self.cursor = result.cursor
         return result
 
+    def after_run(self, job: str) -> dg.RunRequest | dg.SkipReason:
+        """The run-status sensor on the newest successful run of ``job``, as the daemon calls it."""
+        (record,) = self.instance.get_run_records(dg.RunsFilter(job_name=job), limit=1)
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        (success,) = self.instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
+        context = dg.build_run_status_sensor_context(
+            sensor_name=retraining_after_pipeline_run.name,
+            dagster_instance=self.instance,
+            dagster_run=record.dagster_run,
+            dagster_event=success.get_dagster_event(),
+            resources={key: self.resources[key] for key in retraining_after_pipeline_run.required_resource_keys},
+        )
+        return retraining_after_pipeline_run(context)
+
     def skip(self) -> str:
         result = self.tick()
         assert not result.run_requests, [r.tags for r in result.run_requests]
@@ -102,11 +120,17 @@ def test_model_age_triggers_then_the_new_champion_has_no_matured_scores(modest_l
     performance = loop.stored("monitoring", "model_performance")
     assert performance["status"] == "evaluated" and not performance["degraded"], performance["reason"]
 
+    # The run-status sensor decides as soon as the ingest run succeeded: the request the next tick would make.
+    at_once = loop.after_run("ingest_drop")
+    assert isinstance(at_once, dg.RunRequest), at_once
     result = loop.tick()
     assert len(result.run_requests) == 1, result.skip_message
     request = result.run_requests[0]
     assert request.tags["hvbuyer/trigger"] == "model age 148 d of data > 120 d"
     assert request.run_key == f"retrain-{report['data_fingerprint']}"
+    ours = {key: value for key, value in request.tags.items() if not key.startswith("dagster/")}
+    assert (at_once.run_key, at_once.tags, at_once.run_config) == (request.run_key, ours, request.run_config)
+    assert requested_retrains(loop.instance).retrained == ()
 
     # The retrain promotes v2 and scores with it; v1's scores have matured, v2's not yet: the status the sensor
     # then reports.
@@ -120,6 +144,10 @@ def test_model_age_triggers_then_the_new_champion_has_no_matured_scores(modest_l
     reason = loop.skip()
     assert reason.startswith("no trigger: drift verdict no_drift"), reason
     assert "performance: no matured scores of champion v2 yet; model age 0 d of data <= 120 d" in reason
+    # Both sensors remember that retrain through the instance (its run carries the data fingerprint).
+    assert requested_retrains(loop.instance).retrained == (report["data_fingerprint"],)
+    after = loop.after_run("ingest_drop")
+    assert isinstance(after, dg.SkipReason) and "no trigger" in (after.skip_message or ""), after
 
 
 def test_a_concept_shift_fires_the_performance_trigger_alone(loop: Loop) -> None:
@@ -171,3 +199,19 @@ def test_a_champion_without_reference_ages_from_its_registry_tag(loop: Loop) -> 
     result = loop.tick()
     assert len(result.run_requests) == 1, result.skip_message
     assert result.run_requests[0].tags["hvbuyer/trigger"] == "model age 148 d of data > 120 d"
+
+
+def test_an_estimated_performance_drop_fires_its_trigger_through_the_sensors(loop: Loop) -> None:
+    # 90 days, no shift: v1's realised performance holds and it is 90 d old (<= 120). With no margin allowed,
+    # the estimate (a little under the hold-out's, as on any new population) is the one trigger.
+    write_drop(loop.workspace.raw, "2026-09-28", drop="calm", days=90)
+    loop.run("ingest_drop", {"ops": {"estimated_performance": {"config": {"max_auc_drop": 0.0}}}})
+    folder = loop.workspace.root / "monitoring" / "estimated_performance"
+    (stored,) = [e for e in map(json.loads, map(Path.read_text, folder.glob("*_v1.json"))) if e["as_of"] > "2026-09"]
+    assert stored["status"] == "estimated" and stored["degraded"], stored
+    assert stored["roc_auc"] < stored["holdout_roc_auc"]
+    at_once = loop.after_run("ingest_drop")
+    assert isinstance(at_once, dg.RunRequest), at_once
+    assert at_once.tags["hvbuyer/trigger"] == f"estimated performance drop ({stored['reason']})"
+    result = loop.tick()
+    assert [r.tags["hvbuyer/trigger"] for r in result.run_requests] == [at_once.tags["hvbuyer/trigger"]]

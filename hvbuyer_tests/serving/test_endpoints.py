@@ -127,6 +127,10 @@ def test_model_card_describes_the_served_champion(api: httpx.Client, built: Work
     assert card["data_as_of"] == version.tags[registry.DATA_AS_OF_TAG]
     assert card["metrics"]["roc_auc"] == pytest.approx(float(version.tags["hvbuyer.holdout_roc_auc"]), abs=1e-6)
     assert card["trained_at"] and card["holdout_cutoff"]
+    promotion = card["promotion"]  # the first champion: registered, promoted against no earlier version
+    assert promotion["roc_auc_at_registration"] == pytest.approx(card["metrics"]["roc_auc"], abs=1e-6)
+    assert promotion["compared_with"] is None and promotion["decision"].startswith("promoted")
+    assert promotion["candidate_roc_auc_same_holdout"] == pytest.approx(card["metrics"]["roc_auc"], abs=1e-6)
     assert card["feature_schema"]["numeric"] == list(features.FEATURE_NUMERIC)
     assert card["last_error"] is None and card["load_failures"] == 0
 

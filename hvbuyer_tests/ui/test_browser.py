@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
+from hvbuyer_assets import registry
 from hvbuyer_assets.definitions import defs
 from hvbuyer_tests.ui.browser import chromium, dismiss_dagster_welcome, offline_page
 from hvbuyer_tests.ui.conftest import MakeRun
@@ -74,4 +75,22 @@ def test_mlflow_model_page_shows_the_champion_alias(make_run: MakeRun, browser: 
         alias.first.wait_for(timeout=120_000)
         row = page.get_by_role("row").filter(has=alias.first)
         assert "Version 1" in row.inner_text()
+        assert view.blocked == [], f"the MLflow UI asked for resources off this machine: {view.blocked}"
+
+
+def test_mlflow_experiment_link_opens_its_training_runs(make_run: MakeRun, browser: Browser) -> None:
+    """The experiment page ``make run`` prints is the runs table with the build's training run, not a GenAI
+    dashboard; the experiment carries MLflow's model-training kind tag."""
+    link = re.search(r"its training runs: (\S+)", make_run.output())
+    assert link is not None, make_run.output()[-3000:]
+    client = registry.client(f"sqlite:///{make_run.data_dir}/mlflow.db")  # run.sh's default registry
+    experiment = client.get_experiment_by_name(registry.EXPERIMENT_NAME)
+    assert experiment.tags[registry.EXPERIMENT_KIND_TAG] == registry.EXPERIMENT_KIND
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs, "the build logged a training run"
+    with offline_page(browser, 1600, 1000) as view:
+        page = view.page
+        page.goto(link.group(1), wait_until="domcontentloaded")
+        for run in runs:
+            page.get_by_role("link", name=run.info.run_name).first.wait_for(timeout=120_000)
         assert view.blocked == [], f"the MLflow UI asked for resources off this machine: {view.blocked}"

@@ -319,9 +319,14 @@ def champion_model(
     )
     if outcome.promote:
         registry.promote(client, candidate)
-    client.set_model_version_tag(
-        registry.MODEL_NAME, candidate, "hvbuyer.promotion", f"{outcome.decision}: {outcome.reason}"
-    )
+    tags = {registry.PROMOTION_TAG: f"{outcome.decision}: {outcome.reason}"}
+    if outcome.promote and candidate != previous:  # the comparison that made it champion, kept with it
+        tags[registry.COMPARED_WITH_TAG] = previous if champion_metrics is not None and previous else "none"
+        tags[registry.CANDIDATE_AUC_TAG] = f"{float(candidate_metrics['roc_auc']):.6f}"
+        if champion_metrics is not None:
+            tags[registry.PREVIOUS_AUC_TAG] = f"{float(champion_metrics['roc_auc']):.6f}"
+    for key, value in tags.items():
+        client.set_model_version_tag(registry.MODEL_NAME, candidate, key, value)
     run_tags = {
         "hvbuyer.promotion.decision": outcome.decision,
         "hvbuyer.promotion.reason": outcome.reason,
@@ -344,8 +349,12 @@ def champion_model(
         "population_check": population_check,
         "decided_at": pd.Timestamp.now(tz="UTC").isoformat(),
     }
+    served = client.get_model_version(registry.MODEL_NAME, outcome.champion_version)
+    record = registry.promotion_record(dict(served.tags or {}))  # the champion's own promotion, kept or new
+    value["champion_promotion"] = record
     context.add_output_metadata(
         {
+            **{f"champion_{k}": v for k, v in record.items() if v is not None and k != "decision"},
             "champion_version": outcome.champion_version,
             "decision": outcome.decision,
             "reason": outcome.reason,

@@ -35,7 +35,7 @@ class ModelRegistryResource(dg.ConfigurableResource):
     def run_url(self, run_id: str) -> str:
         """The MLflow UI page of one run."""
         experiment_id = self.client().get_run(run_id).info.experiment_id
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{registry.WORKFLOW_QUERY}"
 
     def version_url(self, version: str) -> str:
         """The MLflow UI page of one version of ``hvbuyer``."""

@@ -7,12 +7,12 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from hvbuyer_assets import registry
-from hvbuyer_assets.core import drift, fingerprints, performance
+from hvbuyer_assets.core import drift, estimation, fingerprints, performance
 from hvbuyer_assets.core import drift_report as drift_report_core
 from hvbuyer_assets.defs.features.inputs import ENGINE_INS
-from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
+from hvbuyer_assets.defs.metadata import png_metadata, rounded_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
-from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
+from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, calibration_path, reference_paths
 from hvbuyer_assets.defs.problem import PredictionProblem
 from hvbuyer_assets.engines.interface import StoredTable
 
@@ -49,7 +49,8 @@ def drift_reference(
     """The drift reference of the registered version: its train rows' features and its scores on them, saved
     once per version as `monitoring/reference/v<version>.parquet` (+ `.json` with the training data's
     as-of). `training_set` is overwritten by every retrain and a candidate may lose, so the champion's
-    reference must outlive both."""
+    reference must outlive both. Beside it, `monitoring/calibration/v<version>.json`: the version's hold-out
+    calibration (score -> observed rate) that `estimated_performance` estimates from."""
     version = registered_model["version"]
     snapshot, sidecar = reference_paths(version)
     created = not monitoring_store.exists(sidecar)
@@ -66,6 +67,9 @@ def drift_reference(
                 pd.Timestamp.now(tz="UTC"),
             ),
         )
+    if not monitoring_store.exists(calibration_path(version)):  # for `estimated_performance`
+        calibration = estimation.holdout_calibration(training_set, model_registry.load(version))
+        monitoring_store.write_json_once(calibration_path(version), calibration.to_dict())
     info = monitoring_store.read(sidecar)
     versions = [s.removeprefix("v") for s in monitoring_store.stems("reference", ".json")]
     context.add_output_metadata(
@@ -116,7 +120,10 @@ def drift_report(
     if shown is not None:
         _, table = shown
         metadata["drift_plot"] = png_metadata(headline, drift_report_core.plot(value, table))
-        metadata["features_table"] = table_metadata(table, drift_report_core.DISPLAY_COLUMNS)
+        metadata["features_table"] = table_metadata(
+            table[list(drift_report_core.DISPLAY_COLUMNS)], drift_report_core.DISPLAY_COLUMNS
+        )
+        metadata["reasons"] = dg.MetadataValue.json(drift_report_core.reasons(table))
         metadata["thresholds"] = dg.MetadataValue.json(value["thresholds"])
     context.log.info(f"drift {headline}; {value['reason']}")
     context.add_output_metadata(metadata)
@@ -135,6 +142,54 @@ def score_history(
     archives = monitoring_store.stems("score_history", ".parquet")
     context.add_output_metadata({"archive": key.stem, "written": written, "archives": len(archives)})
     return {"latest": key.stem, "written": written, "archives": archives}
+
+
+class EstimateConfig(dg.Config):
+    """The estimated-performance trigger: degraded when the estimated ROC-AUC is more than `max_auc_drop` below
+    the champion's hold-out ROC-AUC."""
+
+    max_auc_drop: float = estimation.EstimateRule.max_auc_drop
+
+
+@dg.asset(
+    group_name="monitoring", metadata=stored("estimated_performance"), kinds={"numpy", "json"}, deps=[drift_reference]
+)
+def estimated_performance(
+    context: dg.AssetExecutionContext,
+    customer_scores: pd.DataFrame,
+    champion_model: dict[str, Any],
+    config: EstimateConfig,
+    monitoring_store: MonitoringStore,
+) -> dict[str, Any]:
+    """Performance of the latest scoring estimated before its labels mature (confidence-based performance
+    estimation, `core.estimation`): the champion's hold-out calibration turns each score into an expected
+    outcome; from them the expected ROC-AUC, precision in the top decile and number of positives. `degraded`
+    when the estimated ROC-AUC is more than `max_auc_drop` below the champion's hold-out ROC-AUC (a trigger of
+    the retraining sensors). Sees a covariate shift, not a concept shift (`model_performance` does, later).
+    Each scoring's estimate is kept as `monitoring/estimated_performance/<scoring>.json`."""
+    version = champion_model["champion_version"]
+    key, _ = performance.archive_frame(customer_scores)
+    value: dict[str, Any] = {"champion_version": version, "scoring": key.stem, "as_of": key.as_of.isoformat()}
+    if monitoring_store.exists(calibration_path(version)):
+        calibration = estimation.Calibration.from_dict(monitoring_store.read(calibration_path(version)))
+        estimate = estimation.estimate(customer_scores["large_purchase_probability"].to_numpy(), calibration)
+        degraded, reason = estimation.judge(
+            estimate["roc_auc"], calibration.holdout_roc_auc, estimation.EstimateRule(config.max_auc_drop)
+        )
+        value |= {"status": "estimated", "holdout_roc_auc": calibration.holdout_roc_auc, **estimate}
+    else:
+        degraded, reason = False, f"no calibration for champion v{version} (it predates estimation)"
+        value |= {"status": "no_calibration"}
+    value |= {"degraded": degraded, "reason": reason}
+    monitoring_store.write_json_once(f"estimated_performance/{key.stem}.json", value)
+    numbers = ("roc_auc", "precision_top_decile", "expected_positives", "holdout_roc_auc")
+    metadata: dict[str, Any] = {k: value[k] for k in ("status", "degraded", "reason", "champion_version", "as_of")}
+    metadata |= {
+        f"estimated_{k}" if k != "holdout_roc_auc" else k: value[k] for k in numbers if value.get(k) is not None
+    }
+    context.log.info(f"estimated performance of champion v{version}: {reason}")
+    context.add_output_metadata(rounded_metadata(metadata))
+    return value
 
 
 class PerformanceConfig(dg.Config):

@@ -20,6 +20,11 @@ def reference_paths(version: str) -> tuple[str, str]:
     return f"reference/v{version}.parquet", f"reference/v{version}.json"
 
 
+def calibration_path(version: str) -> str:
+    """Where a version's hold-out calibration (``core.estimation.Calibration``) is kept."""
+    return f"calibration/v{version}.json"
+
+
 class MonitoringStore(dg.ConfigurableResource):
     """Write-once parquet/JSON files under the monitoring layer (``<data>/monitoring``)."""
 

@@ -6,14 +6,18 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from hvbuyer_assets.defs.sensors.raw import raw_drop_sensor
-from hvbuyer_assets.defs.sensors.retraining import RetrainingPolicyResource, retraining_sensor
+from hvbuyer_assets.defs.sensors.retraining import (
+    RetrainingPolicyResource,
+    retraining_after_pipeline_run,
+    retraining_sensor,
+)
 from hvbuyer_assets.settings import Settings
 
-SENSORS = [raw_drop_sensor, retraining_sensor]
+SENSORS = [raw_drop_sensor, retraining_sensor, retraining_after_pipeline_run]
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    """Both sensors, ``retraining_policy`` (the ``HVBUYER_RETRAIN_*`` knobs) and ``s3`` (the raw sensor's listing
+    """The three sensors, ``retraining_policy`` (the ``HVBUYER_RETRAIN_*`` knobs) and ``s3`` (the raw sensor's listing
     of an ``s3://`` raw location)."""
     return dg.Definitions(
         sensors=SENSORS,

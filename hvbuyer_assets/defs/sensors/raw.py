@@ -19,7 +19,7 @@ from dagster_aws.s3.sensor import get_objects
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drops
 from hvbuyer_assets.core.sources import SOURCES
-from hvbuyer_assets.defs.jobs import IN_FLIGHT_STATUSES, full_build_job, ingest_job
+from hvbuyer_assets.defs.jobs import IN_FLIGHT_STATUSES, full_build_job, ingest_job, with_quiet_console
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.partitions import DROPS, drop_order
 from hvbuyer_assets.defs.raw.resources import RawStorageResource
@@ -130,9 +130,12 @@ def past_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, drops.
 
 
 def raw_run_config(files: Mapping[str, str]) -> dict[str, Any]:
-    """Run config telling each raw asset exactly which files to read (those of the complete drops)."""
+    """Run config telling each raw asset exactly which files to read (those of the complete drops), at the jobs'
+    console level."""
     by_kind = drops.split_by_kind(files)
-    return {"ops": {asset: {"config": {"files": by_kind[kind]}} for kind, asset in RAW_ASSETS.items()}}
+    return with_quiet_console(
+        {"ops": {asset: {"config": {"files": by_kind[kind]}} for kind, asset in RAW_ASSETS.items()}}
+    )
 
 
 def _tag(values: list[str]) -> str:

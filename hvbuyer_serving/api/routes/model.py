@@ -43,6 +43,7 @@ async def model_info(store: StoreDep) -> ModelInfo:
         data_as_of=tags.get(registry.DATA_AS_OF_TAG),
         holdout_cutoff=tags.get(registry.HOLDOUT_CUTOFF_TAG),
         metrics=served.details.get("metrics", {}),
+        promotion=registry.promotion_record(tags),
         onnx_max_abs_diff=tags.get(registry.ONNX_DIFF_TAG),
         feature_schema={
             "numeric": [name for name in served.columns if name in features.FEATURE_NUMERIC],
