@@ -17,7 +17,7 @@ import dagster as dg
 
 import hvbuyer_assets.defs
 from hvbuyer_assets.defs.executor import executor_for
-from hvbuyer_assets.defs.io_manager import LayeredStorageIOManager
+from hvbuyer_assets.defs.io_manager import STORED_FRAMES, LayeredStorageIOManager, StoredFrameInputManager
 from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.problem import PROBLEM, PredictionProblem
 from hvbuyer_assets.settings import Settings, load_settings
@@ -37,6 +37,7 @@ def shared_resources(settings: Settings) -> dict[str, Any]:
     """Resources every domain uses: the layered storage IO manager and the prediction problem."""
     return {
         "io_manager": LayeredStorageIOManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
+        STORED_FRAMES: StoredFrameInputManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
         PROBLEM: PredictionProblem(),
     }
 

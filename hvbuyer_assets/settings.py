@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 
 from hvbuyer_assets.core.checks import QUARANTINE_MIN_ROWS
 from hvbuyer_assets.core.retraining import Policy
+from hvbuyer_assets.core.sampling import MIN_ROWS, TrainingSample
 
 DATA_LAYERS = ("raw", "interim", "processed", "features", "models", "scores", "monitoring", "quarantine")
 _POLICY = Policy()
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
         None, gt=0, validation_alias="HVBUYER_SPARK_SHUFFLE_PARTITIONS", description="unset: 2 per local core"
     )
     spark_conf: dict[str, str] = Field(default_factory=dict, validation_alias="HVBUYER_SPARK_CONF")
+    # The training set is sampled on the engine to at most this many rows (core.sampling; docs/configuration.md).
+    max_training_rows: int = Field(3_000_000, ge=MIN_ROWS, validation_alias="HVBUYER_MAX_TRAINING_ROWS")
+    training_sample_seed: int = Field(0, ge=0, validation_alias="HVBUYER_TRAINING_SAMPLE_SEED")
 
     # Prediction service.
     api_host: str = Field("127.0.0.1", validation_alias="HVBUYER_API_HOST")
@@ -217,6 +221,10 @@ class Settings(BaseSettings):
         if layer not in DATA_LAYERS:
             raise ValueError(f"unknown data layer {layer!r}; expected one of {', '.join(DATA_LAYERS)}")
         return f"{self.data_dir.rstrip('/')}/{layer}"
+
+    def training_sample(self) -> TrainingSample:
+        """The training set's cap and its sampling seed (``core.sampling``)."""
+        return TrainingSample(self.max_training_rows, self.training_sample_seed)
 
     def retraining_policy(self) -> Policy:
         """The retraining policy's knobs (validated by ``core.retraining.Policy``)."""

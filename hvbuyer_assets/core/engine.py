@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 
 from hvbuyer_assets.core.feature_defs import ID
 from hvbuyer_assets.core.rules import TRANSACTION_STATUSES
+from hvbuyer_assets.core.sampling import TrainingSample
 
 NAT_NS = np.iinfo(np.int64).min
 STATUS_VALUES = pa.array(TRANSACTION_STATUSES)
@@ -57,11 +58,14 @@ STATUS_ENUM = pl.Enum(STATUS_CATEGORIES.to_pylist())  # compared with strings at
 
 @dataclass(frozen=True)
 class Frames:
-    """Transactions and customers in the ``feature_defs`` input convention, and how to collect a result."""
+    """Transactions and customers in the ``feature_defs`` input convention, and how to collect a result; ``sample``:
+    how to collect a seeded stratified sample of training rows on the engine (``core.sampling``; None: collect
+    everything, then sample in-process)."""
 
     transactions: nw.LazyFrame
     customers: nw.LazyFrame
     collect: Callable[[nw.LazyFrame], pa.Table]
+    sample: Callable[[nw.LazyFrame, TrainingSample], pa.Table] | None = None
 
 
 def _strings(values: Any) -> pa.Array | pa.ChunkedArray:

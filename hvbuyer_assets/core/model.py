@@ -144,6 +144,21 @@ def predict_proba(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(_prepare(frame, input_columns(model)))[:, 1]
 
 
+def score_rows(model: Pipeline, features: pd.DataFrame, version: str, scored_at: pd.Timestamp) -> pd.DataFrame:
+    """Batch scores of a features frame (index ``customer_id``): one row per customer with
+    ``large_purchase_probability``, ``model_version``, ``scored_at`` and ``features_as_of``; chunks of one features
+    frame scored apart and concatenated give the frame scored whole."""
+    return pd.DataFrame(
+        {
+            "customer_id": features.index.astype(pd.StringDtype("pyarrow")),
+            "large_purchase_probability": predict_proba(model, features),
+            "model_version": pd.Series(version, index=features.index, dtype=pd.StringDtype("pyarrow")),
+            "scored_at": scored_at,
+            "features_as_of": features["feature_as_of"].to_numpy(),
+        }
+    ).reset_index(drop=True)
+
+
 def onnx_inputs(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
     """ONNX feed: one (n, 1) array per input column; float32 for numerics, str objects for categoricals."""
     prepared = _prepare(frame, columns)

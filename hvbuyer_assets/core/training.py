@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from hvbuyer_assets.core import engine, feature_defs, problem
+from hvbuyer_assets.core import engine, feature_defs, problem, sampling
 from hvbuyer_assets.core.features import (
     FEATURE_COLUMNS,
     customer_ids,
@@ -94,6 +95,11 @@ def finish_training(table: pa.Table) -> pd.DataFrame:
     return in_columns(columns, TRAINING_COLUMNS)
 
 
+def known_customers(frames: engine.Frames) -> int:
+    """How many customers ``frames`` know (one training row per customer and cutoff at most)."""
+    return int(frames.collect(frames.customers.select(nw.len())).column(0)[0].as_py())
+
+
 def training_frame(
     frames: engine.Frames,
     as_of: Any,
@@ -101,12 +107,20 @@ def training_frame(
     threshold: float = DEFAULT_THRESHOLD,
     train_snapshots: int = problem.DEFAULTS.train_snapshots,
     snapshot_step_days: int = problem.DEFAULTS.snapshot_step_days,
+    sample: sampling.TrainingSample | None = None,
 ) -> pd.DataFrame:
-    """``build_training_set`` on any engine's ``Frames``."""
+    """``build_training_set`` on any engine's ``Frames``; with ``sample``, at most ``sample.max_rows`` rows
+    (``core.sampling``), drawn on the engine before anything is collected when the engine can (``Frames.sample``).
+    A set that cannot exceed the cap (customers x cutoffs) is neither counted nor sampled."""
     tx, customers = frames.transactions, frames.customers
     earliest = frames.collect(feature_defs.history(tx, customers)).column("earliest_ns")[0].as_py()
     cutoffs = training_cutoffs(earliest, as_of, horizon_days, train_snapshots, snapshot_step_days)
-    return finish_training(frames.collect(feature_defs.training_rows(tx, customers, cutoffs, horizon_days, threshold)))
+    rows = feature_defs.training_rows(tx, customers, cutoffs, horizon_days, threshold)
+    if sample is None or not sample.may_bind(known_customers(frames), len(cutoffs)):
+        return finish_training(frames.collect(rows))
+    if frames.sample is not None:
+        return finish_training(frames.sample(rows, sample))
+    return finish_training(sampling.sample_arrow(frames.collect(rows), sample))
 
 
 def build_training_set(

@@ -5,6 +5,8 @@ latest record wins across drops, is the asset's ``storage.catalog`` entry, carri
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -16,7 +18,7 @@ from hvbuyer_assets.defs.partitions import stored_drop_files
 from hvbuyer_assets.memory import release_memory
 from hvbuyer_assets.storage import is_local, location, read_stored, write_joblib, write_json, write_parquet
 from hvbuyer_assets.storage.catalog import StoredAsset
-from hvbuyer_assets.storage.files import arrow_to_pandas, temporary_path
+from hvbuyer_assets.storage.files import arrow_to_pandas, parquet_batches, parquet_rows, temporary_path
 from hvbuyer_assets.storage.staged import StagedParquet
 
 SUFFIXES = (".parquet", ".json", ".joblib")
@@ -99,3 +101,40 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
             if path.exists():
                 return read_stored(path, self.s3_endpoint_url)
         raise FileNotFoundError(f"asset {context.asset_key.to_user_string()} has no stored value under {stem}")
+
+
+STORED_FRAMES = "stored_frames"  # the resource key of StoredFrameInputManager
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """A stored DataFrame asset, not loaded: read it in chunks (``batches``) or count its rows (``rows``)."""
+
+    path: UPath
+    endpoint_url: str | None = None
+
+    def rows(self) -> int:
+        return parquet_rows(self.path, self.endpoint_url)
+
+    def batches(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The frame ``rows`` at a time (its index and dtypes, as the IO manager would load it whole)."""
+        return parquet_batches(self.path, rows, self.endpoint_url)
+
+
+class StoredFrameInputManager(dg.ConfigurableIOManager):
+    """Gives an asset an upstream DataFrame as a :class:`StoredFrame` (where the IO manager stored it, from the
+    upstream's catalog entry) instead of loading it whole. Stores nothing."""
+
+    base_uri: str
+    s3_endpoint_url: str | None = None
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        raise NotImplementedError(f"{STORED_FRAMES} only loads inputs; outputs go through the io_manager")
+
+    def load_input(self, context: dg.InputContext) -> StoredFrame:
+        upstream = context.upstream_output
+        asset = stored_asset(context.asset_key.path[-1], upstream.definition_metadata if upstream else None, False)
+        path = location(asset.path(self.base_uri), self.s3_endpoint_url)
+        if not path.exists():
+            raise FileNotFoundError(f"asset {context.asset_key.to_user_string()} has no stored value at {path}")
+        return StoredFrame(path, self.s3_endpoint_url)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hvbuyer_assets.core import engine, feature_defs
+from hvbuyer_assets.core.sampling import TrainingSample
 from hvbuyer_assets.engines.interface import (
     CUSTOMERS,
     TRANSACTIONS,
@@ -34,12 +35,13 @@ class EmbeddedEngine(Engine):
 
     name = "embedded"
 
-    def __init__(self, s3_endpoint_url: str | None = None) -> None:
+    def __init__(self, s3_endpoint_url: str | None = None, training_sample: TrainingSample | None = None) -> None:
         self.s3_endpoint_url = s3_endpoint_url
+        self.training_sample = training_sample
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbeddedEngine:
-        return cls(settings.s3_endpoint_url)
+        return cls(settings.s3_endpoint_url, settings.training_sample())
 
     def __repr__(self) -> str:
         return f"EmbeddedEngine(s3_endpoint_url={self.s3_endpoint_url!r})"

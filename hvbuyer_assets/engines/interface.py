@@ -24,6 +24,7 @@ import pyarrow as pa
 from hvbuyer_assets.core import customer_state, feature_defs, features, training
 from hvbuyer_assets.core.engine import Frames
 from hvbuyer_assets.core.features import to_utc
+from hvbuyer_assets.core.sampling import TrainingSample
 from hvbuyer_assets.storage.catalog import StoredAsset, entry
 
 TRANSACTIONS, CUSTOMERS = "clean_transactions", "clean_customers"
@@ -101,6 +102,7 @@ class Engine(Protocol):
     """
 
     name: str
+    training_sample: TrainingSample | None = None  # the training set's cap (HVBUYER_MAX_TRAINING_ROWS)
 
     def read(self, asset: StoredAsset, files: Sequence[str]) -> StoredTable:
         """One clean table's stored ``files`` (one per drop, in drop order) in the engine's form; a latest-wins
@@ -197,5 +199,8 @@ class Engine(Protocol):
         train_snapshots: int,
         snapshot_step_days: int,
     ) -> pd.DataFrame:
-        """The temporal training set as of ``as_of`` (``core.training.training_frame``)."""
-        return training.training_frame(frames, as_of, horizon_days, threshold, train_snapshots, snapshot_step_days)
+        """The temporal training set as of ``as_of`` (``core.training.training_frame``), sampled on this engine to
+        ``training_sample.max_rows`` rows (stratified by split and label, seeded) when it holds more."""
+        return training.training_frame(
+            frames, as_of, horizon_days, threshold, train_snapshots, snapshot_step_days, self.training_sample
+        )

@@ -27,7 +27,8 @@ import pandas as pd
 import pyarrow as pa
 
 from hvbuyer_assets.core import engine
-from hvbuyer_assets.core.feature_defs import latest
+from hvbuyer_assets.core.feature_defs import ID, latest
+from hvbuyer_assets.core.sampling import STRATA, TrainingSample, quotas
 from hvbuyer_assets.engines.interface import (
     CUSTOMERS,
     TRANSACTIONS,
@@ -130,6 +131,7 @@ def _pyspark() -> Any:
 _SESSIONS: dict[SparkOptions, SparkSession] = {}
 _LOCK = threading.Lock()
 _DROP_RANK = "_drop_rank"  # position of a row's file among the files read (drop order)
+HASH_RANGE = 1 << 53  # a sampling hash modulo this, as a fraction of it: uniform in [0, 1), exact in a double
 
 
 def session(options: SparkOptions) -> SparkSession:
@@ -233,17 +235,53 @@ def collect(lazy: nw.LazyFrame) -> pa.Table:
     return lazy.collect(backend="pyarrow").to_native()
 
 
+def sample_rows(lazy: nw.LazyFrame, sample: TrainingSample) -> pa.Table:
+    """The training rows ``sample`` keeps (``core.sampling``), chosen by the executors: the rows are computed once
+    (persisted), counted per stratum, each stratum pre-filtered to its first share of the hash range (with a margin)
+    and ranked by (``xxhash64(customer_id, cutoff_ns, seed)``, customer_id, cutoff_ns); only the kept rows reach
+    the driver. Should a pre-filter keep fewer rows than a quota (vanishingly unlikely), the strata are ranked whole."""
+    functions, window = _pyspark().functions, _pyspark().Window
+    rows = lazy.to_native().persist()
+    try:
+        counts = {(r["split"], int(r["label"])): int(r["count"]) for r in rows.groupBy(*STRATA).count().collect()}
+        kept = quotas(counts, sample.max_rows)
+        if sum(kept.values()) == sum(counts.values()):
+            return collect(lazy)
+        col = functions.col
+        keyed = rows.withColumn("_key", functions.xxhash64(col(ID), col("cutoff_ns"), functions.lit(sample.seed)))
+        share = functions.pmod(col("_key"), functions.lit(HASH_RANGE)) / float(HASH_RANGE)
+        stratum = {s: (col("split") == s[0]) & (col("label") == s[1]) for s in kept}
+        prefilter = functions.lit(False)
+        limit = functions.lit(False)
+        for s, quota in kept.items():
+            prefilter = prefilter | (stratum[s] & (share < min(1.0, 1.25 * quota / counts[s] + 64 / counts[s])))
+            limit = limit | (stratum[s] & (col("_n") <= quota))
+        order = window.partitionBy(*STRATA).orderBy("_key", ID, "cutoff_ns")
+
+        def first(frame: DataFrame) -> pa.Table:
+            ranked = frame.withColumn("_n", functions.row_number().over(order))
+            return ranked.filter(limit).drop("_key", "_n").toArrow()
+
+        table = first(keyed.filter(prefilter))
+        if table.num_rows < sum(kept.values()):
+            table = first(keyed)
+        return table
+    finally:
+        rows.unpersist()
+
+
 class SparkEngine(Engine):
     """Spark DataFrames (``HVBUYER_ENGINE=spark``): nothing is read until a result is collected to the driver."""
 
     name = "spark"
 
-    def __init__(self, options: SparkOptions) -> None:
+    def __init__(self, options: SparkOptions, training_sample: TrainingSample | None = None) -> None:
         self.options = options
+        self.training_sample = training_sample
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SparkEngine:
-        return cls(SparkOptions.from_settings(settings))
+        return cls(SparkOptions.from_settings(settings), settings.training_sample())
 
     def __repr__(self) -> str:
         return f"SparkEngine({self.options!r})"
@@ -256,7 +294,7 @@ class SparkEngine(Engine):
 
     def frames(self, transactions: StoredTable, customers: StoredTable) -> engine.Frames:
         tx, people = native_pair(transactions, customers)
-        return engine.Frames(nw.from_native(tx), nw.from_native(people), collect)
+        return engine.Frames(nw.from_native(tx), nw.from_native(people), collect, sample_rows)
 
     def latest_time(self, transactions: StoredTable) -> pd.Timestamp:
         return as_of(collect(latest(nw.from_native(native_transactions(transactions).select("ts")))))

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import joblib
@@ -45,6 +45,22 @@ def read_stored(path: UPath, endpoint_url: str | None = None) -> Any:
         return json.loads(path.read_text())
     with path.open("rb") as handle:
         return joblib.load(handle)
+
+
+def parquet_rows(path: UPath, endpoint_url: str | None = None) -> int:
+    """Rows of a stored parquet value, from its footer (nothing else is read)."""
+    fs, where = arrow_location(path, endpoint_url)
+    return pq.ParquetFile(where, filesystem=fs).metadata.num_rows
+
+
+def parquet_batches(path: UPath, rows: int, endpoint_url: str | None = None) -> Iterator[pd.DataFrame]:
+    """A stored DataFrame ``rows`` at a time, each chunk as :func:`read_stored` gives the whole (its index and
+    dtypes): memory follows one chunk, not the file."""
+    fs, where = arrow_location(path, endpoint_url)
+    source = pq.ParquetFile(where, filesystem=fs)
+    schema = source.schema_arrow  # with the pandas metadata that restores the index
+    for batch in source.iter_batches(batch_size=rows):
+        yield arrow_to_pandas(pa.Table.from_batches([batch], schema=schema))
 
 
 def write_parquet(path: UPath, frame: pd.DataFrame, endpoint_url: str | None, preserve_index: bool) -> None:

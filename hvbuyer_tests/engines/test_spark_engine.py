@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import narwhals as nw
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hvbuyer_assets.core import feature_defs, features, labels
+from hvbuyer_assets.core import feature_defs, features, labels, training
 from hvbuyer_assets.core.engine import Frames
+from hvbuyer_assets.core.sampling import TrainingSample, quotas
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources
 from hvbuyer_assets.defs.partitions import DROPS
 from hvbuyer_assets.engines import EmbeddedEngine, Engine, SparkEngine
@@ -29,6 +31,8 @@ from hvbuyer_assets.engines import spark as spark_engine
 from hvbuyer_assets.engines.interface import CUSTOMERS, INPUT_COLUMNS, TRANSACTIONS, StoredTable, input_asset
 from hvbuyer_assets.settings import load_settings
 from hvbuyer_assets.storage.catalog import entry
+from hvbuyer_tests.core.test_sampling import T as SAMPLE_T
+from hvbuyer_tests.core.test_sampling import by_stratum, clean_tables, rows_table, strata
 from hvbuyer_tests.engines import graph
 from hvbuyer_tests.pipeline import Workspace, read_frame
 
@@ -342,3 +346,41 @@ def test_training_rows_and_labels_are_the_same_on_spark_and_embedded(graph_runs:
 
 def test_holdout_metrics_are_the_same_on_spark_and_embedded(graph_runs: dict[str, Workspace]) -> None:
     graph.assert_same_holdout_metrics(graph_runs["spark"], graph_runs["embedded"])
+
+
+def test_spark_draws_exactly_the_quotas_seeded_on_the_executors(spark_session: Any) -> None:
+    """The training set's cap on Spark (``spark.sample_rows``): exactly each (split, label) stratum's quota, rows of
+    the set unchanged, the same rows for a seed on every run, other rows for another seed."""
+    table = rows_table(train=(2_600, 400), holdout=(1_800, 200))
+    rows = nw.from_native(spark_session.createDataFrame(table.to_pandas()))
+
+    def drawn(seed: int) -> pd.DataFrame:
+        sample = spark_engine.sample_rows(rows, TrainingSample(500, seed))
+        assert sample.num_rows == 500 and strata(sample) == quotas(strata(table), 500)
+        return sample.to_pandas().set_index(["customer_id", "cutoff_ns"]).sort_index()
+
+    first = drawn(7)
+    pd.testing.assert_frame_equal(first, table.to_pandas().set_index(["customer_id", "cutoff_ns"]).loc[first.index])
+    assert drawn(7).index.equals(first.index) and not drawn(8).index.equals(first.index)
+    assert spark_engine.sample_rows(rows, TrainingSample(table.num_rows)).num_rows == table.num_rows
+
+
+def test_the_training_set_is_capped_on_spark_as_on_the_embedded_engine(spark_session: Any, tmp_path: Path) -> None:
+    """``training_frame`` with a cap, on Spark frames of stored clean tables: the uncapped set equals the embedded
+    engine's; the capped one has exactly the same quotas per (split, label), its rows taken unchanged from it."""
+    transactions, customers = clean_tables()
+    files = []
+    for name, frame in (("clean_transactions", transactions), ("clean_customers", customers)):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / f"{name}.parquet")
+        files.append([str(tmp_path / f"{name}.parquet")])
+    spark_frames, embedded_frames = _frames(SPARK, (files[0], files[1])), _frames(EMBEDDED, (files[0], files[1]))
+    whole = training.training_frame(spark_frames, SAMPLE_T)
+    graph.assert_same(whole, training.training_frame(embedded_frames, SAMPLE_T))
+    cap = len(whole) // 3
+    capped = training.training_frame(spark_frames, SAMPLE_T, sample=TrainingSample(cap, seed=11))
+    on_embedded = training.training_frame(embedded_frames, SAMPLE_T, sample=TrainingSample(cap, seed=11))
+    assert len(capped) == len(on_embedded) == cap
+    assert by_stratum(capped) == by_stratum(on_embedded) == quotas(by_stratum(whole), cap)
+    keys = ["customer_id", "cutoff"]
+    chosen = capped.set_index(keys)
+    graph.assert_same(chosen, whole.set_index(keys).loc[chosen.index])

@@ -5,15 +5,19 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import polars as pl
 from pydantic import Field
 
 from hvbuyer_assets.core import evaluation, model, segments
+from hvbuyer_assets.defs.io_manager import STORED_FRAMES, StoredFrame
 from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.scoring import checks
 from hvbuyer_assets.defs.scoring.resources import OnlineStoreResource
 from hvbuyer_serving.explain import FEATURE_COUNT, stored_reasons
 from hvbuyer_serving.online_store import score_records
+
+SCORING_BATCH_ROWS = 250_000  # customers scored at a time (~60 MiB of features)
 
 
 class ScoringConfig(dg.Config):
@@ -24,6 +28,7 @@ class ScoringConfig(dg.Config):
 
 
 @dg.asset(
+    ins={"customer_features": dg.AssetIn(input_manager_key=STORED_FRAMES)},
     group_name="scoring",
     metadata=stored("customer_scores"),
     kinds={"pandas", "parquet"},
@@ -31,7 +36,7 @@ class ScoringConfig(dg.Config):
 )
 def customer_scores(
     config: ScoringConfig,
-    customer_features: pd.DataFrame,
+    customer_features: StoredFrame,
     champion_model: dict[str, Any],
     model_registry: ModelRegistryResource,
     online_store: OnlineStoreResource,
@@ -41,25 +46,21 @@ def customer_scores(
     `features_as_of`); the metadata shows the score distribution. Each customer's score, model version, as-of
     time and features also go to the online store (`HVBUYER_ONLINE_STORE`) the API's lookups read: only the
     changed rows, as a new version readers switch to at once; if that write fails, so does the asset, and the
-    previous version keeps answering."""
+    previous version keeps answering. The features are read and scored ``SCORING_BATCH_ROWS`` customers at a
+    time: the step holds one chunk of them, beside the scores and the store's records."""
     version = champion_model["champion_version"]
     champion = model_registry.load(version)
     scored_at = pd.Timestamp.now(tz="UTC")
-    scores = pd.DataFrame(
-        {
-            "customer_id": customer_features.index.astype(pd.StringDtype("pyarrow")),
-            "large_purchase_probability": model.predict_proba(champion, customer_features),
-            "model_version": pd.Series(version, index=customer_features.index, dtype=pd.StringDtype("pyarrow")),
-            "scored_at": scored_at,
-            "features_as_of": customer_features["feature_as_of"].to_numpy(),
-        }
-    ).reset_index(drop=True)
+    parts, records = [], []
+    for chunk in customer_features.batches(SCORING_BATCH_ROWS):
+        parts.append(model.score_rows(champion, chunk, version, scored_at))
+        reasons = stored_reasons(champion, chunk, config.reasons) if config.reasons else None
+        records.append(score_records(chunk, parts[-1]["large_purchase_probability"].to_numpy(), version, reasons))
+    scores = pd.concat(parts, ignore_index=True)
     probabilities = scores["large_purchase_probability"]
     store = online_store.open()
     try:
-        reasons = stored_reasons(champion, customer_features, config.reasons) if config.reasons else None
-        records = score_records(customer_features, probabilities.to_numpy(), version, reasons)
-        written = store.write(records, {"scored_at": scored_at.isoformat(), "model_version": version})
+        written = store.write(pl.concat(records), {"scored_at": scored_at.isoformat(), "model_version": version})
     finally:
         store.close()
     yield dg.Output(
@@ -79,7 +80,7 @@ def customer_scores(
         },
     )
     yield checks.scores_are_probabilities(scores)
-    yield checks.one_score_per_customer(scores, len(customer_features))
+    yield checks.one_score_per_customer(scores, customer_features.rows())
 
 
 @dg.asset(group_name="scoring", metadata=stored("segment_summary"), kinds={"pandas", "parquet"})
