@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import sys
 import threading
@@ -86,6 +87,13 @@ def _claim_redis_index(backend_url: str) -> int:
     raise RuntimeError("no empty Redis database index between 2 and 15 for the test deployment")
 
 
+def session_vhost(tag: str) -> str:
+    """The session's RabbitMQ vhost: its own (``hvbuyer-<tag>``, created and deleted with ``rabbitmqctl``) where the
+    broker runs on this machine, the broker's default vhost (``/``) where ``rabbitmqctl`` is not installed: a
+    broker in a container of its own (the GitHub workflow's service container), which serves this session only."""
+    return f"hvbuyer-{tag}" if shutil.which("rabbitmqctl") else "/"
+
+
 def isolated_env(
     root: Path, s3_port: int, s3_endpoint_port: int, pg: PgCluster, online_store: str
 ) -> dict[str, str]:
@@ -110,7 +118,7 @@ def isolated_env(
         "MLFLOW_BACKEND_STORE_URI": pg.url(f"hvbuyer_{tag}_mlflow"),
         "HVBUYER_MLFLOW_PORT": str(mlflow),
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow}",
-        "HVBUYER_CELERY_BROKER": f"{broker.scheme}://{broker.netloc}/hvbuyer-{tag}",
+        "HVBUYER_CELERY_BROKER": f"{broker.scheme}://{broker.netloc}/{session_vhost(tag)}",
         "HVBUYER_CELERY_BACKEND": f"{backend.scheme}://{backend.netloc}/{_claim_redis_index(base['HVBUYER_CELERY_BACKEND'])}",
         "HVBUYER_ONLINE_STORE": online_store,
         "HVBUYER_DAGSTER_PORT": str(free_port()),

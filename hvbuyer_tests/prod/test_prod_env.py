@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hvbuyer_tests.prod.deployment import Deployment, boot, prod_env
+from hvbuyer_tests.prod.deployment import Deployment, boot, prod_env, session_vhost
 
 
 def test_file_values_apply_unless_the_environment_sets_them(tmp_path: Path) -> None:
@@ -80,3 +80,15 @@ def test_the_deployment_runs_its_own_spark_cluster_only_on_spark_at_its_master(t
     elsewhere = {**base, "HVBUYER_ENGINE": "spark", "HVBUYER_SPARK_MASTER": "spark://10.0.0.5:7077"}
     assert not Deployment(elsewhere).runs_spark_cluster()
     assert embedded.down(say=lambda _: None) == []  # nothing recorded, nothing stopped (cluster included)
+
+
+def test_without_rabbitmqctl_the_session_uses_the_default_vhost_and_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GitHub workflow's RabbitMQ is a service container: no ``rabbitmqctl`` on the runner, a broker of the
+    session's own. The deployment then uses its default vhost, which ``up`` neither creates nor deletes."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on it: rabbitmqctl is not installed
+    broker = f"amqp://guest:guest@127.0.0.1:5672/{session_vhost('t1')}"
+    assert boot.broker_vhost(broker) == "/"
+    assert boot.ensure_vhost(broker) == []
+    boot.drop_vhost(broker)
