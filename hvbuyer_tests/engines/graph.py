@@ -10,7 +10,7 @@ its own copy of the data dir (and of the Dagster instance that holds the drop pa
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -44,8 +44,9 @@ def clean_two_drops(root: Path) -> Workspace:
     return base
 
 
-def run_graph(base: Workspace, dest: Path, env: Mapping[str, str]) -> Workspace:
-    """``GRAPH`` run by Dagster on a copy of ``base`` with the settings of ``env`` (``HVBUYER_ENGINE`` ...)."""
+def run_graph(base: Workspace, dest: Path, env: Mapping[str, str], state_drops: Sequence[str] = ()) -> Workspace:
+    """``GRAPH`` run by Dagster on a copy of ``base`` with the settings of ``env`` (``HVBUYER_ENGINE`` ...); first,
+    each drop of ``state_drops`` has its ``customer_state`` computed again, by that engine."""
     workspace = base.copy_to(dest)
     settings = load_settings(
         {
@@ -54,6 +55,11 @@ def run_graph(base: Workspace, dest: Path, env: Mapping[str, str]) -> Workspace:
             "MLFLOW_TRACKING_URI": workspace.settings.mlflow_tracking_uri,
         }
     )
+    for drop in state_drops:
+        state = workspace.materialize(selection=["customer_state"], partition=drop, resources=build_resources(settings))
+        assert state.success, f"customer_state of {drop} on {settings.engine}"
+        metadata = state.asset_materializations_for_node("customer_state")[0].metadata
+        assert metadata["engine"].value == settings.engine
     result = workspace.materialize(selection=GRAPH, resources=build_resources(settings))
     failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]
     assert result.success, f"{settings.engine} ({settings.spark_master}): {failures}"
@@ -103,3 +109,17 @@ def assert_same_holdout_metrics(spark: Workspace, embedded: Workspace) -> None:
     for model, metrics in {"candidate": on_embedded["metrics"], **on_embedded["baselines"]}.items():
         got = on_spark["metrics"] if model == "candidate" else on_spark["baselines"][model]
         assert got == pytest.approx(metrics, abs=TOLERANCE, rel=0), model
+
+
+def assert_same_state(spark: Workspace, embedded: Workspace, drops: Sequence[str]) -> None:
+    """Each drop's ``customer_state`` partition, the same on both engines: the same customers and values within
+    TOLERANCE (a partition's row order is not part of it: compared by customer_id)."""
+    for drop in drops:
+        on_spark, on_embedded = (
+            read_frame(w.root / "features" / "customer_state" / f"{drop}.parquet")
+            .sort_values("customer_id")
+            .reset_index(drop=True)
+            for w in (spark, embedded)
+        )
+        assert len(on_spark) > 1000, drop
+        assert_same(on_spark, on_embedded)

@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 EXECUTOR_MEMORY = "768m"  # one executor per 1g worker
 # A loaded 2-core box (the suite on two workers) takes minutes to start JVMs and seconds to answer a REST call.
 START_TIMEOUT_SECONDS = 420.0
+DROPS = ("default", "q2")  # graph.clean_two_drops' drops: their customer_state is computed on the cluster too
 REST_TIMEOUT_SECONDS = 60.0
 
 
@@ -98,7 +99,7 @@ def runs(
     spark_engine.stop()  # a session of another master in this process would be reused by getOrCreate
     try:
         base = Workspace(embedded_graph["base"])
-        on_cluster = graph.run_graph(base, tmp_path_factory.mktemp("cluster-graph") / "spark", env)
+        on_cluster = graph.run_graph(base, tmp_path_factory.mktemp("cluster-graph") / "spark", env, DROPS)
         yield {
             "spark": on_cluster,
             "embedded": Workspace(embedded_graph["embedded"]),
@@ -106,6 +107,10 @@ def runs(
         }
     finally:
         spark_engine.stop()
+
+
+def test_per_drop_state_on_the_cluster_equals_the_embedded_engine(runs: dict[str, Any]) -> None:
+    graph.assert_same_state(runs["spark"], runs["embedded"], DROPS)
 
 
 def test_features_on_the_cluster_equal_the_embedded_engine(runs: dict[str, Any]) -> None:
