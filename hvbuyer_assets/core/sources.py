@@ -62,6 +62,8 @@ class RawSource:
     key: the record id column, unique after cleaning.
     latest_wins: when drops are read together, the latest drop's record of a key replaces the earlier ones
         (customers); otherwise every drop's rows are kept (transaction ids are unique across drops).
+    time_column: the event time of a record, if it has one: its clean table is stored a row group per month in
+        time order (``storage.time_groups``), so readers of a time window skip the earlier months.
     """
 
     kind: str
@@ -79,6 +81,7 @@ class RawSource:
     checks: tuple[ValueCheck, ...] = ()
     latest_wins: bool = False
     prepare: Callable[..., EarlierDrops] | None = None
+    time_column: str | None = None
 
     @property
     def raw_asset(self) -> str:
@@ -193,6 +196,7 @@ TRANSACTIONS = RawSource(
     clean=_clean_transactions,
     prepare=_prefetch_for_transactions,
     key="transaction_id",
+    time_column="timestamp",
     raw_description="Every transactions*.json / *.jsonl in the raw location (JSON Lines or array), contract-checked.",
     contract_description="Every transactions*.json(l) parses and has the contract columns; at least one file exists.",
     clean_description="Typed, UTC, de-duplicated usable transactions of known customers.",

@@ -6,14 +6,18 @@ and runs them one at a time in arrival order."""
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from hvbuyer_assets import datagen
 from hvbuyer_assets.storage import partition_paths
+from hvbuyer_assets.storage.partitions import read_partitions_after
 from hvbuyer_tests.defs.test_raw_sensor import SensorHarness
 from hvbuyer_tests.pipeline import PER_DROP_ASSETS, Workspace, arrive, read_frame, write_drop
 
@@ -149,3 +153,33 @@ def test_the_sensor_adds_a_partition_per_drop_and_runs_them_one_at_a_time_in_ord
         assert harness.execute(second).success
         assert harness.skip().startswith("no new raw files (4 files")
         assert instance.get_dynamic_partitions("drops") == ["q1", "q2"]
+
+
+def test_a_clean_transactions_partition_is_stored_a_month_a_row_group_in_time_order(tmp_path: Path) -> None:
+    """Whatever order the export came in, parquet statistics prune a clean partition by time: each row group is
+    one UTC month, its rows in time order (``storage.time_groups``), so a window read skips the earlier months."""
+    workspace = Workspace(tmp_path / "data")
+    paths = write_drop(workspace.raw, "2026-03-31", customers=CUSTOMERS, seed=5, days=90, drop="q1")
+    transactions = paths[1]
+    lines = transactions.read_text().splitlines()
+    random.Random(3).shuffle(lines)  # an export out of time order
+    transactions.write_text("\n".join(lines) + "\n")
+    arrive(paths, "2026-03-31")
+    assert workspace.materialize(selection=PER_DROP_ASSETS).success
+
+    path = workspace.root / "processed" / "clean_transactions" / "q1.parquet"
+    stored = pq.ParquetFile(path)
+    months = []
+    for group in range(stored.num_row_groups):
+        stamps = stored.read_row_group(group, columns=["timestamp"]).column("timestamp").to_pandas()
+        assert stamps.is_monotonic_increasing
+        month = stamps.dt.year * 12 + stamps.dt.month
+        assert month.nunique() == 1
+        months.append(month.iloc[0])
+    assert months == sorted(months) and len(set(months)) == len(months) >= 3
+    assert stored.metadata.num_rows == len(read_frame(path))
+
+    # a window starting in the last month reads only that month's row group
+    start = pd.Timestamp("2026-03-01", tz="UTC")
+    recent = read_partitions_after([str(path)], ["timestamp"], "timestamp", start.value)
+    assert len(recent) == stored.read_row_group(stored.num_row_groups - 1).num_rows

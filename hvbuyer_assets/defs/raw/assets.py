@@ -28,6 +28,7 @@ from hvbuyer_assets.defs.raw.resources import RawFileInfo, RawStorageResource
 from hvbuyer_assets.defs.raw.stored import StoredRaw
 from hvbuyer_assets.storage.catalog import source_assets
 from hvbuyer_assets.storage.staged import StagedParquet
+from hvbuyer_assets.storage.time_groups import by_month
 
 
 class RawFilesConfig(dg.Config):
@@ -125,7 +126,8 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
                 bad_rows=lambda chunk: checks.bad_rows(source, chunk, *needed),
             )
             for table in final_chunks(stage, result.removed):
-                out.write(table)
+                for group in by_month(table, source.time_column) if source.time_column else [table]:
+                    out.write(group)
             stage.discard()
             metadata = {
                 **_stats(result.stats),
