@@ -38,9 +38,11 @@ ORDER = (
     "test_prod_online_store",
     "test_prod_worker_kill",
     "test_prod_two_runs",
+    "test_prod_run_worker_kill",
     "test_prod_mlflow_down",
     "test_prod_pg_restart",
     "test_prod_s3_down",
+    "test_prod_drop_runs",
 )
 
 

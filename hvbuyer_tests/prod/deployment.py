@@ -168,6 +168,7 @@ class Outcome:
 
 
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+RUN_ENDS = ("RunSuccessEvent", "RunFailureEvent", "RunCanceledEvent")
 SELECTOR = {"repositoryLocationName": "hvbuyer", "repositoryName": "__repository__"}
 
 
@@ -238,19 +239,26 @@ class Runs:
 
         def idle() -> list[dict[str, Any]] | None:
             runs = self.all()
-            parents = {_tags(r).get("dagster/parent_run_id") for r in runs}
+            parents = {run_tags(r).get("dagster/parent_run_id") for r in runs}
             awaiting_retry = [
-                r for r in runs if _tags(r).get("dagster/will_retry") == "true" and r["runId"] not in parents
+                r for r in runs if run_tags(r).get("dagster/will_retry") == "true" and r["runId"] not in parents
             ]
             in_flight = [r for r in runs if r["status"] not in FINISHED]
             return None if in_flight or awaiting_retry else runs
 
         return wait_for(idle, "no run in flight", timeout)
 
+    def span(self, run_id: str) -> tuple[float, float]:
+        """When a finished run started and ended, from its RUN_START event and the event that ended it (success,
+        failure or canceled) in its event log."""
+        stamps = {e["__typename"]: float(e["timestamp"]) for e in self.step_events(run_id) if e.get("timestamp")}
+        return stamps["RunStartEvent"], max(stamps[kind] for kind in RUN_ENDS if kind in stamps)
+
     def step_events(self, run_id: str) -> list[dict[str, Any]]:
         query = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
             __typename ... on MessageEvent { message stepKey timestamp }
-            ... on EngineEvent { metadataEntries { label ... on TextMetadataEntry { text } } } } }
+            ... on EngineEvent { metadataEntries { label ... on TextMetadataEntry { text } } }
+            ... on ErrorEvent { error { message stack causes { message } } } } }
             ... on PythonError { message } } }"""
         return self.deployment.graphql(query, {"id": run_id})["logsForRun"]["events"]
 
@@ -290,7 +298,7 @@ class Runs:
         return data["sensorState"]
 
 
-def _tags(run: dict[str, Any]) -> dict[str, str]:
+def run_tags(run: dict[str, Any]) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["tags"]}
 
 

@@ -65,8 +65,10 @@ class PgCluster:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m <mode>``: ``fast`` terminates every connection and shuts down cleanly, ``immediate``
+        quits at once (as a crash would: the next start recovers from the WAL)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
 
     def restart(self) -> None:
         """Stop (fast: every connection is terminated) and start again on the same port and data."""

@@ -13,7 +13,15 @@ import httpx
 import psycopg2
 
 from hvbuyer_assets import registry
-from hvbuyer_tests.prod.deployment import PROD_MARKS, Deployment, Runs, api_get, boot, wait_for
+from hvbuyer_tests.prod.deployment import (
+    PROD_MARKS,
+    Deployment,
+    Runs,
+    api_get,
+    boot,
+    step_start_pids,
+    wait_for,
+)
 from hvbuyer_tests.prod.pg_cluster import PgCluster
 from hvbuyer_tests.prod.scenario import RAW_SENSOR, DropCalendar
 
@@ -93,3 +101,35 @@ def test_postgres_restart_while_idle_loses_nothing_and_the_next_drop_is_processe
     assert {run_id: runs_after.get(run_id) for run_id in runs_before} == runs_before
     assert {run_id: events_after.get(run_id) for run_id in events_before} == events_before
     assert ingest["runId"] in runs_after and events_after[ingest["runId"]] > 0
+
+
+def test_postgres_stopped_immediately_mid_run_then_started_the_work_still_finishes(
+    prod: Deployment, pg_cluster: PgCluster
+) -> None:
+    """PostgreSQL quits at once (``pg_ctl stop -m immediate``, as a crash) while a retraining runs, and is started
+    again: the run does not hang, and the retraining ends in success (the run itself, or the instance's retry of
+    it); the daemon heartbeats again."""
+    runs = Runs(prod)
+    runs.wait_idle()
+    run_id = runs.launch("retrain")
+    wait_for(lambda: any(s == "trained_model" for s, _ in step_start_pids(prod, run_id)), "trained_model started")
+    pg_cluster.stop(mode="immediate")
+    try:
+        time.sleep(3)  # down while the step runs and reports its events (not a timing assumption: any time will do)
+    finally:
+        pg_cluster.start()
+    restarted = time.time()
+    wait_for(lambda: daemons_since(prod, restarted), "every daemon heartbeating after the restart", timeout=180)
+
+    def settled() -> list[dict] | None:
+        try:
+            return runs.wait_idle(timeout=0)
+        except (AssertionError, httpx.HTTPStatusError):  # runs in flight; a pooled connection of the old server
+            return None
+
+    every = wait_for(settled, "no run in flight after the restart", timeout=900)
+    wait_for(lambda: answers(lambda: runs.step_events(run_id)), "the webserver reading event logs", 60)
+    family = [r for r in every if r["runId"] == run_id or {"key": "dagster/root_run_id", "value": run_id} in r["tags"]]
+    outcome = {r["runId"]: (r["status"], [e.get("message") for e in runs.step_events(r["runId"])][-8:]) for r in family}
+    print(f"[prod] the run and its retries after PostgreSQL quit mid-run: {outcome}")
+    assert any(r["status"] == "SUCCESS" for r in family), outcome

@@ -1,5 +1,6 @@
 """Two runs at once, their steps on both Celery workers: the run queue starts both (several runs at once are
-allowed, deploy/dagster.yaml), and each worker (one step at a time, prefetching one) takes one of the two steps.
+allowed, deploy/dagster.yaml), their events show that each started before the other ended, and each worker (one
+step at a time, prefetching one) takes one of the two steps.
 
 The workers stop consuming the step queue until both runs have submitted their step, as an operator pausing the
 workers would, so that both steps are waiting at the same moment whatever the box's load (otherwise the faster
@@ -51,6 +52,10 @@ def test_two_runs_at_once_execute_their_steps_on_both_workers(prod: Deployment, 
         wait_for(lambda: all(submitted(runs, r) for r in run_ids), "both runs submitted their step", timeout=300)
     finished = [runs.wait_run(r) for r in run_ids]
     assert [r["status"] for r in finished] == ["SUCCESS", "SUCCESS"], finished
+
+    # The two runs overlapped in time: each started before the other ended.
+    (start_a, end_a), (start_b, end_b) = (runs.span(r) for r in run_ids)
+    assert start_a < end_b and start_b < end_a, {"a": (start_a, end_a), "b": (start_b, end_b)}
 
     executed = {run_id: runs.celery_workers(run_id) for run_id in run_ids}
     assert [set(steps) for steps in executed.values()] == [set(s) for s in SELECTIONS], executed
