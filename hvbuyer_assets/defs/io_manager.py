@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from hvbuyer_assets.defs.metadata import frame_metadata, stored_asset
+from hvbuyer_assets.defs.metadata import arrow_column_schema, frame_metadata, stored_asset
 from hvbuyer_assets.defs.partitions import stored_drop_files
 from hvbuyer_assets.memory import release_memory
 from hvbuyer_assets.storage import is_local, location, read_stored, write_joblib, write_json, write_parquet
@@ -74,7 +74,10 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
         path = location(asset.drop_path(self.base_uri, context.asset_partition_key), self.s3_endpoint_url)
         if isinstance(obj, StagedParquet):
             obj.commit(path, self.s3_endpoint_url)
-            context.add_output_metadata({"dagster/row_count": obj.rows, "path": dg.MetadataValue.path(str(path))})
+            schema = {} if obj.schema is None else {"dagster/column_schema": arrow_column_schema(obj.schema)}
+            context.add_output_metadata(
+                {"dagster/row_count": obj.rows, **schema, "path": dg.MetadataValue.path(str(path))}
+            )
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         write_parquet(path, obj, self.s3_endpoint_url, preserve_index=not isinstance(obj.index, pd.RangeIndex))

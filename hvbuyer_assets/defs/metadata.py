@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
 from hvbuyer_assets.core.columns import COLUMN_DESCRIPTIONS
 from hvbuyer_assets.storage.catalog import StoredAsset, entry
@@ -65,6 +66,11 @@ def column_schema(frame: pd.DataFrame, descriptions: Mapping[str, str] | None = 
             dg.TableColumn(str(name), _type(dtype), description=described.get(str(name))) for name, dtype in columns
         ]
     )
+
+
+def arrow_column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """``column_schema`` of a file written a row group at a time (``storage.staged``): the types pandas reads."""
+    return column_schema(schema.empty_table().to_pandas())
 
 
 def frame_metadata(frame: pd.DataFrame) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def customer_scores(
     `features_as_of`); the metadata shows the score distribution. Each customer's score, model version, as-of
     time and features also go to the online store (`HVBUYER_ONLINE_STORE`) the API's lookups read: only the
     changed rows, as a new version readers switch to at once; if that write fails, so does the asset, and the
-    previous version keeps answering. The features are read and scored ``SCORING_BATCH_ROWS`` customers at a
+    previous version keeps answering. The features are read and scored `SCORING_BATCH_ROWS` customers at a
     time: the step holds one chunk of them, beside the scores and the store's records."""
     version = champion_model["champion_version"]
     champion = model_registry.load(version)
