@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
-from bench_pipeline import GIB, RssSampler, ensure_data, first_drop
+from bench_pipeline import GIB, RssSampler, ensure_data, first_drop, step_seconds_and_peaks
 
 from hvbuyer_assets.settings import child_environ
 
@@ -48,17 +48,7 @@ def run_steps(data_dir: Path, chunk_bytes: int) -> dict[str, tuple[float, int]]:
         raise SystemExit(f"materialize failed (chunk {chunk_bytes}): see {data_dir / 'materialize.log'}")
     instance = dg.DagsterInstance.from_config(str(home))
     run = instance.get_runs(limit=1)[0]
-    starts: dict[str, float] = {}
-    steps: dict[str, tuple[float, int]] = {}
-    for entry in instance.all_logs(run.run_id):
-        event = entry.dagster_event
-        if event is None or not event.step_key:
-            continue
-        if event.event_type_value == "STEP_START":
-            starts[event.step_key] = entry.timestamp
-        elif event.event_type_value == "STEP_SUCCESS":
-            begin = starts[event.step_key]
-            steps[event.step_key] = (entry.timestamp - begin, sampler.peak(begin, entry.timestamp))
+    steps = step_seconds_and_peaks(instance, run.run_id, sampler)  # a failed run stopped above
     instance.dispose()
     return steps
 

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -87,6 +88,23 @@ def first_drop(env: dict[str, str]) -> str:
     return out.stdout.decode().split()[0]
 
 
+def step_seconds_and_peaks(instance: Any, run_id: str, sampler: RssSampler) -> dict[str, tuple[float, int]]:
+    """(seconds, peak RSS sampled meanwhile) of each step of the run that ended, from its STEP_START to its
+    STEP_SUCCESS or STEP_FAILURE event."""
+    starts: dict[str, float] = {}
+    steps: dict[str, tuple[float, int]] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            begin = starts[event.step_key]
+            steps[event.step_key] = (entry.timestamp - begin, sampler.peak(begin, entry.timestamp))
+    return steps
+
+
 def run_graph(data_dir: Path) -> tuple[dict[str, tuple[float, int]], float, bool, int]:
     """Run the graph exactly as users do (`dagster asset materialize`, a persistent instance) in a child
     process; `dg.materialize` would keep every step's output in memory for its result object."""
@@ -112,16 +130,7 @@ def run_graph(data_dir: Path) -> tuple[dict[str, tuple[float, int]], float, bool
 
     instance = dg.DagsterInstance.from_config(str(home))
     run = instance.get_runs(limit=1)[0]
-    starts, stages = {}, {}
-    for entry in instance.all_logs(run.run_id):
-        event = entry.dagster_event
-        if event is None or not event.step_key:
-            continue
-        if event.event_type_value == "STEP_START":
-            starts[event.step_key] = entry.timestamp
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-            begin = starts[event.step_key]
-            stages[event.step_key] = (entry.timestamp - begin, sampler.peak(begin, entry.timestamp))
+    stages = step_seconds_and_peaks(instance, run.run_id, sampler)
     cleaning = float("nan")
     for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.asset_materialization
