@@ -29,7 +29,7 @@ from hvbuyer_assets.defs.sensors.retraining import retraining_sensor  # noqa: E4
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, SAMPLE_SEED, Workspace, write_sample  # noqa: E402
 
 
-def _run(defs: dg.Definitions, job: str, instance: dg.DagsterInstance) -> None:
+def run_job(defs: dg.Definitions, job: str, instance: dg.DagsterInstance) -> None:
     """Run ``job`` for the latest drop of the raw folder (each complete drop a partition, as the sensor adds)."""
     drop = add_complete_drops(instance, defs.resources["raw_storage"])[-1]
     try:
@@ -54,7 +54,7 @@ def main() -> None:
         write_sample(workspace.raw, customers=args.customers)
         resources = build_resources(workspace.settings)
         defs = dg.Definitions(assets=ALL_ASSETS, jobs=JOBS, resources=resources, executor=dg.in_process_executor)
-        _run(defs, "full_build", instance)
+        run_job(defs, "full_build", instance)
         datagen.write_drop(
             workspace.raw,
             args.customers,
@@ -64,7 +64,7 @@ def main() -> None:
             as_of=args.as_of,
             days=args.days,
         )
-        _run(defs, "ingest_drop", instance)
+        run_job(defs, "ingest_drop", instance)
         report = json.loads((workspace.root / "monitoring" / "drift_report.json").read_text())
         print(f"drift={args.drift} as_of={args.as_of} days={args.days} customers={args.customers}")
         print(f"verdict: {report['verdict']} ({report['reason']}); model age {report['model_age_days']:.1f} d")

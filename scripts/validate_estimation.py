@@ -22,34 +22,22 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import mlflow
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from drift_scenarios import run_job  # noqa: E402  (scripts/, on the path when run as a script)
+
 from hvbuyer_assets import datagen  # noqa: E402
 from hvbuyer_assets.definitions import ALL_ASSETS, build_resources  # noqa: E402
 from hvbuyer_assets.defs.jobs import JOBS  # noqa: E402
-from hvbuyer_assets.defs.sensors.raw import add_complete_drops  # noqa: E402
 from hvbuyer_tests.pipeline import SAMPLE_CUSTOMERS, Workspace, write_drop, write_sample  # noqa: E402
 
 SCORED_AS_OF = "2026-10-08"  # 100 days after the sample's as-of: the scoring that is estimated
 MATURED_AS_OF = "2027-01-16"  # 100 days later: that scoring's labels (90 days) have matured
 TOLERANCE = 0.03
 COVARIATE = ("demographics", "behaviour")
-
-
-def _run(defs: dg.Definitions, job: str, instance: dg.DagsterInstance) -> None:
-    drop = add_complete_drops(instance, defs.resources["raw_storage"])[-1]
-    try:
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, partition_key=drop, raise_on_error=False
-        )
-    finally:
-        mlflow.end_run()
-    if not result.success:
-        raise SystemExit(f"{job} failed")
 
 
 def case(drift: str, customers: int) -> dict[str, object]:
@@ -60,9 +48,9 @@ def case(drift: str, customers: int) -> dict[str, object]:
         defs = dg.Definitions(
             assets=ALL_ASSETS, jobs=JOBS, resources=build_resources(workspace.settings), executor=dg.in_process_executor
         )
-        _run(defs, "full_build", instance)
+        run_job(defs, "full_build", instance)
         write_drop(workspace.raw, SCORED_AS_OF, customers=customers, drop="scored", days=100, drift=drift)
-        _run(defs, "ingest_drop", instance)
+        run_job(defs, "ingest_drop", instance)
         monitoring = workspace.root / "monitoring"
         (estimate_file,) = [
             p
@@ -72,7 +60,7 @@ def case(drift: str, customers: int) -> dict[str, object]:
         ]
         estimate = json.loads(estimate_file.read_text())
         write_drop(workspace.raw, MATURED_AS_OF, customers=customers, drop="matured", days=100, drift=drift)
-        _run(defs, "ingest_drop", instance)
+        run_job(defs, "ingest_drop", instance)
         performance = json.loads((monitoring / "model_performance.json").read_text())
         (evaluation,) = [e for e in performance["evaluations"] if e["model_version"] == "1"]
         if pd.Timestamp(evaluation["scored_as_of"]) != pd.Timestamp(estimate["as_of"]):
