@@ -19,6 +19,7 @@ import hvbuyer_assets.defs
 from hvbuyer_assets.defs.executor import executor_for
 from hvbuyer_assets.defs.io_manager import STORED_FRAMES, LayeredStorageIOManager, StoredFrameInputManager
 from hvbuyer_assets.defs.jobs import JOBS
+from hvbuyer_assets.defs.metadata import PLOTS, PlotStore
 from hvbuyer_assets.defs.problem import PROBLEM, PredictionProblem
 from hvbuyer_assets.settings import Settings, load_settings
 
@@ -34,8 +35,11 @@ def domains() -> list[str]:
 
 
 def shared_resources(settings: Settings) -> dict[str, Any]:
-    """Resources every domain uses: the layered storage IO manager and the prediction problem."""
+    """Resources every domain uses: the layered storage IO manager, the prediction problem and the plot store."""
     return {
+        PLOTS: PlotStore(
+            base_uri=settings.data_dir, api_url=settings.api_url, s3_endpoint_url=settings.s3_endpoint_url
+        ),
         "io_manager": LayeredStorageIOManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
         STORED_FRAMES: StoredFrameInputManager(base_uri=settings.data_dir, s3_endpoint_url=settings.s3_endpoint_url),
         PROBLEM: PredictionProblem(),

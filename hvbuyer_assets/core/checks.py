@@ -117,13 +117,18 @@ def one_row_per_customer(customer_ids: pd.Series, expected: int) -> Outcome:
     )
 
 
+def dropped_share(rows_read: int, rows_dropped: int) -> float:
+    """The share of a drop's rows that cleaning quarantined (0 for an empty drop)."""
+    return float(rows_dropped / max(rows_read, 1))
+
+
 def quarantine_share(
     rows_read: int, rows_dropped: int, reasons: list[CommonReason], min_rows: int = QUARANTINE_MIN_ROWS
 ) -> Outcome:
     """Pass up to ``QUARANTINE_WARN_SHARE`` of the rows dropped; above ``QUARANTINE_ERROR_SHARE`` block, if the
     drop has at least ``min_rows`` rows (else warn). ``reasons``: the most common reasons of the dropped rows (per
     file), named in the description and the metadata, since a blocked drop stores no quarantine to look at."""
-    share = rows_dropped / max(rows_read, 1)
+    share = dropped_share(rows_read, rows_dropped)
     enough = rows_read >= min_rows
     description = f"{share:.2%} of {rows_read} rows quarantined"
     if share > QUARANTINE_WARN_SHARE and reasons:
@@ -134,7 +139,7 @@ def quarantine_share(
         passed=share <= QUARANTINE_WARN_SHARE,
         description=description,
         metadata={
-            "share": float(share),
+            "share": share,
             "rows_read": int(rows_read),
             "rows_dropped": int(rows_dropped),
             "min_rows": int(min_rows),

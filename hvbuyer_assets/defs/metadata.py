@@ -1,11 +1,11 @@
 """Asset metadata helpers shared by every domain: where an asset is stored (its ``storage.catalog`` entry), plots
-and tables for the UI, and the column schema / row count of a stored frame (Dagster's ``dagster/column_schema`` and
-``dagster/row_count``)."""
+(``PlotStore``) and tables for the UI, and the column schema / row count of a stored frame (Dagster's
+``dagster/column_schema`` and ``dagster/row_count``)."""
 
 from __future__ import annotations
 
-import base64
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from hvbuyer_assets.core.columns import COLUMN_DESCRIPTIONS
 from hvbuyer_assets.storage.catalog import StoredAsset, entry
+from hvbuyer_assets.storage.plots import write_plot
 
 LAYER_KEY = "hvbuyer/layer"
 LATEST_WINS_KEY = "hvbuyer/latest_wins_by"  # a per-drop asset whose latest record of this key wins across drops
@@ -38,9 +39,27 @@ def stored_asset(name: str, metadata: Mapping[str, Any] | None, per_drop: bool) 
     return StoredAsset(name, metadata.get(LAYER_KEY, "interim"), per_drop, metadata.get(LATEST_WINS_KEY))
 
 
-def png_metadata(title: str, png: bytes) -> dg.MetadataValue:
-    """A PNG plot as output metadata the Dagster UI renders (markdown image with a data URI)."""
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+# The Dagster UI (1.13) shows a markdown metadata entry inline only when it is shorter than 1,000 characters;
+# a longer one is a "[Show Markdown]" link to a dialog (ui-core/src/metadata/MetadataEntry.tsx, case
+# 'MarkdownMetadataEntry': `expandSmallValues && entry.mdStr.length < 1000`; the asset page's metadata tables pass
+# expandSmallValues). A PNG as a base64 data URI is tens of kilobytes, so a plot is a short link to its file instead.
+INLINE_MARKDOWN_CHARS = 1000
+PLOTS = "plots"  # the resource key of the PlotStore
+
+
+class PlotStore(dg.ConfigurableResource):
+    """Plots as metadata the Dagster UI shows inline: each PNG stored once under `<base_uri>/plots/` (named by its
+    content) and attached as a markdown image of its URL on the prediction API (`GET /plots/{name}`)."""
+
+    base_uri: str
+    api_url: str
+    s3_endpoint_url: str | None = None
+
+    def markdown(self, title: str, png: bytes) -> dg.MetadataValue:
+        """Store ``png``; a markdown image of its URL, titled ``title``, short enough to render inline."""
+        url = f"{self.api_url.rstrip('/')}/plots/{write_plot(self.base_uri, png, self.s3_endpoint_url)}"
+        alt = re.sub(r"[\[\]\n]", " ", title)[: INLINE_MARKDOWN_CHARS - len(url) - 10]
+        return dg.MetadataValue.md(f"![{alt}]({url})")
 
 
 def _type(dtype: Any) -> str:

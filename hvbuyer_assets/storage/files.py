@@ -103,6 +103,11 @@ def write_joblib(path: UPath, value: Any) -> None:
     atomic_write(path, lambda target: _write_bytes(path, target, sink.getvalue()))
 
 
+def write_bytes(path: UPath, payload: bytes) -> None:
+    """Write bytes atomically."""
+    atomic_write(path, lambda target: _write_bytes(path, target, payload))
+
+
 def _write_bytes(path: UPath, target: str, payload: bytes) -> None:
     if is_local(path):
         with open(target, "wb") as sink:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hvbuyer_serving.api.routes import admin, customers, docs, health, metrics, model, predict
+from hvbuyer_serving.api.routes import admin, customers, docs, health, metrics, model, plots, predict
 
-ROUTERS: tuple[APIRouter, ...] = tuple(m.router for m in (predict, customers, model, health, metrics, admin, docs))
+ROUTERS: tuple[APIRouter, ...] = tuple(
+    m.router for m in (predict, customers, model, health, metrics, plots, admin, docs)
+)

@@ -14,10 +14,12 @@ import pytest
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift, drift_report
 from hvbuyer_assets.core.columns import COLUMN_DESCRIPTIONS
+from hvbuyer_assets.core.sources import BY_KIND
 from hvbuyer_assets.definitions import build_definitions
-from hvbuyer_assets.defs.metadata import rounded
+from hvbuyer_assets.defs.metadata import INLINE_MARKDOWN_CHARS, rounded
 from hvbuyer_assets.defs.model.resources import run_name
 from hvbuyer_assets.settings import load_settings
+from hvbuyer_assets.storage.plots import plot_name
 from hvbuyer_tests.pipeline import Workspace, check_results
 
 PROBLEM_PARAMS = ("horizon_days", "large_purchase_threshold", "training_cutoff", "holdout_cutoff", "data_as_of")
@@ -101,14 +103,25 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return dict(events[0].metadata)
 
 
-def _image(value: dg.MetadataValue) -> bool:
-    return isinstance(value, dg.MarkdownMetadataValue) and "](data:image/png;base64," in value.md_str
+PLOT = re.compile(r"!\[[^\[\]\n]+\]\((?P<api>\S+)/plots/(?P<name>[0-9a-f]{32}\.png)\)")
+
+
+def _image(workspace: Workspace, value: dg.MetadataValue) -> bool:
+    """A plot the Dagster UI shows inline (below its markdown collapse length): a markdown image of the API's
+    `/plots/` URL of a PNG stored under the data dir's `plots/`."""
+    assert isinstance(value, dg.MarkdownMetadataValue)
+    assert len(value.md_str) < INLINE_MARKDOWN_CHARS, value.md_str[:200]
+    link = PLOT.fullmatch(value.md_str)
+    assert link is not None, value.md_str[:200]
+    assert link["api"] == workspace.settings.api_url.rstrip("/")
+    png = (workspace.root / "plots" / link["name"]).read_bytes()
+    return png.startswith(b"\x89PNG\r\n\x1a\n") and plot_name(png) == link["name"]
 
 
 def test_stored_frames_carry_row_count_and_described_column_schema(
     rebuilt: tuple[Workspace, dg.ExecuteInProcessResult],
 ) -> None:
-    _, result = rebuilt
+    workspace, result = rebuilt
     for asset in ("clean_customers", "quarantined_customers", "customer_scores", "segment_summary"):
         meta = _metadata(result, asset)
         assert meta["dagster/row_count"].value > 0, asset
@@ -116,6 +129,13 @@ def test_stored_frames_carry_row_count_and_described_column_schema(
         assert schema.columns, asset
         for column in schema.columns:
             assert column.description == COLUMN_DESCRIPTIONS[column.name], (asset, column.name)
+    # The quarantine share is a float on the clean asset (its Plots tab charts it): the share check's figure.
+    clean = _metadata(result, "clean_customers")
+    share = clean["quarantine_share"]
+    assert isinstance(share, dg.FloatMetadataValue)
+    assert share.value == clean["rows_dropped"].value / clean["rows_read"].value
+    assert 0 < share.value < 0.05  # the sample's mess sets a few rows aside, below the warning share
+    assert share.value == check_results(result)[BY_KIND["customers"].share_check].metadata["share"].value
     scores = _metadata(result, "customer_scores")
     assert scores["dagster/row_count"].value == 3000
     assert [c.name for c in scores["dagster/column_schema"].schema.columns] == [
@@ -125,7 +145,7 @@ def test_stored_frames_carry_row_count_and_described_column_schema(
         "scored_at",
         "features_as_of",
     ]
-    assert _image(scores["score_histogram"])
+    assert _image(workspace, scores["score_histogram"])
     mean = scores["mean_probability"].value
     assert mean == round(mean, 4) and 0 < mean < 1
 
@@ -177,7 +197,7 @@ def test_drift_table_is_table_metadata_with_non_voting_rows_marked(
     headline = meta["headline"].value
     drifted = sum(r["drifted"] for r in voting)
     assert headline.startswith(f"{verdict}: {drifted} of {len(voting)} voting features drifted")
-    assert _image(meta["drift_plot"]) and f"![{headline}]" in meta["drift_plot"].md_str  # the plot's title
+    assert _image(workspace, meta["drift_plot"]) and f"![{headline}]" in meta["drift_plot"].md_str  # the plot's title
 
 
 def test_evaluation_compares_candidate_and_baselines_and_links_the_run(
@@ -192,7 +212,7 @@ def test_evaluation_compares_candidate_and_baselines_and_links_the_run(
         "logistic regression baseline",
         "demographics-only baseline",
     ]
-    assert all(_image(evaluation[key]) for key in ("roc_curve", "calibration_plot", "lift_plot"))
+    assert all(_image(workspace, evaluation[key]) for key in ("roc_curve", "calibration_plot", "lift_plot"))
     assert evaluation["roc_auc"].value == round(evaluation["roc_auc"].value, 4)
 
     registered = _metadata(result, "registered_model")

@@ -214,3 +214,17 @@ def test_every_invalid_field_is_reported_in_one_422(api: httpx.Client) -> None:
         ("body", "rows", 2, "region"),
         ("body", "rows", 2, "n_failed"),
     }
+
+
+def test_plots_of_the_asset_metadata_are_served_by_name_and_nothing_else(api: httpx.Client, built: Workspace) -> None:
+    """`GET /plots/{name}`: the PNGs the build's assets attached (the Dagster UI shows them inline from here)."""
+    stored = sorted((built.root / "plots").glob("*.png"))
+    assert len(stored) >= 5  # ROC, calibration, lift, drift, score histogram
+    for path in stored:
+        response = api.get(f"/plots/{path.name}")
+        assert response.status_code == 200, path.name
+        assert response.headers["content-type"] == "image/png"
+        assert response.content == path.read_bytes()
+    assert api.get(f"/plots/{'0' * 32}.png").status_code == 404  # a plot name, no such plot
+    for name in ("..%2Fmlflow.db", "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", stored[0].stem, f"{stored[0].stem}.PNG"):
+        assert api.get(f"/plots/{name}").status_code in (404, 422), name  # only plot names, only under plots/

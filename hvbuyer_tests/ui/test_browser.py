@@ -1,14 +1,16 @@
 """What a user sees after ``make run``, in a real headless browser (Debian's chromium through Playwright) that may
-reach nothing but loopback: the API docs, the Dagster asset graph, the MLflow registered model and its alias."""
+reach nothing but loopback: the API docs and `GET /model`'s promotion record, the Dagster asset graph and the drift
+page's table, the MLflow registered model, its alias and the experiment's runs table."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Locator
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.definitions import defs
@@ -94,3 +96,70 @@ def test_mlflow_experiment_link_opens_its_training_runs(make_run: MakeRun, brows
         for run in runs:
             page.get_by_role("link", name=run.info.run_name).first.wait_for(timeout=120_000)
         assert view.blocked == [], f"the MLflow UI asked for resources off this machine: {view.blocked}"
+
+
+def test_drift_page_shows_p_values_as_computed_and_what_flagged_each_feature(
+    make_run: MakeRun, browser: Browser
+) -> None:
+    """The drift page (the Dagster UI's `drift_report` asset page) shows each feature's KS p-value as computed,
+    a tiny one in scientific notation (`2.66e-17`), never rounded to 0, and which rule flagged it, as stored in
+    `monitoring/drift_report.json`; its plot is inline, an image the API serves."""
+    report = json.loads((make_run.data_dir / "monitoring" / "drift_report.json").read_text())
+    stored = {f["feature"]: f for f in [*report["features"], *report["time_indexed_features"]]}
+    stored["score"] = report["prediction"]
+    with offline_page(browser, 1600, 1000) as view:
+        page = view.page
+        page.goto(f"{make_run.urls['dagster']}/assets/drift_report", wait_until="domcontentloaded")
+        dismiss_dagster_welcome(page)
+        header = page.get_by_role("columnheader", name="flagged_by", exact=True)
+        table = page.locator("table").filter(has=header).last  # the features table, inside the metadata table
+        table.wait_for(timeout=120_000)
+        headers = table.locator("thead th").all_inner_texts()
+        rows = [dict(zip(headers, cells, strict=True)) for cells in _cells(table)]
+        # The drift plot is shown inline (not behind [Show Markdown]), loaded from the API's /plots/.
+        plot = page.locator(f"img[src^='{make_run.urls['api'].removesuffix('/docs')}/plots/']")
+        plot.first.wait_for(timeout=60_000)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=plot.first.element_handle())
+        assert page.get_by_text("[Show Markdown]").count() == 0
+        assert view.blocked == [], f"the Dagster UI asked for resources off this machine: {view.blocked}"
+    assert {row["feature"] for row in rows} == set(stored)
+    tiny = 0
+    for row in rows:
+        computed = stored[row["feature"]]
+        assert row["flagged_by"] == computed["flagged_by"], row
+        if computed.get("ks_pvalue") is None:
+            continue
+        shown = float(row["ks_pvalue"])
+        assert shown == pytest.approx(computed["ks_pvalue"], rel=5e-3, abs=5e-5), row
+        assert (shown == 0) == (computed["ks_pvalue"] == 0), row
+        if 0 < computed["ks_pvalue"] < 1e-6:
+            assert re.fullmatch(r"\d(\.\d+)?e-\d+", row["ks_pvalue"]), row
+            tiny += 1
+    assert tiny, "the sample's time-indexed features have KS p-values far below 1e-6"
+    assert any(row["flagged_by"] for row in rows), "and some are flagged"
+
+
+def _cells(table: Locator) -> list[list[str]]:
+    return table.locator("tbody tr").evaluate_all("rows => rows.map(r => [...r.cells].map(c => c.innerText))")
+
+
+def test_model_page_shows_the_promotion_record(make_run: MakeRun, browser: Browser) -> None:
+    """`GET /model` in the browser (docs/api.md) shows the champion's hold-out ROC-AUC at registration and the
+    same-hold-out comparison that promoted it, against which version: what the registry's version tags say."""
+    api = make_run.urls["api"].removesuffix("/docs")
+    client = registry.client(f"sqlite:///{make_run.data_dir}/mlflow.db")
+    champion = registry.champion(client)
+    assert champion is not None
+    with offline_page(browser) as view:
+        view.page.goto(f"{api}/model", wait_until="load")
+        shown = json.loads(view.page.locator("pre").first.inner_text())
+        assert view.blocked == []
+    assert shown["version"] == str(champion.version) == "1"
+    promotion = shown["promotion"]
+    assert promotion == registry.promotion_record(dict(champion.tags))
+    assert promotion["roc_auc_at_registration"] == pytest.approx(shown["metrics"]["roc_auc"], abs=1e-6)
+    # the first champion: compared with no version, its own figure on its hold-out, and why it was promoted
+    assert set(promotion) >= {"compared_with", "candidate_roc_auc_same_holdout", "previous_roc_auc_same_holdout"}
+    assert promotion["compared_with"] is None and promotion["previous_roc_auc_same_holdout"] is None
+    assert promotion["candidate_roc_auc_same_holdout"] == promotion["roc_auc_at_registration"]
+    assert promotion["decision"].startswith("promoted: ")

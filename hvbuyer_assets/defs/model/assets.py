@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift_report, evaluation, fingerprints, labels, model, promotion
 from hvbuyer_assets.defs.checks_gate import gate
-from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
+from hvbuyer_assets.defs.metadata import PlotStore, stored, table_metadata
 from hvbuyer_assets.defs.model import checks, tracking
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, reference_paths
@@ -81,7 +81,7 @@ def trained_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
     output_required=False,  # below the floor: nothing stored (defs.checks_gate)
 )
 def model_evaluation(
-    trained_model: Pipeline, training_set: pd.DataFrame, config: EvaluationConfig
+    trained_model: Pipeline, training_set: pd.DataFrame, config: EvaluationConfig, plots: PlotStore
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Hold-out metrics (ROC-AUC, PR-AUC, Brier, log-loss, calibration, lift) next to two baselines trained on
     the same rows: logistic regression on the same features and a demographics-only model. The ROC, calibration
@@ -111,16 +111,16 @@ def model_evaluation(
             for name, r in reports.items()
         },
     }
-    plots = tracking.comparison_plots(value)
+    pngs = tracking.comparison_plots(value)
     output = dg.Output(
         value,
         metadata={
             **{key: round(float(v), 4) for key, v in metrics.items() if key != "n"},
             "holdout_rows": len(holdout),
             "comparison": comparison_table({tracking.CANDIDATE: metrics, **value["baselines"]}),
-            "roc_curve": png_metadata("ROC: candidate vs baselines", plots["roc.png"]),
-            "calibration_plot": png_metadata("calibration: candidate vs baselines", plots["calibration.png"]),
-            "lift_plot": png_metadata("lift: candidate vs baselines", plots["lift.png"]),
+            "roc_curve": plots.markdown("ROC: candidate vs baselines", pngs["roc.png"]),
+            "calibration_plot": plots.markdown("calibration: candidate vs baselines", pngs["calibration.png"]),
+            "lift_plot": plots.markdown("lift: candidate vs baselines", pngs["lift.png"]),
         },
     )
     check = checks.quality_floor(

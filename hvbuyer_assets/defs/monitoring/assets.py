@@ -10,7 +10,7 @@ from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift, estimation, fingerprints, performance
 from hvbuyer_assets.core import drift_report as drift_report_core
 from hvbuyer_assets.defs.features.inputs import ENGINE_INS
-from hvbuyer_assets.defs.metadata import png_metadata, rounded_metadata, stored, table_metadata
+from hvbuyer_assets.defs.metadata import PlotStore, rounded_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, calibration_path, reference_paths
 from hvbuyer_assets.defs.problem import PredictionProblem
@@ -91,6 +91,7 @@ def drift_report(
     champion_model: dict[str, Any],
     config: DriftConfig,
     monitoring_store: MonitoringStore,
+    plots: PlotStore,
 ) -> dict[str, Any]:
     """Data drift of the latest scored features against the champion's training features, and the verdict
     (`drift` / `no_drift` / `insufficient_data` / `no_reference`) the retraining sensor reads from
@@ -119,7 +120,7 @@ def drift_report(
     shown = drift_report_core.display(value)
     if shown is not None:
         _, table = shown
-        metadata["drift_plot"] = png_metadata(headline, drift_report_core.plot(value, table))
+        metadata["drift_plot"] = plots.markdown(headline, drift_report_core.plot(value, table))
         metadata["features_table"] = table_metadata(
             table[list(drift_report_core.DISPLAY_COLUMNS)], drift_report_core.DISPLAY_COLUMNS
         )

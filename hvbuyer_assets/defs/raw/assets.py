@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from hvbuyer_assets.core import checks as core_checks
 from hvbuyer_assets.core import contract, drops
 from hvbuyer_assets.core.cleaning.chunks import clean_chunks, final_chunks
 from hvbuyer_assets.core.cleaning.quarantine import common_reasons
@@ -129,8 +130,11 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
                 for group in by_month(table, source.time_column) if source.time_column else [table]:
                     out.write(group)
             stage.discard()
+            stats = _stats(result.stats)
             metadata = {
-                **_stats(result.stats),
+                **stats,
+                # a float, so the asset's Plots tab charts it across drops (the share check judges the same figure)
+                "quarantine_share": core_checks.dropped_share(stats.get("rows_read", 0), stats.get("rows_dropped", 0)),
                 "chunks": result.chunks,
                 "clean_seconds": round(time.perf_counter() - started, 2),
                 "earlier_drops": len(earlier.keys),

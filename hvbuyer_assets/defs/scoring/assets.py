@@ -10,7 +10,7 @@ from pydantic import Field
 
 from hvbuyer_assets.core import evaluation, model, segments
 from hvbuyer_assets.defs.io_manager import STORED_FRAMES, StoredFrame
-from hvbuyer_assets.defs.metadata import png_metadata, stored, table_metadata
+from hvbuyer_assets.defs.metadata import PlotStore, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.scoring import checks
 from hvbuyer_assets.defs.scoring.resources import OnlineStoreResource
@@ -40,6 +40,7 @@ def customer_scores(
     champion_model: dict[str, Any],
     model_registry: ModelRegistryResource,
     online_store: OnlineStoreResource,
+    plots: PlotStore,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """P(large purchase in the next H days) for every known customer: features as of T, the champion model.
     One row per customer (`customer_id`, `large_purchase_probability`, `model_version`, `scored_at`,
@@ -76,7 +77,7 @@ def customer_scores(
             "mean_probability": round(float(probabilities.mean()), 4),
             "median_probability": round(float(probabilities.median()), 4),
             "expected_large_buyers": round(float(probabilities.sum()), 1),
-            "score_histogram": png_metadata("score distribution", evaluation.plot_score_histogram(probabilities)),
+            "score_histogram": plots.markdown("score distribution", evaluation.plot_score_histogram(probabilities)),
         },
     )
     yield checks.scores_are_probabilities(scores)
