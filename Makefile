@@ -9,7 +9,7 @@ PIP_VERSION := 26.3
 CHROMIUM ?= $(or $(HVBUYER_BROWSER),/usr/bin/chromium)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint materialize sample-data bench-pipeline bench-scale bench-serve bench-drift bench-engines clean
+.PHONY: install run test lint materialize sample-data bench-pipeline bench-scale bench-serve bench-explain bench-drift bench-engines clean
 .PHONY: lock browser screenshots
 .PHONY: test-prod prod-install prod-up prod-down prod-status prod-sample prod-measure
 .PHONY: spark-up spark-down spark-status
@@ -95,6 +95,17 @@ bench-serve: install
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(PY) scripts/bench_serve.py
 	$(PY) scripts/bench_serve_scale.py $(BENCH_SERVE_ARGS)
+
+# shap 0.51.0 (the last for Python 3.11) for the comparison in `make bench-explain` (one-row TreeSHAP, ours vs its C++
+# TreeExplainer): not a dependency (ours is faster, docs/api.md), so it goes to a folder the script alone imports; the
+# rest of its dependencies are ours (pip's dry run with constraints.txt adds only these four, 213 MB, llvmlite 173 MB).
+SHAP_TARGET ?= .bench/shap
+$(SHAP_TARGET)/shap/__init__.py:
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target $(SHAP_TARGET) \
+		shap==0.51.0 slicer==0.0.8 numba==0.68.1 llvmlite==0.50.0
+
+bench-explain: install $(SHAP_TARGET)/shap/__init__.py
+	$(PY) scripts/bench_explain.py --shap-path $(SHAP_TARGET)
 
 # Evidently 0.7.23 for the comparison in `make bench-drift` (same frames, through a subprocess) lives in its own
 # venv, so its dependency tree never moves our pins; it needs pandas < 3 (it imports a helper pandas 3 removed).

@@ -6,7 +6,8 @@
 2. For each store, the API (uvicorn, 1 worker) after 10,000 random look-ups: its RSS, against the same service
    with an empty store; then look-up latency with wrk at concurrency 8 (random ids).
 3. `/predict/batch` with 10,000 full rows as JSON rows, JSON columns and an Arrow IPC stream (median of repeats).
-4. `/predict?explain=5` latency (wrk, concurrency 1) and `/predict` throughput at 1 and 2 workers (wrk, c=8).
+4. `/predict?explain=5` latency next to the plain `/predict`'s (wrk, concurrency 1, the same row) and `/predict`
+   throughput at 1 and 2 workers (wrk, c=8).
 
     .venv/bin/python scripts/bench_serve_scale.py --customers 1000000   # what `make bench-serve` runs
 
@@ -203,6 +204,7 @@ def main() -> int:
                         explain_url = f"{base}/predict?explain=5"
                         wrk(explain_url, row, 1, 2)
                         results["explain"] = wrk(explain_url, row, 1, args.duration)
+                        results["predict c=1"] = wrk(f"{base}/predict", row, 1, args.duration)  # same row
             for workers in (1, 2):
                 with service(data_dir, work / f"api-w{workers}.log", workers=workers) as (base, _):
                     wrk(f"{base}/predict", row, 8, 2)
@@ -231,8 +233,11 @@ def report(results: dict, customers: int) -> None:
     print("\n== /predict/batch, 10,000 full rows")
     for label, (size, ms) in results["batch"].items():
         print(f"{label:<18} {size / 1e6:5.1f} MB body: median {ms:.1f} ms")
-    e = results["explain"]
-    print(f"\n== /predict?explain=5, c=1: p50 {e['p50']:.2f} ms, p99 {e['p99']:.2f} ms, {e['rps']:.0f} req/s")
+    e, plain = results["explain"], results["predict c=1"]
+    print(
+        f"\n== one row at c=1 (wrk): /predict?explain=5 p50 {e['p50']:.2f} ms, p99 {e['p99']:.2f} ms; /predict p50 "
+        f"{plain['p50']:.2f} ms, p99 {plain['p99']:.2f} ms (explain adds {e['p50'] - plain['p50']:.2f} ms at p50)"
+    )
     one, two = results["workers 1"]["rps"], results["workers 2"]["rps"]
     print(f"== /predict c=8: 1 worker {one:,.0f} req/s, 2 workers {two:,.0f} req/s ({two / one:.2f}x)")
 

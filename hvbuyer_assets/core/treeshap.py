@@ -3,15 +3,24 @@
 leaf of every tree.
 
 For one leaf ``l`` with value ``v`` the path-dependent expectation given the features in ``S`` factorises over the
-distinct features ``j`` its path splits on: ``v * prod_j (o_j if j in S else z_j)``, where ``o_j`` says whether
-``x`` satisfies every split on ``j`` along the path and ``z_j`` is the share of training cover those splits keep.
-The Shapley value of feature ``i`` in that product game is ``v (o_i - z_i) sum_k w_k [t^k] prod_{j != i} (z_j +
-o_j t)`` with ``w_k = k! (d-k-1)! / d!``. Writing ``w_k`` as the Beta integral ``int_0^1 s^k (1-s)^(d-k-1) ds``
+``d`` distinct features ``j`` its path splits on: ``v * prod_j (o_j if j in S else z_j)``, where ``o_j`` says
+whether ``x`` satisfies every split on ``j`` along the path and ``z_j`` is the share of training cover those splits
+keep. The Shapley value of feature ``i`` in that product game is ``v (o_i - z_i) sum_k w_k [t^k] prod_{j != i} (z_j
++ o_j t)`` with ``w_k = k! (d-k-1)! / d!``. Writing ``w_k`` as the Beta integral ``int_0^1 s^k (1-s)^(d-k-1) ds``
 turns the sum into ``int_0^1 prod_{j != i} g_j(s) ds`` with ``g_j(s) = o_j s + z_j (1 - s)``, a polynomial of
-degree ``d - 1``: Gauss-Legendre quadrature with ``ceil(depth / 2)`` nodes integrates it exactly, so each leaf
-costs O(depth x nodes) per row instead of O(depth^2) polynomial arithmetic. A forest's value is the mean of its
-trees'. The contributions plus the expected value equal the forest's probability (``hvbuyer_tests/core/
-test_treeshap.py``: additivity, and equality with Shapley values enumerated from the tree itself).
+degree ``d - 1``: Gauss-Legendre quadrature with ``ceil(d / 2)`` nodes ``s_q`` (weights ``w_q``) integrates it
+exactly. With ``W_q = w_q v prod_j g_j(s_q)`` (one exp of a sum of logs per node):
+
+- a feature the row fails (``o_i = 0``, ``g_i = z_i (1 - s)``) gets ``-sum_q W_q / (1 - s_q)``, the same for every
+  failed feature of the leaf;
+- a satisfied one gets ``sum_q W_q (1 - z_i) / g_i(s_q)`` (a table per leaf, feature and node).
+
+Leaves are grouped by ``d``, so each group uses its own ``ceil(d / 2)`` nodes and no padding; leaves of value 0
+and trees without a split add nothing (but count in the expected value). The tables are laid out (feature, node,
+leaf) so every reduction runs over contiguous leaves. A forest's value is the mean of its trees'. The contributions
+plus the expected value equal the forest's probability (``hvbuyer_tests/core/test_treeshap.py``: additivity, and
+equality with Shapley values enumerated from the tree itself). Measured against the ``shap`` package's C++
+``TreeExplainer`` in ``scripts/bench_explain.py`` (docs/api.md).
 """
 
 from __future__ import annotations
@@ -26,31 +35,37 @@ from sklearn.pipeline import Pipeline
 
 from hvbuyer_assets.core.model import MISSING_SENTINEL
 
-ROW_CHUNK = 1  # rows explained together: one at a time is fastest (measured 1, 2, 4, 8); arrays ~10 MB
+Leaf = tuple[list[tuple[int, float, float, float]], float]  # ([(feature, lower, upper, zero)], value)
+
+
+@dataclass(frozen=True)
+class Group:
+    """The leaves whose paths split on ``depth`` distinct features; tables (feature, [node,] leaf)."""
+
+    depth: int
+    feature: np.ndarray  # (depth, leaves) int: the distinct features split on
+    lower: np.ndarray  # (depth, leaves): x > lower ...
+    upper: np.ndarray  # ... and x <= upper on every split of that feature
+    log_failed: np.ndarray  # (nodes, leaves): log(w_q v prod_j g_j(s_q)) with every o_j = 0
+    log_ratio: np.ndarray  # (depth, nodes, leaves): log g_j(s_q) | o_j = 1  -  log g_j(s_q) | o_j = 0
+    satisfied: np.ndarray  # (depth, nodes, leaves): (1 - z_j) / g_j(s_q) with o_j = 1
+    failed: np.ndarray  # (nodes,): 1 / (1 - s_q)
 
 
 @dataclass(frozen=True)
 class Paths:
-    """Every leaf of a forest as the distinct features its path splits on (padded to the deepest path)."""
+    """Every leaf of a forest that moves a contribution, grouped by its number of distinct features."""
 
-    feature: np.ndarray  # (leaves, depth) int: split feature (0 where padded)
-    lower: np.ndarray  # (leaves, depth): x > lower ...
-    upper: np.ndarray  # ... and x <= upper on every split of that feature
-    zero: np.ndarray  # (leaves, depth): share of cover the path's splits on that feature keep (1 where padded)
-    used: np.ndarray  # (leaves, depth) bool: a real feature, not padding
-    value: np.ndarray  # (leaves,): leaf value / number of trees
-    nodes: np.ndarray  # (q,): Gauss-Legendre nodes on [0, 1]
-    weights: np.ndarray  # (q,): their weights
-    # g_j(s) at each node: o_j s + z_j (1 - s); 1 where padded. ``failed_product``: prod_j g_j with every o_j = 0;
-    # a row's product is that times exp(sum of ``log_ratio`` over the features it satisfies).
-    failed_product: np.ndarray  # (leaves, q)
-    log_ratio: np.ndarray  # (leaves, depth, q): log(g_j | o_j = 1) - log(g_j | o_j = 0)
-    inv_satisfied: np.ndarray  # (leaves, depth, q): 1 / g_j where o_j = 1
-    inv_failed: np.ndarray  # (leaves, depth, q): 1 / g_j where o_j = 0
+    groups: tuple[Group, ...]
     expected_value: float
 
+    @property
+    def depth(self) -> int:
+        """The most distinct features on one path."""
+        return max((g.depth for g in self.groups), default=0)
 
-def _tree_paths(tree, scale: float) -> list[tuple[list[tuple[int, float, float, float]], float]]:
+
+def _tree_paths(tree, scale: float) -> list[Leaf]:
     """(distinct features with (feature, lower, upper, zero), value) of each leaf of one sklearn tree."""
     left, right = tree.children_left, tree.children_right
     cover = tree.weighted_n_node_samples
@@ -70,50 +85,57 @@ def _tree_paths(tree, scale: float) -> list[tuple[list[tuple[int, float, float, 
     return leaves
 
 
+def _group(leaves: list[Leaf], depth: int) -> Group:
+    """The tables of leaves that all split on ``depth`` distinct features (and have a positive value)."""
+    # (feature | lower | upper | zero, depth, leaves), contiguous: every row's reads run along the leaves
+    feature, lower, upper, zero = np.array([path for path, _ in leaves]).transpose(2, 1, 0).copy()
+    value = np.array([v for _, v in leaves])
+    nodes, weights = np.polynomial.legendre.leggauss(math.ceil(depth / 2))  # exact up to degree depth - 1
+    nodes, weights = (nodes + 1) / 2, weights / 2  # on [0, 1]
+    s = nodes[None, :, None]
+    satisfied = s + zero[:, None, :] * (1 - s)  # g_j(s_q) with o_j = 1: (depth, nodes, leaves)
+    failed = zero[:, None, :] * (1 - s)  # ... with o_j = 0
+    log_failed = np.log(weights)[:, None] + np.log(value) + np.log(failed).sum(axis=0)
+    return Group(
+        depth,
+        feature.astype(np.intp),
+        lower,
+        upper,
+        log_failed,
+        np.log(satisfied) - np.log(failed),
+        (1 - zero[:, None, :]) / satisfied,
+        1 / (1 - nodes),
+    )
+
+
 def forest_paths(forest: RandomForestClassifier) -> Paths:
     """The leaf tables of a fitted forest (class 1 probability)."""
     scale = 1.0 / len(forest.estimators_)
     leaves = [leaf for tree in forest.estimators_ for leaf in _tree_paths(tree.tree_, scale)]
-    depth = max(1, max(len(path) for path, _ in leaves))
-    n = len(leaves)
-    feature, used = np.zeros((n, depth), dtype=np.intp), np.zeros((n, depth), dtype=bool)
-    lower, upper, zero = np.full((n, depth), -np.inf), np.full((n, depth), np.inf), np.ones((n, depth))
-    for i, (path, _) in enumerate(leaves):
-        d = len(path)
-        if d:
-            feature[i, :d], lower[i, :d], upper[i, :d], zero[i, :d] = zip(*path, strict=True)
-            used[i, :d] = True
-    value = np.array([v for _, v in leaves])
-    nodes, weights = np.polynomial.legendre.leggauss(math.ceil(depth / 2))  # exact up to degree depth - 1
-    nodes, weights = (nodes + 1) / 2, weights / 2  # on [0, 1]
-    satisfied = np.where(used[..., None], nodes + zero[..., None] * (1 - nodes), 1.0)
-    failed = np.where(used[..., None], zero[..., None] * (1 - nodes), 1.0)
-    expected = float((value * zero.prod(axis=1)).sum())
-    log_ratio = np.log(satisfied) - np.log(failed)
-    tables = (failed.prod(axis=1), log_ratio, 1 / satisfied, 1 / failed)
-    return Paths(feature, lower, upper, zero, used, value, nodes, weights, *tables, expected)
+    expected = math.fsum(v * math.prod(z for *_, z in path) for path, v in leaves)
+    by_depth: dict[int, list[Leaf]] = {}
+    for path, v in leaves:
+        if path and v > 0:  # a leaf of value 0, or a tree without a split, moves no contribution
+            by_depth.setdefault(len(path), []).append((path, v))
+    return Paths(tuple(_group(group, d) for d, group in sorted(by_depth.items())), expected)
 
 
 def shap_values(paths: Paths, x: np.ndarray, n_features: int) -> np.ndarray:
-    """(rows, n_features) contributions of the forest's inputs ``x`` (the classifier's own input matrix)."""
+    """(rows, n_features) contributions of the forest's inputs ``x`` (the classifier's own input matrix), one row
+    at a time: a rows axis in the einsums costs more per row than it saves (measured 1, 2 and 8 rows)."""
     x = np.asarray(x, dtype=np.float32).astype(np.float64)  # sklearn's trees compare float32 inputs
-    out = np.zeros((len(x), n_features))
-    for start in range(0, len(x), ROW_CHUNK):
-        out[start : start + ROW_CHUNK] = _chunk(paths, x[start : start + ROW_CHUNK], n_features)
+    return np.array([_row(paths, row, n_features) for row in x]).reshape(len(x), n_features)
+
+
+def _row(paths: Paths, x: np.ndarray, n_features: int) -> np.ndarray:
+    out = np.zeros(n_features)
+    for g in paths.groups:
+        sent = x[g.feature]  # (depth, leaves)
+        one = (sent > g.lower) & (sent <= g.upper)
+        weighted = np.exp(g.log_failed + np.einsum("dl,dql->ql", one.astype(np.float64), g.log_ratio))  # W_q
+        phi = np.where(one, np.einsum("ql,dql->dl", weighted, g.satisfied), -(g.failed @ weighted))
+        out += np.bincount(g.feature.ravel(), weights=phi.ravel(), minlength=n_features)
     return out
-
-
-def _chunk(paths: Paths, x: np.ndarray, n_features: int) -> np.ndarray:
-    rows = len(x)
-    sent = x[:, paths.feature]  # (rows, leaves, depth)
-    one = (sent > paths.lower) & (sent <= paths.upper) & paths.used
-    exponent = (one[:, :, None, :].astype(np.float64) @ paths.log_ratio)[:, :, 0, :]  # (rows, leaves, q)
-    weighted = (paths.failed_product * np.exp(exponent) * paths.weights)[..., None]  # w_q prod_j g_j(s_q)
-    # int prod_{j != i} g_j(s) ds = sum_q w_q prod_j g_j(s_q) / g_i(s_q), for either value of o_i
-    integral = np.where(one, (paths.inv_satisfied @ weighted)[..., 0], (paths.inv_failed @ weighted)[..., 0])
-    phi = paths.value[None, :, None] * (one - paths.zero) * integral * paths.used
-    flat = (np.arange(rows)[:, None, None] * n_features + paths.feature[None]).ravel()
-    return np.bincount(flat, weights=phi.ravel(), minlength=rows * n_features).reshape(rows, n_features)
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,28 @@ def test_contributions_plus_expected_value_are_the_forest_probability_at_full_de
         n_estimators=20, max_depth=12, min_samples_leaf=5, max_samples=0.5, max_features="sqrt", random_state=0
     ).fit(x, y)
     paths = treeshap.forest_paths(forest)
-    assert paths.feature.shape[1] >= 11  # paths of 11-12 distinct features: every quadrature node is needed
+    assert paths.depth >= 11  # paths of 11-12 distinct features: every quadrature node is needed
     values = treeshap.shap_values(paths, x[:50], 24)
     np.testing.assert_allclose(values.sum(axis=1) + paths.expected_value, forest.predict_proba(x[:50])[:, 1], atol=1e-9)
+
+
+def test_trees_without_a_split_and_leaves_of_value_zero_only_move_the_expected_value() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 4)).astype(np.float32).astype(np.float64)
+    y = ((x[:, 0] < 1.2) & (x[:, 1] <= 1.6)).astype(int)  # 87 % positives
+    forest = RandomForestClassifier(n_estimators=12, max_depth=4, max_samples=9, random_state=1).fit(x, y)
+    trees = [e.tree_ for e in forest.estimators_]
+    assert any(t.node_count == 1 and t.value[0, 0, 1] == 1 for t in trees)  # a bootstrap of positives: one leaf
+    assert any(((t.children_left == -1) & (t.value[:, 0, 1] == 0)).any() for t in trees)  # leaves of value 0
+    paths = treeshap.forest_paths(forest)
+    got = treeshap.shap_values(paths, x[:4], 4)
+    for row in range(4):
+        np.testing.assert_allclose(got[row], _enumerated(forest, x[row]), rtol=0, atol=1e-12)
+    assert paths.expected_value == pytest.approx(_expectation_of_forest(forest, x[0]), abs=1e-12)
+    values = treeshap.shap_values(paths, x[:40], 4)
+    np.testing.assert_allclose(
+        values.sum(axis=1) + paths.expected_value, forest.predict_proba(x[:40])[:, 1], atol=1e-12
+    )
 
 
 def _training_frame(n: int, seed: int) -> pd.DataFrame:
