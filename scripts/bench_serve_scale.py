@@ -121,8 +121,23 @@ def rss_after_lookups(base: str, proc: subprocess.Popen, ids: list[str], lookups
     with httpx.Client(base_url=base, timeout=30) as client:
         for _ in range(lookups):
             client.get(f"/customers/{rng.choice(ids)}/prediction")
-    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    return max(p.memory_info().rss for p in tree) / 2**20
+    return max(p.memory_info().rss for p in _tree(proc)) / 2**20
+
+
+def _tree(proc: subprocess.Popen) -> list[psutil.Process]:
+    return [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+
+
+def wrk_one_row(url: str, row: str, proc: subprocess.Popen, seconds: int) -> dict[str, float]:
+    """wrk at concurrency 1, plus the service's CPU milliseconds per request (user + system time of its processes):
+    unlike the latency, that figure barely moves with the load of a shared box."""
+    before = _cpu_seconds(proc)
+    result = wrk(url, row, 1, seconds)
+    return result | {"cpu_ms": (_cpu_seconds(proc) - before) * 1e3 / max(1.0, result["rps"] * seconds)}
+
+
+def _cpu_seconds(proc: subprocess.Popen) -> float:
+    return sum(p.cpu_times().user + p.cpu_times().system for p in _tree(proc))
 
 
 LOOKUP_LUA = """ids = {%s}
@@ -203,8 +218,8 @@ def main() -> int:
                         results["batch"] = batch_medians(base, batch_bodies(data_dir), args.batch_repeats)
                         explain_url = f"{base}/predict?explain=5"
                         wrk(explain_url, row, 1, 2)
-                        results["explain"] = wrk(explain_url, row, 1, args.duration)
-                        results["predict c=1"] = wrk(f"{base}/predict", row, 1, args.duration)  # same row
+                        results["explain"] = wrk_one_row(explain_url, row, proc, args.duration)
+                        results["predict c=1"] = wrk_one_row(f"{base}/predict", row, proc, args.duration)  # same row
             for workers in (1, 2):
                 with service(data_dir, work / f"api-w{workers}.log", workers=workers) as (base, _):
                     wrk(f"{base}/predict", row, 8, 2)
@@ -234,10 +249,10 @@ def report(results: dict, customers: int) -> None:
     for label, (size, ms) in results["batch"].items():
         print(f"{label:<18} {size / 1e6:5.1f} MB body: median {ms:.1f} ms")
     e, plain = results["explain"], results["predict c=1"]
-    print(
-        f"\n== one row at c=1 (wrk): /predict?explain=5 p50 {e['p50']:.2f} ms, p99 {e['p99']:.2f} ms; /predict p50 "
-        f"{plain['p50']:.2f} ms, p99 {plain['p99']:.2f} ms (explain adds {e['p50'] - plain['p50']:.2f} ms at p50)"
-    )
+    print("\n== one row at c=1 (wrk), the same row; service CPU per request")
+    for label, r in (("/predict?explain=5", e), ("/predict", plain)):
+        print(f"{label:<18} p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, CPU {r['cpu_ms']:.2f} ms/request")
+    print(f"explain adds {e['p50'] - plain['p50']:.2f} ms at p50, {e['cpu_ms'] - plain['cpu_ms']:.2f} ms of CPU")
     one, two = results["workers 1"]["rps"], results["workers 2"]["rps"]
     print(f"== /predict c=8: 1 worker {one:,.0f} req/s, 2 workers {two:,.0f} req/s ({two / one:.2f}x)")
 
