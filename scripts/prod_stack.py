@@ -34,6 +34,10 @@ from spark_cluster import Cluster, ClusterConfig  # noqa: E402
 from hvbuyer_assets.settings import child_environ, load_settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# dagster-webserver keeps one pooled PostgreSQL connection per storage (runs, event log, schedules) across requests,
+# without a liveness check; a PostgreSQL restart closes it and the next query of that storage answers 500 ("server
+# closed the connection unexpectedly"). Recycling a connection older than 0 s opens a fresh one per query instead.
+WEBSERVER_DB_FLAGS = ("--db-pool-recycle", "0")
 
 
 @dataclass
@@ -169,7 +173,11 @@ class Deployment:
             ),
             Service(
                 "webserver",
-                [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(web_port)],
+                [
+                    str(BIN / "dagster-webserver"),
+                    *("-w", workspace, "-h", "127.0.0.1", "-p", str(web_port)),
+                    *WEBSERVER_DB_FLAGS,
+                ],
                 lambda: http_ok(f"http://127.0.0.1:{web_port}/server_info"),
                 web_port,
             ),
@@ -215,11 +223,18 @@ class Deployment:
 
     # -- health --------------------------------------------------------------------------------------------------
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        """One query to the Dagster webserver's GraphQL endpoint; the ``data`` part."""
+        """One query to the Dagster webserver's GraphQL endpoint; the ``data`` part. A failed request raises
+        ``httpx.HTTPStatusError`` with the response body in its message: a resolver's exception is answered 500
+        with the GraphQL ``errors`` (message, path, stack) in the body, and the webserver does not log it."""
         response = httpx.post(
             f"{self.dagster_url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30.0
         )
-        response.raise_for_status()
+        if response.is_error:
+            raise httpx.HTTPStatusError(
+                f"{response.status_code} from {response.url}: {response.text[:4000]}",
+                request=response.request,
+                response=response,
+            )
         body = response.json()
         if body.get("errors"):
             raise RuntimeError(f"GraphQL errors: {body['errors']}")
