@@ -15,7 +15,16 @@ session start-up apart), peak RSS of the process tree (the Spark JVM included; s
 Spark / embedded. Spark runs on
 ``HVBUYER_SPARK_MASTER`` (default ``local[2]``) with the ``HVBUYER_SPARK_*`` settings of the environment.
 
+``--stages state`` times the per-drop state path instead, each stage storing its value as its asset does
+(``Engine.stage_*`` into a ``StagedTable``, committed under ``.bench/engines/stored-<customers>-<engine>``):
+``customer_state`` of every drop, ``customer_totals`` (every drop's state combined), ``customer_features`` (from
+the total and the longest window's drops). On Spark the executors write them; the step process (Python and the
+driver JVM) holds metadata only, so its peak should not grow with the customers (``--customers 200000`` against
+``1000000`` on the cluster of ``make spark-up``: the ratio is printed when both are given, ``--customers
+200000,1000000``).
+
     python scripts/bench_engines.py [--customers 1000000] [--source .bench/pipeline/data] [--engines embedded,spark]
+        [--stages features|state]
 """
 
 from __future__ import annotations
@@ -72,6 +81,54 @@ print(json.dumps({"seconds": seconds, "session_seconds": session_seconds, "rows"
 """
 
 
+STATE_STAGES = ("customer_state", "customer_totals", "customer_features")
+STATE_CHILD = """
+import json, sys, time, uuid
+from hvbuyer_assets.core.customer_state import DropState, drops_in_window
+from hvbuyer_assets.defs.features.state import read_drop_states, state_metadata
+from hvbuyer_assets.defs.problem import PredictionProblem
+from hvbuyer_assets.engines import engine_for
+from hvbuyer_assets.settings import load_settings
+from hvbuyer_assets.storage.catalog import entry
+from hvbuyer_assets.storage.staged import StagedTable
+
+stage, out, stored = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])  # drops and clean files, in drop order
+engine = engine_for(load_settings())  # HVBUYER_ENGINE set by the parent
+started = time.perf_counter()
+engine.start()
+session_seconds = time.perf_counter() - started
+large = float(PredictionProblem().large_purchase_threshold)
+state_files = [entry("customer_state").drop_path(out, d) for d in stored["drops"]]
+totals = entry("customer_totals").path(out)
+started = time.perf_counter()
+
+def commit(staged, rows, metadata=None):
+    staged.commit(metadata)
+    return rows
+
+if stage == "customer_state":
+    rows = 0
+    for drop, tx, path in zip(stored["drops"], stored["clean_transactions"], state_files):
+        staged = StagedTable(path)
+        n, low, high = engine.stage_drop_state([tx], large, staged)
+        rows += commit(staged, n, state_metadata([DropState(drop, uuid.uuid4().hex, low, high, large)]))
+else:
+    states = [read_drop_states(p)[0] for p in state_files]
+    if stage == "customer_totals":
+        staged = StagedTable(totals)
+        rows = commit(staged, engine.stage_combined_states(state_files, staged), state_metadata(states))
+    else:
+        latest = max(s.max_ns for s in states if s.max_ns is not None)
+        window = {s.drop for s in drops_in_window(states, latest)}
+        tx = [f for d, f in zip(stored["drops"], stored["clean_transactions"]) if d in window]
+        staged = StagedTable(entry("customer_features").path(out))
+        summary = engine.stage_features([totals], tx, stored["clean_customers"], large, staged)
+        rows = commit(staged, summary.rows)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "session_seconds": session_seconds, "rows": rows}))
+"""
+
+
 class TreeRss(threading.Thread):
     """Peak RSS of a process and all its descendants (the Spark JVM is a child of the Python process)."""
 
@@ -95,9 +152,17 @@ class TreeRss(threading.Thread):
         return self.peak
 
 
-def run_stage(engine: str, stage: str, data_dir: Path, files: dict[str, list[str]]) -> dict[str, float]:
+def run_stage(
+    engine: str, stage: str, data_dir: Path, files: dict[str, list[str]], out: Path | None = None
+) -> dict[str, float]:
+    """One stage in a fresh process: ``CHILD`` (features as pandas), or with ``out`` ``STATE_CHILD`` (the per-drop
+    state path, storing under ``out``)."""
     env = child_environ({"HVBUYER_ENGINE": engine, "HVBUYER_DATA_DIR": str(data_dir.resolve())})
-    cmd = [sys.executable, "-c", CHILD, stage, json.dumps(files)]
+    if out is None:
+        cmd = [sys.executable, "-c", CHILD, stage, json.dumps(files)]
+    else:
+        stored = {**files, "drops": [Path(f).stem for f in files["clean_transactions"]]}
+        cmd = [sys.executable, "-c", STATE_CHILD, stage, str(out.resolve()), json.dumps(stored)]
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = TreeRss(child.pid)
     sampler.start()
@@ -201,14 +266,52 @@ def prepare(source: Path, customers: int) -> Path:
     return data_dir
 
 
+def state_stages(customers: list[int], source: Path, engines: list[str]) -> int:
+    """``--stages state``: the per-drop state path at each size, each engine; the peak ratio largest / smallest."""
+    results = {}
+    for n in customers:
+        data_dir = prepare(source, n)
+        files = clean_files(data_dir)
+        n_tx = _rows(files["clean_transactions"])
+        print(f"clean data: {data_dir} ({n:,} customers, {n_tx:,} transactions); load {psutil.getloadavg()}")
+        for engine in engines:
+            out = WORKDIR / f"stored-{n}-{engine}"
+            shutil.rmtree(out, ignore_errors=True)
+            for stage in STATE_STAGES:
+                results[(n, engine, stage)] = r = run_stage(engine, stage, data_dir, files, out)
+                print(
+                    f"  {stage:<19}{engine:<10}{r['rows']:>11,}{r['seconds']:>9.1f} s"
+                    f"{r['peak_rss'] / GIB:>8.2f} GiB peak RSS  (session {r['session_seconds']:.1f} s); "
+                    f"load {psutil.getloadavg()[0]:.1f}"
+                )
+    print(f"\n{'stage':<19}{'engine':<10}{'customers':>11}{'rows':>11}{'wall s':>9}{'peak RSS GiB':>14}")
+    for (n, engine, stage), r in results.items():
+        print(f"{stage:<19}{engine:<10}{n:>11,}{r['rows']:>11,}{r['seconds']:>9.1f}{r['peak_rss'] / GIB:>14.2f}")
+    if len(customers) > 1:
+        low, high = min(customers), max(customers)
+        print(f"\npeak RSS at {high:,} / at {low:,} customers:")
+        for engine in engines:
+            for stage in STATE_STAGES:
+                ratio = results[(high, engine, stage)]["peak_rss"] / results[(low, engine, stage)]["peak_rss"]
+                print(f"  {stage:<19}{engine:<10}{ratio:.2f}x")
+    print(f"load after: {psutil.getloadavg()}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--customers", default="1000000", help="a count, or counts separated by commas (state)")
     parser.add_argument("--source", type=Path, default=Path(".bench/pipeline/data"))
     parser.add_argument("--engines", default="embedded,spark")
+    parser.add_argument("--stages", choices=("features", "state"), default="features")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.customers.split(",")]
+    if args.stages == "state":
+        return state_stages(sizes, args.source, args.engines.split(","))
+    if len(sizes) != 1:
+        parser.error("--stages features takes one --customers count")
 
-    data_dir = prepare(args.source, args.customers)
+    data_dir = prepare(args.source, sizes[0])
     files = clean_files(data_dir)
     n_customers, n_tx = len(_ids(files["clean_customers"])), _rows(files["clean_transactions"])
     print(

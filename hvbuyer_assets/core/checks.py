@@ -42,11 +42,16 @@ class Outcome:
 
 def not_after_cutoff(last_event_at: pd.Series, cutoff: pd.Series | pd.Timestamp) -> Outcome:
     """Pass when every row's latest used event is at or before its cutoff (missing = no event)."""
-    late = (last_event_at > cutoff).fillna(False)
+    return rows_after_cutoff(int((last_event_at > cutoff).fillna(False).sum()))
+
+
+def rows_after_cutoff(late: int) -> Outcome:
+    """``not_after_cutoff`` from the count of rows whose latest used event is after their cutoff (counted where
+    the rows are: an engine's executors)."""
     return Outcome(
-        passed=not bool(late.any()),
-        description=f"{int(late.sum())} rows use events after the cutoff" if late.any() else "no leakage",
-        metadata={"rows_after_cutoff": int(late.sum())},
+        passed=late == 0,
+        description=f"{late} rows use events after the cutoff" if late else "no leakage",
+        metadata={"rows_after_cutoff": late},
     )
 
 

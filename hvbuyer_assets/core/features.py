@@ -71,7 +71,9 @@ __all__ = [  # the declaration's names are re-exported: training, model, monitor
     "finish_features",
     "latest_event_time",
     "serving_frame",
+    "region_names",
     "state_features_frame",
+    "stored_schema",
     "timestamps_ns",
     "to_utc",
 ]
@@ -170,6 +172,19 @@ def finish_features(table: pa.Table, as_of_ns: int) -> pd.DataFrame:
     columns = feature_columns(table)
     columns["feature_as_of"] = utc_times(np.full(len(index), int(as_of_ns), dtype=np.int64))
     return in_columns(columns, FEATURE_COLUMNS + EXTRA_COLUMNS, index)
+
+
+def stored_schema(empty: pa.Table) -> pa.Schema:
+    """The Arrow schema (pandas metadata included) ``customer_features`` is stored with, from a rowless collected
+    ``feature_defs.features`` table: what ``finish_features`` makes of it, index kept (as the IO manager stores
+    it). An engine that writes the frame from its executors gives its parts this schema."""
+    return pa.Table.from_pandas(finish_features(empty, 0), preserve_index=True).schema
+
+
+def region_names(raw: pa.Array) -> pa.Array:
+    """Each raw region value normalised as ``finish_features`` does (null -> "Unknown"): a lookup for an engine
+    that normalises on its executors (a few distinct values)."""
+    return _regions(pa.chunked_array([raw])).__arrow_array__().combine_chunks()
 
 
 def features_frame(frames: Frames, as_of: Any, large_amount: float = LARGE_AMOUNT) -> pd.DataFrame:

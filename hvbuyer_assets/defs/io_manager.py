@@ -19,7 +19,7 @@ from hvbuyer_assets.memory import release_memory
 from hvbuyer_assets.storage import is_local, location, read_stored, write_joblib, write_json, write_parquet
 from hvbuyer_assets.storage.catalog import StoredAsset
 from hvbuyer_assets.storage.files import arrow_to_pandas, parquet_batches, parquet_rows, temporary_path
-from hvbuyer_assets.storage.staged import StagedParquet
+from hvbuyer_assets.storage.staged import StagedParquet, StagedTable
 
 SUFFIXES = (".parquet", ".json", ".joblib")
 
@@ -30,8 +30,9 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
 
     DataFrames are parquet, dicts/lists JSON, anything else (fitted models) joblib; every write is atomic
     (``hvbuyer_assets.storage``), so a crash never leaves a half-written asset behind. A drop of a per-drop asset
-    may also be a :class:`StagedParquet` from :meth:`staged` (written by the step a chunk at a time): it is moved
-    into place.
+    may also be a :class:`StagedParquet` from :meth:`staged` (written by the step a chunk at a time), and a whole
+    asset a :class:`StagedTable` (staged by an engine, e.g. part files its executors wrote): either is moved into
+    place. A stored parquet value is read back the same way whether it is one file or such a directory.
     """
 
     base_uri: str
@@ -47,7 +48,9 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
             return
         stem = self._stem(context.asset_key, context.definition_metadata)
         stem.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(obj, pd.DataFrame):
+        if isinstance(obj, StagedTable):
+            self._commit(context, obj, stem.with_suffix(".parquet"))
+        elif isinstance(obj, pd.DataFrame):
             path = stem.with_suffix(".parquet")
             write_parquet(path, obj, self.s3_endpoint_url, preserve_index=not isinstance(obj.index, pd.RangeIndex))
             context.add_output_metadata({**frame_metadata(obj), "path": dg.MetadataValue.path(str(path))})
@@ -60,6 +63,21 @@ class LayeredStorageIOManager(dg.ConfigurableIOManager):
             write_joblib(path, obj)
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
         release_memory()
+
+    def _commit(self, context: dg.OutputContext, staged: StagedTable, path: UPath) -> None:
+        """Store a value the step staged (``storage.staged.StagedTable``: written by an engine's executors, or a
+        table of the step) where this manager keeps the asset."""
+        if str(staged.target) != str(path):
+            raise ValueError(f"{context.asset_key.to_user_string()}: staged for {staged.target}, stored at {path}")
+        staged.commit()
+        assert staged.schema is not None and staged.rows is not None
+        context.add_output_metadata(
+            {
+                "dagster/row_count": staged.rows,
+                "dagster/column_schema": arrow_column_schema(staged.schema),
+                "path": dg.MetadataValue.path(str(path)),
+            }
+        )
 
     def staged(self, asset: StoredAsset, drop: str) -> StagedParquet:
         """A file for drop ``drop`` of ``asset``, written a row group at a time by the step and stored when it is

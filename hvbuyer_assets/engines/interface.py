@@ -26,6 +26,7 @@ from hvbuyer_assets.core.engine import Frames
 from hvbuyer_assets.core.features import to_utc
 from hvbuyer_assets.core.sampling import TrainingSample
 from hvbuyer_assets.storage.catalog import StoredAsset, entry
+from hvbuyer_assets.storage.staged import StagedTable
 
 TRANSACTIONS, CUSTOMERS = "clean_transactions", "clean_customers"
 # The feature_defs input convention per stored clean table: (output column, stored column, kind); nothing else is
@@ -94,6 +95,22 @@ def as_of(result: pa.Table) -> pd.Timestamp:
     return to_utc(pd.Timestamp(latest.as_py(), unit="ns", tz="UTC"))
 
 
+@dataclass(frozen=True)
+class FeaturesSummary:
+    """What the driver learns of ``customer_features`` staged by ``Engine.stage_features``: T, its rows, the
+    customers with history and the rows whose last event is after T (the leakage guard's count)."""
+
+    as_of: pd.Timestamp
+    rows: int
+    with_history: int
+    after_as_of: int
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, as_of: pd.Timestamp) -> FeaturesSummary:
+        late = int((frame["last_event_at"] > as_of).fillna(False).sum())
+        return cls(as_of, len(frame), int((frame["n_transactions"] > 0).sum()), late)
+
+
 class Engine(Protocol):
     """What computes features, labels and training rows from the stored clean tables.
 
@@ -144,19 +161,52 @@ class Engine(Protocol):
         """A result over this engine's keyed frames as an Arrow table (any row order)."""
         ...
 
+    def stage(self, lazy: nw.LazyFrame, staged: StagedTable) -> int:
+        """Stage a result over this engine's keyed frames (any row order) in ``staged`` and return its rows; here
+        collected into this process (``StagedTable.put``). An engine with executors writes it from them instead."""
+        table = self.collect(lazy)
+        staged.put(table)
+        return table.num_rows
+
     def drop_state(
         self, transaction_files: Sequence[str], large_amount: float
     ) -> tuple[pa.Table, int | None, int | None]:
-        """One drop's state (``customer_state.drop_state``) and the time range of its transactions (min, max ns;
-        None when it has none)."""
+        """One drop's state (``customer_state.drop_state``) collected, and the time range of its transactions
+        (min, max ns; None when it has none)."""
         tx = self.keyed_transactions(transaction_files)
         state = self.collect(customer_state.drop_state(tx, large_amount))
+        return (state, *self._drop_range(tx))
+
+    def stage_drop_state(
+        self, transaction_files: Sequence[str], large_amount: float, staged: StagedTable
+    ) -> tuple[int, int | None, int | None]:
+        """``drop_state`` staged in ``staged`` (``stage``): its rows and the drop's time range."""
+        tx = self.keyed_transactions(transaction_files)
+        return (self.stage(customer_state.drop_state(tx, large_amount), staged), *self._drop_range(tx))
+
+    def _drop_range(self, tx: nw.LazyFrame) -> tuple[int | None, int | None]:
         bounds = self.collect(customer_state.drop_range(tx)).to_pylist()[0]
-        return state, bounds["min_ns"], bounds["max_ns"]
+        return bounds["min_ns"], bounds["max_ns"]
+
+    def _combined(self, state_files: Sequence[str]) -> nw.LazyFrame:
+        return customer_state.combine([self.read_states([f]) for f in state_files])
 
     def combine_states(self, state_files: Sequence[str]) -> pa.Table:
-        """The state of the union of the drops of ``state_files`` (a running total is one of them)."""
-        return self.collect(customer_state.combine([self.read_states([f]) for f in state_files]))
+        """The state of the union of the drops of ``state_files`` (a running total is one of them), collected."""
+        return self.collect(self._combined(state_files))
+
+    def stage_combined_states(self, state_files: Sequence[str], staged: StagedTable) -> int:
+        """``combine_states`` staged in ``staged`` (``stage``); its rows."""
+        return self.stage(self._combined(state_files), staged)
+
+    def _state_inputs(
+        self, total_files: Sequence[str], transaction_files: Sequence[str], customer_files: Sequence[str]
+    ) -> tuple[nw.LazyFrame, nw.LazyFrame, nw.LazyFrame, pd.Timestamp]:
+        """The total state, the rows of the longest window before T, the customers, and T."""
+        total = self.read_states(total_files)
+        when = as_of(self.collect(customer_state.latest(total)))
+        recent = self.keyed_transactions(transaction_files, after_ns=customer_state.window_start(when.value))
+        return total, recent, self.keyed_customers(customer_files), when
 
     def state_features(
         self,
@@ -168,12 +218,23 @@ class Engine(Protocol):
         """Every known customer's features as of T (the latest time of the total state) and T, from the total
         state and the rows of the longest window of ``transaction_files`` (``features.state_features_frame``):
         no transaction is read for the totals."""
-        total = self.read_states(total_files)
-        when = as_of(self.collect(customer_state.latest(total)))
-        recent = self.keyed_transactions(transaction_files, after_ns=customer_state.window_start(when.value))
-        customers = self.keyed_customers(customer_files)
+        total, recent, customers, when = self._state_inputs(total_files, transaction_files, customer_files)
         frame = features.state_features_frame(total, recent, customers, self.collect, when, large_amount)
         return frame, when
+
+    def stage_features(
+        self,
+        total_files: Sequence[str],
+        transaction_files: Sequence[str],
+        customer_files: Sequence[str],
+        large_amount: float,
+        staged: StagedTable,
+    ) -> FeaturesSummary:
+        """``state_features`` staged in ``staged`` as the stored frame (``customer_id`` index, pandas metadata);
+        here computed into this process as pandas."""
+        frame, when = self.state_features(total_files, transaction_files, customer_files, large_amount)
+        staged.put(pa.Table.from_pandas(frame, preserve_index=True))
+        return FeaturesSummary.of(frame, when)
 
     def load(self, transaction_files: Sequence[str], customer_files: Sequence[str]) -> Frames:
         """``frames`` of stored files in one call (benchmarks, tests)."""

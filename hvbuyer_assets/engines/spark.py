@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 import narwhals as nw
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from hvbuyer_assets.core import engine
-from hvbuyer_assets.core.feature_defs import ID, latest
+from hvbuyer_assets.core import customer_state, engine, features
+from hvbuyer_assets.core.feature_defs import FEATURE_NUMERIC, ID, NO_TIME, latest
 from hvbuyer_assets.core.sampling import STRATA, TrainingSample, quotas
 from hvbuyer_assets.engines.interface import (
     CUSTOMERS,
     TRANSACTIONS,
     Engine,
+    FeaturesSummary,
     StoredTable,
     as_of,
     input_asset,
@@ -42,6 +44,9 @@ from hvbuyer_assets.engines.interface import (
 )
 from hvbuyer_assets.settings import Settings
 from hvbuyer_assets.storage.catalog import StoredAsset
+from hvbuyer_assets.storage.datasets import part_files
+from hvbuyer_assets.storage.location import arrow_filesystem
+from hvbuyer_assets.storage.staged import StagedTable
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -270,6 +275,55 @@ def sample_rows(lazy: nw.LazyFrame, sample: TrainingSample) -> pa.Table:
         rows.unpersist()
 
 
+ARROW_TYPES = {"string": pa.large_string(), "bigint": pa.int64(), "double": pa.float64(), "int": pa.int32()}
+
+
+def arrow_schema(frame: DataFrame) -> pa.Schema:
+    """The Arrow schema a written DataFrame's parts are read as (strings as ``large_string``, as the embedded
+    engine collects them)."""
+    fields = []
+    for f in frame.schema.fields:
+        kind = f.dataType.simpleString()
+        if kind not in ARROW_TYPES:
+            raise ValueError(f"column {f.name}: no stored Arrow type for Spark's {kind}")
+        fields.append(pa.field(f.name, ARROW_TYPES[kind]))
+    return pa.schema(fields)
+
+
+def write_parts(frame: DataFrame, staged: StagedTable, schema: pa.Schema) -> DataFrame:
+    """The executors write ``frame`` as parquet part files into ``staged``'s directory (nothing passes through
+    the driver, which reads the parts' footers for the row count); the written parts, as Spark reads them back."""
+    where = staged.directory()
+    frame.write.mode("error").parquet(spark_path(where))
+    fs, folder = arrow_filesystem(where)
+    parts = part_files(fs, folder)  # named, not the (hidden) staging folder: Spark would warn it ignores it
+    staged.written(sum(pq.ParquetFile(p, filesystem=fs).metadata.num_rows for p in parts), schema)
+    if not parts:
+        return frame.sparkSession.createDataFrame([], frame.schema)
+    return frame.sparkSession.read.schema(frame.schema).parquet(*(spark_path(p) for p in parts))
+
+
+def finished_features(frame: DataFrame, regions: DataFrame, as_of_ns: int) -> DataFrame:
+    """A ``feature_defs.features`` result as the stored ``customer_features`` parts, in customer id order (byte
+    order, as ``features.sort_rows``): what ``features.finish_features`` makes of it, on the executors (NaN stored
+    as null as pandas stores it, regions through the ``regions`` lookup, no time as null, times as int64 ns)."""
+    f = _pyspark().functions
+    numeric = [f.when(f.isnan(f.col(n)), None).otherwise(f.col(n)).cast("double").alias(n) for n in FEATURE_NUMERIC]
+
+    def time(column: str) -> Column:
+        return f.when(f.col(column) == NO_TIME, None).otherwise(f.col(column)).cast("long")
+
+    named = frame.join(f.broadcast(regions), frame["region"].eqNullSafe(regions["_raw"]), "left")
+    return named.select(
+        f.col(ID),
+        *numeric,
+        f.col("_region").alias("region"),
+        time("signup_ns").alias("signup_date"),
+        time("last_event_ns").alias("last_event_at"),
+        f.lit(int(as_of_ns)).cast("long").alias("feature_as_of"),
+    ).orderBy(ID)
+
+
 class SparkEngine(Engine):
     """Spark DataFrames (``HVBUYER_ENGINE=spark``): nothing is read until a result is collected to the driver."""
 
@@ -316,3 +370,36 @@ class SparkEngine(Engine):
 
     def collect(self, lazy: nw.LazyFrame) -> pa.Table:
         return collect(lazy)
+
+    def stage(self, lazy: nw.LazyFrame, staged: StagedTable) -> int:
+        frame = lazy.to_native()
+        write_parts(frame, staged, arrow_schema(frame))
+        assert staged.rows is not None
+        return staged.rows
+
+    def stage_features(
+        self,
+        total_files: Sequence[str],
+        transaction_files: Sequence[str],
+        customer_files: Sequence[str],
+        large_amount: float,
+        staged: StagedTable,
+    ) -> FeaturesSummary:
+        """The features written by the executors, finished there (``finished_features``); the driver collects the
+        distinct raw regions, a rowless schema, the parts' row count (footers) and two counts of them."""
+        total, recent, customers, when = self._state_inputs(total_files, transaction_files, customer_files)
+        lazy = customer_state.features(total, recent, customers, when.value, large_amount)
+        raw = collect(customers.select("region").unique()).column("region").combine_chunks()
+        spark, f = session(self.options), _pyspark().functions
+        regions = spark.createDataFrame(
+            list(zip(raw.to_pylist(), features.region_names(raw).to_pylist(), strict=True)),
+            "_raw string, _region string",
+        )
+        schema = features.stored_schema(collect(lazy.head(0)))
+        written = write_parts(finished_features(lazy.to_native(), regions, when.value), staged, schema)
+        counts = written.agg(
+            f.sum((f.col("n_transactions") > 0).cast("long")).alias("with_history"),
+            f.sum((f.col("last_event_at") > f.lit(when.value)).cast("long")).alias("late"),
+        ).first()
+        assert staged.rows is not None
+        return FeaturesSummary(when, staged.rows, int(counts["with_history"] or 0), int(counts["late"] or 0))

@@ -2,14 +2,14 @@
 
 Writes are atomic: locally a temporary file renamed into place, so a reader never sees a half-written file;
 object stores replace a key atomically when the upload completes. Parquet goes through native Arrow paths only
-(see :func:`hvbuyer_assets.storage.location.arrow_location`).
+(see :func:`hvbuyer_assets.storage.location.arrow_location`). A stored parquet value may also be a directory of
+part files written by an engine's executors (``storage.datasets``): every reader here reads both the same way.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from hvbuyer_assets.storage.datasets import read_value, replace_path, stored_schema, value_batches, value_rows
 from hvbuyer_assets.storage.location import arrow_location, is_local
 
 
@@ -39,8 +40,7 @@ def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
 def read_stored(path: UPath, endpoint_url: str | None = None) -> Any:
     """Read a value written by this module (format from the suffix)."""
     if path.suffix == ".parquet":
-        fs, where = arrow_location(path, endpoint_url)
-        return arrow_to_pandas(pq.read_table(where, filesystem=fs))
+        return arrow_to_pandas(read_value(path, endpoint_url=endpoint_url))
     if path.suffix == ".json":
         return json.loads(path.read_text())
     with path.open("rb") as handle:
@@ -48,19 +48,15 @@ def read_stored(path: UPath, endpoint_url: str | None = None) -> Any:
 
 
 def parquet_rows(path: UPath, endpoint_url: str | None = None) -> int:
-    """Rows of a stored parquet value, from its footer (nothing else is read)."""
-    fs, where = arrow_location(path, endpoint_url)
-    return pq.ParquetFile(where, filesystem=fs).metadata.num_rows
+    """Rows of a stored parquet value, from its footers (nothing else is read)."""
+    return value_rows(path, endpoint_url)
 
 
 def parquet_batches(path: UPath, rows: int, endpoint_url: str | None = None) -> Iterator[pd.DataFrame]:
     """A stored DataFrame ``rows`` at a time, each chunk as :func:`read_stored` gives the whole (its index and
     dtypes): memory follows one chunk, not the file."""
-    fs, where = arrow_location(path, endpoint_url)
-    source = pq.ParquetFile(where, filesystem=fs)
-    schema = source.schema_arrow  # with the pandas metadata that restores the index
-    for batch in source.iter_batches(batch_size=rows):
-        yield arrow_to_pandas(pa.Table.from_batches([batch], schema=schema))
+    for batch in value_batches(path, rows, endpoint_url):  # with the pandas metadata that restores the index
+        yield arrow_to_pandas(batch)
 
 
 def write_parquet(path: UPath, frame: pd.DataFrame, endpoint_url: str | None, preserve_index: bool) -> None:
@@ -81,9 +77,8 @@ def write_table(path: UPath, table: pa.Table, endpoint_url: str | None, metadata
 def read_table_metadata(path: UPath, key: str, endpoint_url: str | None = None) -> str | None:
     """The schema metadata ``key`` of a parquet file written by :func:`write_table` (its footer only); None when
     the file or the key is absent."""
-    fs, where = arrow_location(path, endpoint_url)
     try:
-        schema = pq.read_schema(where, filesystem=fs)
+        schema = stored_schema(path, endpoint_url)
     except FileNotFoundError:
         return None
     value = (schema.metadata or {}).get(key.encode())
@@ -134,6 +129,6 @@ def atomic_write(path: UPath, write: Callable[[str], object]) -> None:
     tmp = temporary_path(path)
     try:
         write(tmp.path)
-        os.replace(tmp.path, path.path)
+        replace_path(tmp.path, path.path)  # over a directory value too (storage.datasets)
     finally:
         tmp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from hvbuyer_assets.storage.datasets import is_directory, read_value
 from hvbuyer_assets.storage.location import arrow_location, location
 
 SUFFIX = ".parquet"
@@ -37,7 +38,7 @@ def partition_paths(
     if fs is None:
         return [p for p in paths if location(p).exists()]
     infos = fs.get_file_info([arrow_location(location(p, endpoint_url), endpoint_url)[1] for p in paths])
-    return [p for p, info in zip(paths, infos, strict=True) if info.type.name == "File"]
+    return [p for p, info in zip(paths, infos, strict=True) if info.type.name in ("File", "Directory")]
 
 
 def read_partitions(
@@ -49,9 +50,11 @@ def read_partitions(
         raise FileNotFoundError("no stored partition to read")
     fs, first = arrow_location(location(paths[0], endpoint_url), endpoint_url)
     where = [first] + [arrow_location(location(p, endpoint_url), endpoint_url)[1] for p in paths[1:]]
-    if len(where) == 1:
-        return pq.read_table(first, filesystem=fs, columns=list(columns) if columns is not None else None)
     wanted = list(columns) if columns is not None else None
+    values = [location(p, endpoint_url) for p in paths]
+    if len(where) == 1 or any(is_directory(v, endpoint_url) for v in values):  # an executors' directory: one by one
+        tables = [read_value(v, wanted, endpoint_url) for v in values]
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
     try:
         return pads.dataset(where, format="parquet", filesystem=fs).to_table(columns=wanted)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

@@ -15,7 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from hvbuyer_assets.storage.location import arrow_location, is_local
+from hvbuyer_assets.storage.datasets import SCHEMA_FILE, remove_path, replace_path
+from hvbuyer_assets.storage.files import atomic_write, temporary_path
+from hvbuyer_assets.storage.location import arrow_location, is_local, location
 
 
 class StagedParquet:
@@ -99,3 +101,79 @@ class StagedParquet:
             self._closed = True
         self._reader = None
         Path(self.path).unlink(missing_ok=True)
+
+
+class StagedTable:
+    """A stored parquet value (``target``: a whole asset's file or one drop's) staged before it replaces what is
+    there, in one of two ways:
+
+    - :meth:`put`: an Arrow table in this process, written as one file at :meth:`commit` (atomic:
+      ``storage.files.write_table``);
+    - :meth:`directory` then :meth:`written`: a temporary directory beside ``target``, filled by an engine's
+      executors with part files; :meth:`commit` adds the value's schema (``storage.datasets.SCHEMA_FILE``) and
+      renames the directory into place, so the parts never pass through this process.
+
+    Until :meth:`commit`, nothing stored is replaced; :meth:`discard` deletes what was staged (after a commit,
+    nothing). Executors write local paths only: on an object store the directory is refused (docs/engines.md).
+    """
+
+    def __init__(self, target: str, endpoint_url: str | None = None) -> None:
+        self.target = location(target, endpoint_url)
+        self.endpoint_url = endpoint_url
+        self.rows: int | None = None
+        self.schema: pa.Schema | None = None
+        self._table: pa.Table | None = None
+        self._directory: str | None = None
+
+    def put(self, table: pa.Table) -> None:
+        """Stage ``table`` itself (written at commit)."""
+        self._table, self.rows, self.schema = table, table.num_rows, table.schema
+
+    def directory(self) -> str:
+        """A new local directory beside ``target`` (not created: the writer creates it) for the executors' part
+        files; ValueError on an object store."""
+        if not is_local(self.target):
+            raise ValueError(
+                f"{self.target}: executors write a stored value as local part files, renamed into place; an object "
+                "store needs a committer of its own (docs/engines.md, what a real cluster needs)"
+            )
+        if self._directory is None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._directory = temporary_path(self.target).path
+        return self._directory
+
+    def written(self, rows: int, schema: pa.Schema) -> None:
+        """The executors wrote ``rows`` rows into :meth:`directory`; ``schema``: the value's (readers cast the
+        parts to it)."""
+        if self._directory is None or not os.path.isdir(self._directory):
+            raise ValueError(f"{self.target}: nothing was written into the staged directory")
+        self.rows, self.schema = rows, schema
+
+    @property
+    def written_by_executors(self) -> bool:
+        return self._directory is not None and self.schema is not None
+
+    def commit(self, metadata: dict[str, str] | None = None) -> None:
+        """Store the staged value at ``target`` in place of what is there, ``metadata`` added to its schema."""
+        if self.schema is None:
+            raise ValueError(f"{self.target}: nothing staged to commit")
+        metadata = {**(self.schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}}
+        self.schema = self.schema.with_metadata(metadata)
+        if self._table is not None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            table = self._table.replace_schema_metadata(metadata)
+            fs, _ = arrow_location(self.target, self.endpoint_url)
+            atomic_write(self.target, lambda where: pq.write_table(table, where, filesystem=fs))
+            self._table = None
+            return
+        assert self._directory is not None
+        pq.write_metadata(self.schema, os.path.join(self._directory, SCHEMA_FILE))
+        replace_path(self._directory, self.target.path)
+        self._directory = None
+
+    def discard(self) -> None:
+        """Forget the staged value; a staged directory is deleted."""
+        self._table = None
+        if self._directory is not None:
+            remove_path(self._directory)
+            self._directory = None

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
 from hvbuyer_assets.engines import spark as spark_engine
 from hvbuyer_assets.settings import load_settings
+from hvbuyer_assets.storage.datasets import SCHEMA_FILE
 from hvbuyer_tests.conftest import clean_environment
 from hvbuyer_tests.engines import graph
-from hvbuyer_tests.pipeline import Workspace
+from hvbuyer_tests.pipeline import Workspace, read_frame
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -115,6 +117,23 @@ def test_per_drop_state_on_the_cluster_equals_the_embedded_engine(runs: dict[str
 
 def test_features_on_the_cluster_equal_the_embedded_engine(runs: dict[str, Any]) -> None:
     graph.assert_same_features(runs["spark"], runs["embedded"])
+
+
+def test_the_executors_wrote_state_and_features_where_the_io_manager_reads_them(runs: dict[str, Any]) -> None:
+    """Per-drop state, the running total and ``customer_features`` are directories of part files the executors
+    wrote (the driver collected none of them), at the paths of the embedded engine's single files; read back by the
+    IO manager's reader they are the embedded engine's values, bit for bit."""
+    spark, embedded = runs["spark"].root, runs["embedded"].root
+    stored = [*(f"features/customer_state/{d}.parquet" for d in DROPS), "features/customer_totals.parquet"]
+    for relative in [*stored, "features/customer_features.parquet"]:
+        parts = list((spark / relative).glob("part-*.parquet"))
+        assert parts and (spark / relative / SCHEMA_FILE).is_file(), relative
+        assert (embedded / relative).is_file(), relative
+    for relative in stored:
+        got, want = (read_frame(w / relative).sort_values("customer_id", ignore_index=True) for w in (spark, embedded))
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    got, want = (read_frame(w / "features" / "customer_features.parquet") for w in (spark, embedded))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
 def test_training_rows_and_labels_on_the_cluster_equal_the_embedded_engine(runs: dict[str, Any]) -> None:

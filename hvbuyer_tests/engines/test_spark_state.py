@@ -15,9 +15,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from upath import UPath
 
 from hvbuyer_assets.engines import EmbeddedEngine, Engine, SparkEngine
 from hvbuyer_assets.engines import spark as spark_engine
+from hvbuyer_assets.engines.interface import FeaturesSummary
+from hvbuyer_assets.storage import read_partitions, read_stored
+from hvbuyer_assets.storage.datasets import SCHEMA_FILE, read_value
+from hvbuyer_assets.storage.files import parquet_batches, parquet_rows, read_table_metadata
+from hvbuyer_assets.storage.staged import StagedTable
 from hvbuyer_tests.core.test_feature_defs import digest
 from hvbuyer_tests.state_drops import clean_drops
 
@@ -93,3 +99,62 @@ def test_a_drop_state_keeps_the_drops_time_range(spark_session: Any, tmp_path: P
     for engine in (EMBEDDED, SPARK):
         _, low, high = engine.drop_state([tx_files[2]], LARGE)
         assert (low, high) == expected
+
+
+def _staged_graph(engine: Engine, root: Path, tx_files: list[str], customer_files: list[str]) -> FeaturesSummary:
+    """What the assets store (``Engine.stage_*`` committed): each drop's state, the running total, the features."""
+    states = []
+    for i, f in enumerate(tx_files):
+        staged = StagedTable(str(root / "customer_state" / f"{i}.parquet"))
+        engine.stage_drop_state([f], LARGE, staged)
+        staged.commit({"drop": str(i)})
+        states.append(str(staged.target))
+    total = StagedTable(str(root / "customer_totals.parquet"))
+    engine.stage_combined_states(states, total)
+    total.commit()
+    staged = StagedTable(str(root / "customer_features.parquet"))
+    summary = engine.stage_features([str(total.target)], tx_files, customer_files, LARGE, staged)
+    staged.commit()
+    return summary
+
+
+def test_spark_executors_write_state_and_features_as_parts_the_readers_read_as_the_embedded_files(
+    spark_session: Any, tmp_path: Path
+) -> None:
+    """On Spark the stored state, total and features are directories of part files written by the executors (the
+    features over several parts, in customer id order); every reader (the IO manager's, the batched one scoring
+    uses, the engines' state reader) gives the embedded engine's single files' tables, schema and metadata
+    included, bit for bit."""
+    tx_files, customer_files = _stored(tmp_path)
+    spark_session.conf.set("spark.sql.adaptive.enabled", "false")  # several parts (no coalescing of small ones)
+    try:
+        on_spark = _staged_graph(SPARK, tmp_path / "spark", tx_files, customer_files)
+    finally:
+        spark_session.conf.unset("spark.sql.adaptive.enabled")
+    on_embedded = _staged_graph(EMBEDDED, tmp_path / "embedded", tx_files, customer_files)
+    assert on_spark == on_embedded and on_spark.rows > 0
+
+    values = ["customer_state/0.parquet", "customer_state/2.parquet", "customer_totals.parquet"]
+    for name in [*values, "customer_features.parquet"]:
+        spark, embedded = UPath(str(tmp_path / "spark" / name)), UPath(str(tmp_path / "embedded" / name))
+        assert embedded.is_file() and spark.is_dir(), name
+        parts = sorted(p.name for p in Path(spark.path).glob("part-*.parquet"))
+        assert parts and (Path(spark.path) / SCHEMA_FILE).is_file(), name
+        got, want = read_value(spark), read_value(embedded)
+        assert got.schema.equals(want.schema, check_metadata=True), name
+        if name == "customer_features.parquet":
+            assert len(parts) > 1  # the customer id order holds across the parts
+            assert got.equals(want)
+            frame = read_stored(spark)
+            pd.testing.assert_frame_equal(frame, read_stored(embedded), check_exact=True)
+            assert digest(frame) == digest(read_stored(embedded))
+            batches = pd.concat(list(parquet_batches(spark, 7)))
+            pd.testing.assert_frame_equal(batches, frame, check_exact=True)
+            assert parquet_rows(spark) == len(frame)
+        else:
+            assert got.sort_by("customer_id").equals(want.sort_by("customer_id")), name
+            assert read_table_metadata(spark, "drop") == read_table_metadata(embedded, "drop")
+    both = read_partitions([str(tmp_path / "spark" / v) for v in values[:2]])
+    assert both.sort_by("customer_id").equals(
+        read_partitions([str(tmp_path / "embedded" / v) for v in values[:2]]).sort_by("customer_id")
+    )

@@ -1,10 +1,12 @@
 """Point-in-time features: customer features as of T (scoring) and the temporal training set.
 
 The deployment's engine (``engines.interface.Engine``, chosen by ``HVBUYER_ENGINE``: embedded polars or Spark)
-computes the declaration; the result comes back as pandas. ``customer_features`` reads the running total of the
-per-drop customer state (``defs.features.state``) and only the clean transactions of the drops whose time range
-reaches into the longest window (``Engine.state_features``); ``training_set`` reads the clean tables through
-``engine_inputs`` (``defs.features.inputs``): features at past cutoffs and labels need the rows themselves.
+computes the declaration. ``customer_features`` reads the running total of the per-drop customer state
+(``defs.features.state``) and only the clean transactions of the drops whose time range reaches into the longest
+window; the engine stages it (``Engine.stage_features``: pandas in this process on the embedded engine, part files
+written by the executors on Spark) and the IO manager commits it once the leakage guard passed. ``training_set``
+reads the clean tables through ``engine_inputs`` (``defs.features.inputs``) and comes back as pandas: features at
+past cutoffs and labels need the rows themselves.
 """
 
 from collections.abc import Iterator
@@ -20,6 +22,8 @@ from hvbuyer_assets.defs.metadata import stored
 from hvbuyer_assets.defs.partitions import drop_order
 from hvbuyer_assets.defs.problem import PROBLEM, PredictionProblem
 from hvbuyer_assets.engines.interface import CUSTOMERS, TRANSACTIONS, StoredTable
+from hvbuyer_assets.storage.catalog import entry
+from hvbuyer_assets.storage.staged import StagedTable
 
 
 @dg.asset(
@@ -38,21 +42,24 @@ def customer_features(context: dg.AssetExecutionContext) -> Iterator[dg.Output |
     problem: PredictionProblem = getattr(context.resources, PROBLEM)
     engine, large = manager.engine, problem.large_purchase_threshold
     inputs = state_inputs(manager, drop_order(context.instance), large)
-    frame, as_of = engine.state_features([inputs.totals], inputs.window_files, inputs.customer_files, large)
-    with_history = int((frame["n_transactions"] > 0).sum())
-    output = dg.Output(
-        frame,
-        metadata={
-            "as_of": as_of.isoformat(),
-            "customers": len(frame),
-            "customers_with_history": with_history,
-            "engine": engine.name,
-            "drops": inputs.drops,
-            "drops_read_for_windows": len(inputs.window_files),
-        },
-    )
-    check = checks.not_after_cutoff(checks.FEATURES_NOT_AFTER_CUTOFF.name, frame["last_event_at"], as_of)
-    yield from gate([output], [check], [checks.FEATURES_NOT_AFTER_CUTOFF])
+    staged = StagedTable(entry("customer_features").path(manager.base_uri), manager.s3_endpoint_url)
+    try:
+        summary = engine.stage_features([inputs.totals], inputs.window_files, inputs.customer_files, large, staged)
+        output = dg.Output(
+            staged,  # committed by the io_manager, only when the leakage guard passed (defs.checks_gate)
+            metadata={
+                "as_of": summary.as_of.isoformat(),
+                "customers": summary.rows,
+                "customers_with_history": summary.with_history,
+                "engine": engine.name,
+                "drops": inputs.drops,
+                "drops_read_for_windows": len(inputs.window_files),
+            },
+        )
+        check = checks.late_rows(checks.FEATURES_NOT_AFTER_CUTOFF.name, summary.after_as_of)
+        yield from gate([output], [check], [checks.FEATURES_NOT_AFTER_CUTOFF])
+    finally:
+        staged.discard()
 
 
 @dg.asset(

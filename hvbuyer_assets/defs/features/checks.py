@@ -38,6 +38,11 @@ def not_after_cutoff(
     return _result(check_name, core_checks.not_after_cutoff(last_event_at, cutoff))
 
 
+def late_rows(check_name: str, late: int) -> dg.AssetCheckResult:
+    """``core.checks.rows_after_cutoff``: the leakage guard from a count of late rows."""
+    return _result(check_name, core_checks.rows_after_cutoff(late))
+
+
 def label_prevalence(training_set: pd.DataFrame) -> dg.AssetCheckResult:
     """``core.checks.label_prevalence``: each split's positive share is in the sane range."""
     return _result(LABEL_PREVALENCE.name, core_checks.label_prevalence(training_set))

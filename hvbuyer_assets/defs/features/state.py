@@ -8,8 +8,10 @@
   previous total's drops are unchanged; every drop's state again when one was re-cleaned or backfilled in place
   (its ``state_id`` changed) or removed (``customer_state.plan_totals``). Its metadata lists the drops it holds.
 
-Both write their own files (``storage.catalog``: ``features/customer_state/<drop>.parquet``,
-``features/customer_totals.parquet``) through the engine, so a state never passes through pandas.
+Both store their own values (``storage.catalog``: ``features/customer_state/<drop>.parquet``,
+``features/customer_totals.parquet``) through the engine (``Engine.stage_*`` into a ``storage.staged.StagedTable``,
+committed once the metadata is known), so a state never passes through pandas; on Spark the executors write it as
+a directory of part files and the driver gets its row count and time range only.
 """
 
 import json
@@ -27,7 +29,8 @@ from hvbuyer_assets.defs.problem import PROBLEM, PredictionProblem
 from hvbuyer_assets.engines.interface import CUSTOMERS, TRANSACTIONS
 from hvbuyer_assets.storage import location
 from hvbuyer_assets.storage.catalog import entry
-from hvbuyer_assets.storage.files import read_table_metadata, write_table
+from hvbuyer_assets.storage.files import read_table_metadata
+from hvbuyer_assets.storage.staged import StagedTable
 
 STATE, TOTALS = entry("customer_state"), entry("customer_totals")
 STATE_KEY = "hvbuyer.customer_state"  # parquet schema metadata: JSON list of the DropState the file holds
@@ -39,10 +42,9 @@ def read_drop_states(path: str, endpoint_url: str | None = None) -> list[DropSta
     return None if value is None else [DropState.from_json(item) for item in json.loads(value)]
 
 
-def write_state(path: str, table: object, drops: list[DropState], endpoint_url: str | None) -> None:
-    target = location(path, endpoint_url)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_table(target, table, endpoint_url, {STATE_KEY: json.dumps([d.to_json() for d in drops])})
+def state_metadata(drops: list[DropState]) -> dict[str, str]:
+    """The schema metadata of a stored state: which drops it holds (``read_drop_states``)."""
+    return {STATE_KEY: json.dumps([d.to_json() for d in drops])}
 
 
 def stored_states(manager: EngineInputManager, drops: list[str]) -> list[tuple[str, DropState]]:
@@ -114,13 +116,17 @@ def customer_state(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     if not files:
         raise FileNotFoundError(f"drop {drop} has no stored clean_transactions: materialize it first")
     large = float(problem.large_purchase_threshold)
-    table, min_ns, max_ns = manager.engine.drop_state(files, large)
-    state = DropState(drop, uuid.uuid4().hex, min_ns, max_ns, large)
     path = STATE.drop_path(manager.base_uri, drop)
-    write_state(path, table, [state], manager.s3_endpoint_url)
+    staged = StagedTable(path, manager.s3_endpoint_url)
+    try:
+        rows, min_ns, max_ns = manager.engine.stage_drop_state(files, large, staged)
+        state = DropState(drop, uuid.uuid4().hex, min_ns, max_ns, large)
+        staged.commit(state_metadata([state]))
+    finally:
+        staged.discard()
     return dg.MaterializeResult(
         metadata={
-            "customers": table.num_rows,
+            "customers": rows,
             "first_transaction_ns": min_ns,
             "last_transaction_ns": max_ns,
             "state_id": state.state_id,
@@ -152,8 +158,14 @@ def customer_totals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     if plan.mode != "unchanged":
         combining = {state.drop for state in plan.drops}
         files = [f for f, state in states if state.drop in combining]
-        combined = manager.engine.combine_states([path, *files] if plan.mode == "incremental" else files)
-        write_state(path, combined, current, manager.s3_endpoint_url)
+        staged = StagedTable(path, manager.s3_endpoint_url)
+        try:
+            combined = manager.engine.stage_combined_states(
+                [path, *files] if plan.mode == "incremental" else files, staged
+            )
+            staged.commit(state_metadata(current))
+        finally:
+            staged.discard()
     context.log.info(f"customer_totals: {plan.mode} ({plan.why})")
     return dg.MaterializeResult(
         metadata={
@@ -161,7 +173,7 @@ def customer_totals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "why": plan.why,
             "drops": len(current),
             "drops_combined": len(plan.drops),
-            **({"customers": combined.num_rows} if combined is not None else {}),
+            **({"customers": combined} if combined is not None else {}),
             "engine": manager.engine.name,
             "seconds": round(time.perf_counter() - started, 2),
             "path": dg.MetadataValue.path(path),
