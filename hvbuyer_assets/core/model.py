@@ -154,7 +154,7 @@ def score_rows(model: Pipeline, features: pd.DataFrame, version: str, scored_at:
             "large_purchase_probability": predict_proba(model, features),
             "model_version": pd.Series(version, index=features.index, dtype=pd.StringDtype("pyarrow")),
             "scored_at": scored_at,
-            "features_as_of": features["feature_as_of"].to_numpy(),
+            "features_as_of": features["feature_as_of"].array,  # as is: to_numpy() boxes tz-aware times one by one
         }
     ).reset_index(drop=True)
 
