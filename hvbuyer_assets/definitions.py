@@ -21,6 +21,7 @@ from hvbuyer_assets.defs.io_manager import STORED_FRAMES, LayeredStorageIOManage
 from hvbuyer_assets.defs.jobs import JOBS
 from hvbuyer_assets.defs.metadata import PLOTS, PlotStore
 from hvbuyer_assets.defs.problem import PROBLEM, PredictionProblem
+from hvbuyer_assets.memory import freeze_imports
 from hvbuyer_assets.settings import Settings, load_settings
 
 
@@ -65,3 +66,4 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
 
 defs = build_definitions()
 ALL_ASSETS = list(defs.assets or [])
+freeze_imports()  # a run's ~20 collections (defs.io_manager) skip the objects of the imports
