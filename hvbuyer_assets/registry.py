@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 import pandas as pd
@@ -63,10 +64,41 @@ def client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+class TrackingServerError(RuntimeError):
+    """The MLflow tracking server cannot serve requests; the message names its URL and why."""
+
+
+def tracking_server_problem(tracking_uri: str, timeout: float = 5.0) -> str | None:
+    """What is wrong with the MLflow tracking server at ``tracking_uri``, in one sentence naming its URL, or None
+    when its ``/health`` answers 200 (or the URI is a local store, not a server)."""
+    import httpx
+
+    if urlsplit(tracking_uri).scheme not in ("http", "https"):
+        return None
+    try:
+        response = httpx.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"MLflow tracking server {tracking_uri} unreachable: {type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        answer = response.text[:200].strip()
+        return f"MLflow tracking server {tracking_uri} unhealthy: GET /health answered {response.status_code} {answer}"
+    return None
+
+
 def ensure_experiment(tracking_uri: str, artifact_location: str) -> str:
     """Create the ``hvbuyer`` experiment with its artifacts under the data dir (MLflow's default would be a
     folder relative to whatever directory the process happens to run in), tagged as a model-training experiment;
-    its id."""
+    its id. A request that fails because the server is down raises :class:`TrackingServerError` naming it."""
+    try:
+        return _ensure_experiment(tracking_uri, artifact_location)
+    except MlflowException as exc:
+        problem = tracking_server_problem(tracking_uri)
+        if problem is None:
+            raise
+        raise TrackingServerError(problem) from exc
+
+
+def _ensure_experiment(tracking_uri: str, artifact_location: str) -> str:
     mlflow_client = client(tracking_uri)
     experiment = mlflow_client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is None:

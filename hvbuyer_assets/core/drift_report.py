@@ -191,9 +191,9 @@ DISPLAY_COLUMNS: dict[str, str] = {
     "the full reason is in the `reasons` entry.",
     "counted": "Drifted and votes: counted in the verdict's share of drifted features.",
     "ks_statistic": "Kolmogorov-Smirnov statistic (numeric features).",
-    "ks_pvalue": "Its p-value, as computed (3 significant digits).",
+    "ks_pvalue": "Its p-value as computed: 3 significant digits, scientific below 1e-4, <1e-300 if it underflowed.",
     "js_distance": "Jensen-Shannon distance (categorical features).",
-    "chi2_pvalue": "Chi-square test p-value (categorical features), as computed.",
+    "chi2_pvalue": "Chi-square test p-value (categorical features), as computed (as ks_pvalue).",
     "missing_share_reference": "Share of missing values in the reference.",
     "missing_share_current": "Share of missing values now.",
 }
@@ -214,6 +214,27 @@ def display(report: Mapping[str, Any]) -> tuple[dict[str, Any], pd.DataFrame] | 
     table["counted"] = table["drifted"] & table["votes"]
     table["flagged_by"] = table["flagged_by"].fillna("").astype(str)
     return shown, table[[*DISPLAY_COLUMNS, "votes", "reason"]]
+
+
+P_VALUES = ("ks_pvalue", "chi2_pvalue")
+# A KS or chi-square p-value is never 0; computed as 0 it underflowed the float range (below ~5e-324).
+UNDERFLOW_TEXT = "<1e-300"
+
+
+def p_value_text(value: Any) -> str | None:
+    """A p-value as the UI table shows it: 3 significant digits, scientific below 1e-4 (`1.25e-05`, `4.3e-68`; a
+    browser would print 1.25e-05 as 0.0000125), ``UNDERFLOW_TEXT`` when it underflowed to 0; None when undefined."""
+    if value is None or pd.isna(value):
+        return None
+    return UNDERFLOW_TEXT if float(value) == 0.0 else f"{float(value):.3g}"
+
+
+def ui_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``DISPLAY_COLUMNS`` of a :func:`display` table, p-values as :func:`p_value_text`."""
+    shown = table[list(DISPLAY_COLUMNS)].copy()
+    for column in P_VALUES:
+        shown[column] = shown[column].map(p_value_text).astype(object)
+    return shown
 
 
 def reasons(table: pd.DataFrame) -> dict[str, str]:

@@ -149,10 +149,6 @@ class StagedTable:
             raise ValueError(f"{self.target}: nothing was written into the staged directory")
         self.rows, self.schema = rows, schema
 
-    @property
-    def written_by_executors(self) -> bool:
-        return self._directory is not None and self.schema is not None
-
     def commit(self, metadata: dict[str, str] | None = None) -> None:
         """Store the staged value at ``target`` in place of what is there, ``metadata`` added to its schema."""
         if self.schema is None:

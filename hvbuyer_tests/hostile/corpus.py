@@ -395,9 +395,7 @@ CASES: list[Case] = [
         "transactions_locale_amounts",
         "transactions_locale.jsonl",
         _bytes(
-            _jsonl(
-                tx("A1", amount="1.234,56"), tx("A2", amount="$1,234.50"), tx("A3", amount="12,5"), *_good_tx("A")
-            )
+            _jsonl(tx("A1", amount="1.234,56"), tx("A2", amount="$1,234.50"), tx("A3", amount="12,5"), *_good_tx("A"))
         ),
         Accepted(
             quarantined=("amount '1.234,56'", "amount '12,5'"),

@@ -94,9 +94,7 @@ def session_vhost(tag: str) -> str:
     return f"hvbuyer-{tag}" if shutil.which("rabbitmqctl") else "/"
 
 
-def isolated_env(
-    root: Path, s3_port: int, s3_endpoint_port: int, pg: PgCluster, online_store: str
-) -> dict[str, str]:
+def isolated_env(root: Path, s3_port: int, s3_endpoint_port: int, pg: PgCluster, online_store: str) -> dict[str, str]:
     """deploy/local.env with this session's own ports, prefixes, vhost and Redis index, its databases on the
     throwaway cluster ``pg``, its online store at ``online_store`` (a Redis the session can stop); the S3 server
     listens on ``s3_port``, every client uses ``s3_endpoint_port`` (a :class:`Switch` in front of it)."""

@@ -122,7 +122,7 @@ def drift_report(
         _, table = shown
         metadata["drift_plot"] = plots.markdown(headline, drift_report_core.plot(value, table))
         metadata["features_table"] = table_metadata(
-            table[list(drift_report_core.DISPLAY_COLUMNS)], drift_report_core.DISPLAY_COLUMNS
+            drift_report_core.ui_table(table), drift_report_core.DISPLAY_COLUMNS
         )
         metadata["reasons"] = dg.MetadataValue.json(drift_report_core.reasons(table))
         metadata["thresholds"] = dg.MetadataValue.json(value["thresholds"])

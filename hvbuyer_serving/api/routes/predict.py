@@ -97,8 +97,8 @@ async def predict(request: Request) -> Response:
     openapi_extra={**batch_request_body(), "parameters": [EXPLAIN_PARAMETER]},
     summary=f"Score up to {MAX_BATCH_ROWS:,} customers in one call",
     description=f"Probabilities for up to {MAX_BATCH_ROWS:,} customers, in request order, one ONNX call. Three "
-    "forms of body: `application/json` rows (`BatchRequest`: `{\"rows\": [<customer>, ...]}`), `application/json` "
-    "columns (`{\"columns\": {\"age\": [...], \"region\": [...], ...}}`, one list per field, all as long), or an "
+    'forms of body: `application/json` rows (`BatchRequest`: `{"rows": [<customer>, ...]}`), `application/json` '
+    'columns (`{"columns": {"age": [...], "region": [...], ...}}`, one list per field, all as long), or an '
     "Apache Arrow IPC stream (`application/vnd.apache.arrow.stream`, one column per field: numbers or null, "
     f"region strings). Every form follows the same rules.\n\n{VALIDATION}",
 )
