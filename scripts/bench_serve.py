@@ -236,7 +236,12 @@ def main() -> int:
             headers={"Content-Type": "application/json"},
             timeout=30,
         ).json()
-        hv_answer = httpx.post(targets["hvbuyer"][0], content=targets["hvbuyer"][1], timeout=30).json()
+        hv_answer = httpx.post(
+            targets["hvbuyer"][0],
+            content=targets["hvbuyer"][1],
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        ).json()
         mlflow_p = float(mlflow_answer["predictions"][0][1])
         hv_p = hv_answer["large_purchase_probability"]
         card = httpx.get(f"http://127.0.0.1:{hv_port}/model").json()
