@@ -114,6 +114,14 @@ $(EVIDENTLY_VENV)/bin/python:
 	$(PYTHON) -m venv $(EVIDENTLY_VENV)
 	$(EVIDENTLY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "evidently==0.7.23" "pandas<3" pyarrow
 
+# NannyML 0.13.1 for the CBPE cross-check (`scripts/validate_estimation.py --nannyml-python .venv-nannyml/bin/python`)
+# lives in its own venv too: it pulls xgboost, lightgbm, gcsfs and plotly, none of which hvbuyer needs (and imports
+# statsmodels without declaring it).
+NANNYML_VENV ?= .venv-nannyml
+$(NANNYML_VENV)/bin/python:
+	$(PYTHON) -m venv $(NANNYML_VENV)
+	$(NANNYML_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "nannyml==0.13.1" statsmodels==0.15.0 pyarrow
+
 bench-drift: install $(EVIDENTLY_VENV)/bin/python
 	$(PY) scripts/bench_drift.py
 	$(PY) scripts/drift_sensitivity.py --evidently-python $(EVIDENTLY_VENV)/bin/python

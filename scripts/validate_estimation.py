@@ -17,6 +17,11 @@ shows the means over 40 resamples (seeds 20-59), the spread after it. Exits non-
 
     .venv/bin/python scripts/validate_estimation.py     # none (+ demographics-mix), demographics, behaviour, concept
     .venv/bin/python scripts/validate_estimation.py --drift behaviour --customers 5000
+    .venv/bin/python scripts/validate_estimation.py --nannyml-python .venv-nannyml/bin/python   # + NannyML's CBPE
+
+``--nannyml-python``: also NannyML 0.13.1's CBPE on each case's scoring (in its own interpreter, ``make
+.venv-nannyml/bin/python``), fitted on the full build's scoring of v1 with its matured labels (NannyML calibrates
+on its reference; ours on the champion's hold-out), as a cross-check of ``core.estimation``.
 
 Runs in temporary data dirs and Dagster instances (nothing of ./data is touched).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +61,17 @@ COVARIATE = ("behaviour", "demographics-mix")
 MIX = "demographics-mix"
 MIX_SEED = 20
 MIX_RESAMPLES = 40  # seeds MIX_SEED, MIX_SEED + 1, ...: the spread of the error over resamples
+NANNYML_RUNNER = """
+import json, sys
+import nannyml as nml
+import pandas as pd
+reference, analysis = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
+cbpe = nml.CBPE(problem_type="classification_binary", y_pred_proba="p", y_pred="y_pred", y_true="y",
+                metrics=["roc_auc"], chunk_number=1)
+cbpe.fit(reference)
+frame = cbpe.estimate(analysis).filter(period="analysis").to_df()
+print(json.dumps({"roc_auc": float(frame[("roc_auc", "value")].iloc[0]), "version": nml.__version__}))
+"""
 
 
 def _age_probability(age: np.ndarray, world: str) -> np.ndarray:
@@ -78,6 +95,25 @@ def mix_weights(customers: pd.DataFrame) -> np.ndarray:
 def _clean(root: Path, asset: str, key: str) -> pd.DataFrame:
     frame = pd.concat([pd.read_parquet(p) for p in sorted((root / "processed" / asset).glob("*.parquet"))])
     return frame.drop_duplicates(key, keep="last")
+
+
+def nannyml_estimate(python: str, root: Path, scoring: str) -> float:
+    """NannyML's CBPE estimate of ``scoring``'s ROC-AUC, fitted on the full build's scoring of v1 (the earliest
+    archive) and its labels, which have matured by the time this runs."""
+    history = root / "monitoring" / "score_history"
+    reference = pd.read_parquet(sorted(history.glob("*_v1.parquet"))[0])
+    as_of = pd.Timestamp(pd.to_datetime(reference["features_as_of"], utc=True).iloc[0])
+    transactions = _clean(root, "clean_transactions", "transaction_id")
+    truth = labels.build_labels(transactions, reference["customer_id"], as_of).to_numpy()
+    analysis = pd.read_parquet(history / f"{scoring}.parquet")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [str(Path(tmp) / "reference.parquet"), str(Path(tmp) / "analysis.parquet")]
+        for frame, path, y in ((reference, paths[0], truth), (analysis, paths[1], None)):
+            p = frame["large_purchase_probability"].to_numpy(dtype="float64")
+            columns = {"p": p, "y_pred": (p >= 0.5).astype("int64")} | ({} if y is None else {"y": y})
+            pd.DataFrame(columns).to_parquet(path)
+        out = subprocess.run([python, "-c", NANNYML_RUNNER, *paths], check=True, capture_output=True, text=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["roc_auc"])
 
 
 def demographics_mix(root: Path, estimate: dict[str, object], realised_all: float) -> dict[str, object]:
@@ -117,7 +153,7 @@ def demographics_mix(root: Path, estimate: dict[str, object], realised_all: floa
     }
 
 
-def case(drift: str, customers: int) -> list[dict[str, object]]:
+def case(drift: str, customers: int, nannyml_python: str | None = None) -> list[dict[str, object]]:
     """Estimate at SCORED_AS_OF and realised figure of that scoring at MATURED_AS_OF, for one kind of shift (and
     for ``none``, the ``demographics-mix`` resampling of the same scoring)."""
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
@@ -145,6 +181,9 @@ def case(drift: str, customers: int) -> list[dict[str, object]]:
             raise SystemExit(f"{drift}: realised figure is of {evaluation['scored_as_of']}, not {estimate['as_of']}")
         realised = float(evaluation["realised"]["roc_auc"])
         mix = [demographics_mix(workspace.root, estimate, realised)] if drift == "none" else []
+        nanny = (
+            {"nannyml": nannyml_estimate(nannyml_python, workspace.root, estimate["scoring"])} if nannyml_python else {}
+        )
         return [
             {
                 "drift": drift,
@@ -155,12 +194,16 @@ def case(drift: str, customers: int) -> list[dict[str, object]]:
                 "error": estimate["roc_auc"] - realised,
                 "estimate_degraded": estimate["degraded"],
                 "realised_degraded": evaluation.get("degraded"),
+                **nanny,
             },
             *mix,
         ]
 
 
-def _mean_age(row: dict[str, object]) -> str:
+def _notes(row: dict[str, object]) -> str:
+    if "nannyml" in row:
+        nanny = float(row["nannyml"])
+        return f", NannyML CBPE {nanny:.4f} ({nanny - float(row['realised']):+.4f} vs realised)"
     if "mean_age" not in row:
         return ""
     errors = np.asarray(row["resampled_errors"])
@@ -175,6 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--drift", choices=datagen.DRIFTS, action="append", help=f"none also measures {MIX}")
     parser.add_argument("--customers", type=int, default=SAMPLE_CUSTOMERS)
+    parser.add_argument("--nannyml-python", help="an interpreter with nannyml 0.13.1 (make .venv-nannyml/bin/python)")
     args = parser.parse_args()
     drifts = args.drift or ["none", "demographics", "behaviour", "concept"]
     print(f"{args.customers} customers; scored as of {SCORED_AS_OF}, labels matured by {MATURED_AS_OF}")
@@ -183,14 +227,14 @@ def main() -> None:
     failed = []
     for drift in drifts:
         started = time.monotonic()
-        for row in case(drift, args.customers):
+        for row in case(drift, args.customers, args.nannyml_python):
             within = abs(float(row["error"])) <= TOLERANCE
             if row["drift"] in COVARIATE and not within:
                 failed.append(str(row["drift"]))
             print(
                 f"| {row['drift']} | {row['rows']} | {row['holdout']:.4f} | {row['estimated']:.4f} | "
                 f"{row['realised']:.4f} | {row['error']:+.4f} | {'yes' if within else 'no'} |"
-                f"   ({time.monotonic() - started:.0f} s{_mean_age(row)})",
+                f"   ({time.monotonic() - started:.0f} s{_notes(row)})",
                 flush=True,
             )
     if failed:
