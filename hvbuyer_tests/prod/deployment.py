@@ -222,6 +222,15 @@ class Runs:
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]
 
+    def reexecute_from_failure(self, run_id: str) -> str:
+        """Re-execute a failed run from its failed steps, as the UI's "Re-execute from failure"; the new run's id."""
+        mutation = """mutation($params: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $params) {
+            __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+        params = {"parentRunId": run_id, "strategy": "FROM_FAILURE"}
+        result = self.deployment.graphql(mutation, {"params": params})["launchRunReexecution"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
     def wait_run(self, run_id: str, timeout: float = 900.0) -> dict[str, Any]:
         """A run once it has finished (SUCCESS, FAILURE or CANCELED)."""
 
