@@ -81,11 +81,12 @@ class StagedParquet:
         return self._reader.read_row_group(group, columns=columns)
 
     def commit(self, target: UPath, endpoint_url: str | None = None) -> None:
-        """Move the finished file to ``target`` (replacing what is there) in one step."""
+        """Move the finished file to ``target``, replacing what is there (a file in one step, or a directory value
+        the Spark engine wrote: ``replace_path``)."""
         self.close()
         if is_local(target):
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.path, target.path)
+            replace_path(self.path, target.path)
             return
         fs, where = arrow_location(target, endpoint_url)
         assert fs is not None
