@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -14,6 +15,7 @@ from hvbuyer_assets.core import contract
 from hvbuyer_assets.core.cleaning import CleanResult
 from hvbuyer_assets.core.cleaning.chunks import ListStage, clean_chunks, final_chunks
 from hvbuyer_assets.core.cleaning.history import EarlierFrames, NoEarlierDrops
+from hvbuyer_assets.core.cleaning.transactions import unknown_customers
 from hvbuyer_assets.core.sources import CUSTOMERS, TRANSACTIONS, RawSource
 
 ARRIVED = pd.Timestamp("2026-07-01", tz="UTC")
@@ -94,6 +96,31 @@ def test_chunked_transactions_equal_whole_file_transactions(drop: tuple[Path, Pa
     _same(chunked.quarantine, whole.quarantine)
     assert chunked.stats == {k: int(v) for k, v in whole.stats.items()}
     assert whole.stats["duplicates"] >= 150 + 20
+
+
+def test_first_drop_chunks_share_one_set_of_known_customers_and_equal_the_whole_file(drop: tuple[Path, Path]) -> None:
+    """The first drop's chunks (no earlier drop) check against the known ids built once by ``prepare``: the same
+    clean rows, quarantine (unknown customers among it) and check results as the whole file."""
+    customers = CUSTOMERS.clean(_whole(_raw(drop[0], CUSTOMERS, 1 << 20, repeats=0)), earlier=NoEarlierDrops()).clean
+    customers = customers.iloc[: len(customers) // 2]  # half the customers unknown: the rule has work to do
+    frames = _raw(drop[1], TRANSACTIONS, 5_000, repeats=40)
+    prepared = TRANSACTIONS.prepare(_ids_of(_whole(frames)), customers, NoEarlierDrops())
+    whole = TRANSACTIONS.clean(_whole(frames), customers, earlier=NoEarlierDrops())
+    bad = []
+    stage = ListStage()
+    result = clean_chunks(
+        frames,
+        lambda raw: TRANSACTIONS.clean(raw, customers, earlier=prepared),
+        "transaction_id",
+        stage,
+        bad_rows=lambda chunk: bad.append(unknown_customers(chunk.clean, chunk.references["customers"])) or {},
+    )
+    clean = pa.concat_tables(list(final_chunks(stage, result.removed)))
+    _same(clean.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None), whole.clean)
+    _same(result.quarantine, whole.quarantine)
+    assert (whole.quarantine["reason"].str.contains("is not a known customer")).sum() > 100
+    assert not np.concatenate(bad).any() and not unknown_customers(whole.clean, customers).any()
+    assert unknown_customers(_whole(frames), prepared.ids).sum() == unknown_customers(_whole(frames), customers).sum()
 
 
 def _ids_of(raw: pd.DataFrame):

@@ -7,7 +7,8 @@ whose hash occurs in more than one chunk are then compared exactly (their text a
 stage) and the earlier copies removed, as whole-drop cleaning would have. Memory: one chunk, 8 bytes per clean row,
 and the quarantine (the rows set aside).
 
-A clean row's lineage is that of the raw row of its chunk with the same key that the quarantine does not set
+A clean row's lineage is that of the raw row behind it: the position the cleaning gives
+(``CleanResult.positions``), else the raw row of its chunk with the same key that the quarantine does not set
 aside as a whole (``row_dropped``, ``duplicate_dropped``): one per key when cleaning keeps its rules. A key repeated
 within one chunk is left to the ``*_ids_unique`` check (it would be a bug of the chunk's cleaning).
 """
@@ -108,7 +109,9 @@ def clean_chunks(
         rows = Rows(raw)
         files = rows.file_names
         ids = pa.chunked_array([pa.array(result.clean[key], type=pa.large_string())])
-        kept = _lineage_rows(rows, raw, result, key, ids)
+        kept = result.positions  # the cleaning's own, unless it has none or a bug changed the rows' count
+        if kept is None or len(kept) != len(ids):
+            kept = _lineage_rows(rows, raw, result, key, ids)
         missing += ids.null_count
         hashes.append(string_hashes(ids))
         table = pa.Table.from_pandas(result.clean, preserve_index=False)

@@ -108,3 +108,53 @@ def _hash_chunk(arr: pa.Array) -> np.ndarray:
     h *= mix2
     h ^= h >> np.uint64(31)
     return h
+
+
+class StringSet:
+    """A fixed set of strings answering membership for many arrays, exactly, without rebuilding it: Arrow's
+    ``is_in`` builds its hash table on every call (~0.3 s CPU for 1M customer ids, once per chunk of a drop),
+    this one is built once. Each value's :func:`string_hashes` is looked up in an open-addressing table (load
+    <= 1/2, linear probing, vectorised over the values) and a hash hit is confirmed by comparing the strings."""
+
+    def __init__(self, values: pa.Array | pa.ChunkedArray) -> None:
+        values = pc.drop_null(values)
+        unique = pc.unique(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+        self.values = unique.cast(pa.large_string())
+        self._hashes = string_hashes(self.values)
+        self._mask = np.uint64((1 << max(4, (2 * len(self.values)).bit_length())) - 1)
+        self._table = np.full(int(self._mask) + 1, -1, dtype=np.int64)  # slot -> index into values, -1: empty
+        pending = np.arange(len(self.values), dtype=np.int64)
+        slot = (self._hashes & self._mask).astype(np.int64)
+        while len(pending):
+            free = self._table[slot] == -1
+            self._table[slot[free]] = pending[free]  # values wanting the same free slot: one of them gets it
+            left = self._table[slot] != pending
+            pending, slot = pending[left], (slot[left] + 1) & int(self._mask)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def contains(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Whether each value is in the set (numpy bool; a null is not)."""
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        values = values.cast(pa.large_string())
+        found = np.zeros(len(values), dtype=bool)
+        if not len(values) or not len(self.values):
+            return found
+        hashes = string_hashes(values)
+        pending = np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False))
+        slot = (hashes[pending] & self._mask).astype(np.int64)
+        while len(pending):
+            at = self._table[slot]
+            occupied = at >= 0
+            pending, slot, at = pending[occupied], slot[occupied], at[occupied]  # an empty slot: not in the set
+            same_hash = np.flatnonzero(self._hashes[at] == hashes[pending])
+            if len(same_hash):
+                equal = pc.equal(values.take(pa.array(pending[same_hash])), self.values.take(pa.array(at[same_hash])))
+                hit = same_hash[np.asarray(pc.fill_null(equal, False).to_numpy(zero_copy_only=False), dtype=bool)]
+                found[pending[hit]] = True
+                miss = np.ones(len(pending), dtype=bool)
+                miss[hit] = False
+                pending, slot = pending[miss], slot[miss]
+            slot = (slot + 1) & int(self._mask)
+        return found

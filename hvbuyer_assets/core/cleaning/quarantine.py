@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hvbuyer_assets.core.cleaning.dedup import StringSet
 from hvbuyer_assets.core.cleaning.lineage import Rows
 from hvbuyer_assets.core.text import to_frame
 
@@ -38,12 +39,15 @@ MASK = "…"
 class CleanResult:
     """Clean rows, quarantined rows/values and counts (rows_read, rows_clean, rows_dropped, duplicates,
     values_nulled). ``references``: what the checks of a source's ``needs`` compare with when it is wider than
-    the needed source's frame of this drop (e.g. every known customer id, earlier drops included), by kind."""
+    the needed source's frame of this drop (e.g. every known customer id, earlier drops included; a frame, or
+    the set of ids built once for a drop's chunks), by kind. ``positions``: for each clean row, the position of
+    the raw row behind it, when the cleaning knows it (``core.cleaning.chunks`` otherwise finds it by key)."""
 
     clean: pd.DataFrame
     quarantine: pd.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
-    references: dict[str, pd.DataFrame] = field(default_factory=dict)
+    references: dict[str, pd.DataFrame | StringSet] = field(default_factory=dict)
+    positions: np.ndarray | None = None
 
 
 def quarantine_part(

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hvbuyer_assets.core.cleaning.dedup import key_codes, latest_wins, repeated_hashes, string_hashes
+from hvbuyer_assets.core.cleaning.dedup import StringSet, key_codes, latest_wins, repeated_hashes, string_hashes
 from hvbuyer_assets.core.cleaning.history import first_drop_of
 from hvbuyer_assets.core.cleaning.lineage import Rows, arrived_array
 from hvbuyer_assets.core.cleaning.quarantine import (
@@ -110,7 +110,7 @@ class _TxSurvivors:
 
 def clean_transactions(
     raw: pd.DataFrame,
-    known_customer_ids: pd.Series,
+    known_customer_ids: pd.Series | StringSet,
     arrived_at: pd.Series | None = None,
     earlier_ids: pa.Table | None = None,
 ) -> CleanResult:
@@ -125,14 +125,15 @@ def clean_transactions(
 
     ``earlier_ids`` (``core.cleaning.history.earlier_matches``: value, drop) are the transaction_ids of this
     drop already received in an earlier drop: such a row is a duplicate (the earlier record stays; the reason
-    names the earlier drop), before the repeats within this drop are resolved.
+    names the earlier drop), before the repeats within this drop are resolved. ``known_customer_ids`` may be a
+    :class:`StringSet` of clean ids built once for every chunk of a drop (``core.sources``).
 
     Rows are checked ``TX_CHUNK_ROWS`` at a time, keeping only each chunk's typed survivors and quarantine
     rows; duplicates are then resolved over all survivors (exactly, via a hash pre-filter).
     """
     rows = Rows(raw, arrived_at)
     columns = {c: column(raw, c) for c in TRANSACTION_COLUMNS}
-    known = pc.unique(clean_text(arrow(known_customer_ids)).combine_chunks())
+    known = known_ids(known_customer_ids) if isinstance(known_customer_ids, pd.Series) else known_customer_ids
     dropped: list[list[pa.Table]] = [[] for _ in _TX_CHECKS]  # per check, then per chunk: the original order
     survivors: list[_TxSurvivors] = []
     step = max(1, int(TX_CHUNK_ROWS))
@@ -145,6 +146,7 @@ def clean_transactions(
     duplicates, survivors = _drop_duplicate_ids(rows, survivors)
     duplicates = pa.concat_tables([seen, duplicates])
     drop_parts = [part for per_check in dropped for part in per_check]
+    positions = np.concatenate([s.pos for s in survivors]) if survivors else np.empty(0, dtype=np.int64)
     clean = _tx_frame(survivors)
     stats = {
         "rows_read": rows.n,
@@ -153,7 +155,13 @@ def clean_transactions(
         "duplicates": duplicates.num_rows,
         "values_nulled": 0,
     }
-    return CleanResult(clean=clean, quarantine=quarantine_frame([*drop_parts, duplicates]), stats=stats)
+    quarantine = quarantine_frame([*drop_parts, duplicates])
+    return CleanResult(clean=clean, quarantine=quarantine, stats=stats, positions=positions)
+
+
+def known_ids(customer_ids: pd.Series) -> StringSet:
+    """The customer ids transactions are checked against, as cleaning reads them (stripped, missing dropped)."""
+    return StringSet(clean_text(arrow(customer_ids)))
 
 
 def _workers() -> int:
@@ -165,7 +173,7 @@ def _clean_tx_chunk(
     rows: Rows,
     start: int,
     raw_cols: dict[str, pa.ChunkedArray],
-    known: pa.Array,
+    known: StringSet,
     dropped: list[list[pa.Table]],
 ) -> _TxSurvivors:
     """Check the raw rows ``start, start + 1, ...`` (``raw_cols`` is their slice of every column).
@@ -231,10 +239,9 @@ def _text_and_hashes(raw: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]
     return text, string_hashes(text)
 
 
-def _text_and_known(raw: pa.ChunkedArray, known: pa.Array) -> tuple[pa.ChunkedArray, np.ndarray]:
+def _text_and_known(raw: pa.ChunkedArray, known: StringSet) -> tuple[pa.ChunkedArray, np.ndarray]:
     text = clean_text(raw)
-    value_set = known if known.type == text.type else known.cast(text.type)
-    return text, np_mask(pc.is_in(text, value_set=value_set))
+    return text, known.contains(text)
 
 
 def _text_and_number(raw: pa.ChunkedArray, drop_chars: str) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
@@ -365,6 +372,9 @@ def invalid_values(clean: pd.DataFrame) -> np.ndarray:
     )
 
 
-def unknown_customers(clean: pd.DataFrame, customers: pd.DataFrame) -> np.ndarray:
-    """Rows of a clean transactions frame whose customer_id is not in the clean ``customers`` frame."""
+def unknown_customers(clean: pd.DataFrame, customers: pd.DataFrame | StringSet) -> np.ndarray:
+    """Rows of a clean transactions frame whose customer_id is not in the clean ``customers`` frame (or the set
+    of known ids built once for a drop's chunks)."""
+    if isinstance(customers, StringSet):
+        return ~customers.contains(arrow(clean["customer_id"]))
     return ~is_in(clean["customer_id"], customers["customer_id"])
