@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
@@ -15,6 +17,7 @@ from hvbuyer_assets.core.model import (
     ModelParams,
     build_pipeline,
     input_columns,
+    model_input,
     onnx_inputs,
     predict_proba,
     to_onnx,
@@ -133,3 +136,17 @@ def test_onnx_conversion_reproduces_predict_proba(kind):
     assert [i.name for i in session.get_inputs()] == list(input_columns(model))
     label, probabilities = session.run(None, onnx_inputs(frame, input_columns(model)))
     np.testing.assert_allclose(probabilities[:, 1], predict_proba(model, frame), atol=1e-4)
+
+
+def test_forest_scores_are_the_same_bits_on_every_run_and_in_chunks():
+    """The forest's own threads add their trees' votes in the order they finish (last bits vary from run to run);
+    predict_proba splits the rows over threads instead: every run, and chunks scored apart, give exactly the
+    one-thread forest's bits."""
+    frame = synthetic(40_000, seed=3)
+    fitted = train_model(frame, ModelParams(n_estimators=40, max_depth=10, min_samples_leaf=5, n_jobs=2))
+    one_thread = copy.deepcopy(fitted).set_params(classifier__n_jobs=1)
+    expected = one_thread.predict_proba(model_input(frame))[:, 1]
+    for _ in range(3):
+        np.testing.assert_array_equal(predict_proba(fitted, frame), expected, strict=True)
+    chunks = [predict_proba(fitted, frame.iloc[start : start + 15_000]) for start in range(0, len(frame), 15_000)]
+    np.testing.assert_array_equal(np.concatenate(chunks), expected, strict=True)
