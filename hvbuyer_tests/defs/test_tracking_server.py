@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from celery import Celery
+from celery.backends.base import BaseBackend
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.defs.model.resources import mlflow_tracking_resource
@@ -65,13 +67,28 @@ def test_a_local_store_is_no_server_to_check(tmp_path: Path) -> None:
     assert registry.tracking_server_problem(f"sqlite:///{tmp_path}/mlflow.db") is None
 
 
-def test_the_mlflow_resource_fails_naming_the_server(closed_server: str, tmp_path: Path) -> None:
-    settings = load_settings({"MLFLOW_TRACKING_URI": closed_server, "HVBUYER_DATA_DIR": str(tmp_path)})
+def _resource_failure(tracking_uri: str, data_dir: Path) -> dg.DagsterResourceFunctionError:
+    settings = load_settings({"MLFLOW_TRACKING_URI": tracking_uri, "HVBUYER_DATA_DIR": str(data_dir)})
     with (
         pytest.raises(dg.DagsterResourceFunctionError) as failure,
         dg.build_resources({"mlflow": mlflow_tracking_resource(settings)}),
     ):
         pass
-    cause = failure.value.user_exception
+    return failure.value
+
+
+def test_the_mlflow_resource_fails_naming_the_server(closed_server: str, tmp_path: Path) -> None:
+    failure = _resource_failure(closed_server, tmp_path)
+    cause = failure.user_exception
     assert isinstance(cause, registry.TrackingServerError), repr(cause)
     assert str(cause).startswith(f"MLflow tracking server {closed_server} unreachable: ")
+    # the error's own message names the server: on Celery it is all that reaches the run's failure (no cause)
+    assert failure.args == (f"resource mlflow: {cause}",), failure.args
+
+
+def test_the_run_failure_on_celery_names_the_server(closed_server: str, tmp_path: Path) -> None:
+    """dagster-celery's run worker gets a step's exception back through Celery's result backend (JSON: the type
+    and its arguments, no cause) and fails the run with it: what it rebuilds still names the server."""
+    backend = BaseBackend(app=Celery(set_as_current=False), serializer="json")
+    rebuilt = backend.exception_to_python(backend.prepare_exception(_resource_failure(closed_server, tmp_path)))
+    assert f"resource mlflow: MLflow tracking server {closed_server} unreachable: " in str(rebuilt), str(rebuilt)

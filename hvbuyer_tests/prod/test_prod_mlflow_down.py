@@ -46,16 +46,19 @@ def test_mlflow_server_down_api_keeps_serving_says_why_promotion_fails_then_succ
         assert failed["status"] == "FAILURE"
         # The step's failure says which server could not be reached, as the run's event log in the UI shows it:
         # on the Celery workers the mlflow resource fails before the step runs, so the step's failure is the
-        # "Initialization of resources [...] failed." event, whose error is the resource's own. (The run failure
-        # event only repeats "Error executing resource_fn on ResourceDefinition mlflow": the exception that
-        # dagster-celery gets back through Celery's result backend keeps its message, not its cause.)
+        # "Initialization of resources [...] failed." event, whose error is the resource's own.
         named = f"MLflow tracking server {prod.env['MLFLOW_TRACKING_URI']} unreachable: "
+        events = runs.step_events(failed["runId"])
         errors = [
             [e["error"]["message"], *(c["message"] for c in e["error"]["causes"])]
-            for e in runs.step_events(failed["runId"])
+            for e in events
             if e["__typename"] in ("ResourceInitFailureEvent", "ExecutionStepFailureEvent")
         ]
         assert errors and all(any(named in text for text in error) for error in errors), errors
+        # So does the run's own failure (what the UI's run page shows first), in its error's message: the
+        # exception dagster-celery gets back through Celery's result backend keeps its message, not its cause.
+        ends = [e["error"]["message"] for e in events if e["__typename"] == "RunFailureEvent"]
+        assert len(ends) == 1 and f"resource mlflow: {named}" in ends[0], ends
     finally:
         started = prod.up(say=lambda _: None)
     assert list(started) == ["mlflow"]

@@ -1,18 +1,31 @@
 """Hot swap under load: a different champion (another forest, other answers) is swapped in while clients hammer
 ``/predict``: zero failed requests, and every answer names the version that computed it (its probability is that
-version's); then a corrupt new version is rejected while the old one keeps serving (visible in /model and /metrics)."""
+version's); then a corrupt new version is rejected while the old one keeps serving (visible in /model and /metrics).
+
+A request in flight during a swap finishes on the model it started with: a swap lands between a request taking the
+model and answering only by chance under load, so a second test makes it land there every time (the served model's
+ONNX session moves the registry alias and refreshes the store before it computes) and checks each route's answer.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
+from fastapi.testclient import TestClient
 
 from hvbuyer_assets import registry
 from hvbuyer_assets.core.model import ONNX_PARITY_TOLERANCE
+from hvbuyer_serving.api.routes.predict import LARGE_BODY
+from hvbuyer_serving.app import create_app
+from hvbuyer_serving.model_store import ChampionStore
 from hvbuyer_tests.pipeline import Workspace
 from hvbuyer_tests.serving.load import SEED, LoadLoop
 from hvbuyer_tests.serving.models import probability, register_different_model
@@ -88,3 +101,55 @@ def test_hot_swap_under_load_and_corrupt_version_rejected(workspace_copy: Worksp
     assert sum(f"swapped champion version 1 -> {new} (onnx)" in line for line in lines) == 1, lines
     rejected = [line for line in lines if f"rejected champion version {corrupt} " in line]
     assert len(rejected) == 1 and f"still serving version {new}" in rejected[0], lines
+
+
+class SwapInside:
+    """An ONNX session that, before its first computation, has ``swap`` run (the alias moved and the store
+    refreshed), then computes as the wrapped session would: the request using it is in flight across the swap."""
+
+    def __init__(self, session: Any, swap: Callable[[], None]) -> None:
+        self.session, self.swap, self.swapped = session, swap, False
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.swapped:
+            self.swapped = True
+            self.swap()
+        return self.session.run(*args, **kwargs)
+
+
+def test_a_request_in_flight_during_a_swap_finishes_on_the_model_it_started_with(workspace_copy: Workspace) -> None:
+    client = workspace_copy.client()
+    store = ChampionStore(workspace_copy.settings.mlflow_tracking_uri)
+    assert store.refresh() and store.current.version == "1"
+    new = register_different_model(workspace_copy)
+    expected = {version: probability(workspace_copy, version, SEED) for version in ("1", new)}
+    assert abs(expected["1"] - expected[new]) > 1e-3
+    app = create_app()  # the store below is the only one; only the sessions swap it
+    app.state.settings, app.state.store = workspace_copy.settings, store
+    rows = 1 + LARGE_BODY // len(json.dumps(SEED))  # a body scored off the event loop, on the batch session
+    requests = {
+        "/predict": {"json": SEED},
+        "/predict?explain=3": {"json": SEED},
+        "/predict/batch": {"json": {"rows": [SEED] * 3}},
+        "/predict/batch (large)": {"json": {"rows": [SEED] * rows}},
+        "/predict/batch?explain=2": {"json": {"rows": [SEED] * 3}},
+    }
+    http = TestClient(app)  # not entered: no lifespan, so no follower swapping on its own
+    for path, body in requests.items():
+        started = store.current
+        other = new if started.version == "1" else "1"
+
+        def swap(target: str = other) -> None:
+            registry.promote(client, target)
+            assert store.refresh() and store.current.version == target
+
+        inside = SwapInside(started.session, swap)
+        store.current = dataclasses.replace(started, session=inside, batch_session=inside)
+        response = http.post(path.split(" ")[0], **body)
+        assert inside.swapped and store.current.version == other, path  # the swap landed during the request
+        assert response.status_code == 200, (path, response.text)
+        answer = response.json()
+        assert answer["model_version"] == started.version, (path, answer["model_version"], started.version)
+        probabilities = answer["large_purchase_probability"]
+        for proba in probabilities if isinstance(probabilities, list) else [probabilities]:
+            assert proba == pytest.approx(expected[started.version], abs=ONNX_PARITY_TOLERANCE), (path, proba)

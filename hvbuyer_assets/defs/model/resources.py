@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import dagster as dg
@@ -94,7 +95,15 @@ def mlflow_tracking_resource(settings: Settings) -> dg.ResourceDefinition:
     """
 
     def _tracking(init_context: dg.InitResourceContext) -> TrackedRun:
-        registry.ensure_experiment(settings.mlflow_tracking_uri, f"{settings.data_dir}/mlartifacts")
+        try:
+            registry.ensure_experiment(settings.mlflow_tracking_uri, f"{settings.data_dir}/mlartifacts")
+        except registry.TrackingServerError as exc:
+            # Dagster's own wrapper would say only "Error executing resource_fn on ResourceDefinition mlflow", and
+            # on Celery that message is all the run failure keeps (the worker's exception crosses the result
+            # backend as its type and arguments, without its cause): say which server, in the message itself.
+            raise dg.DagsterResourceFunctionError(
+                f"resource mlflow: {exc}", user_exception=exc, original_exc_info=sys.exc_info()
+            ) from exc
         return TrackedRun(init_context)
 
     definition = dg.ResourceDefinition(resource_fn=_tracking, config_schema=MLFLOW_CONFIG_SCHEMA)
