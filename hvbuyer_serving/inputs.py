@@ -94,10 +94,9 @@ def fast_batch(body: bytes, max_rows: int) -> tuple[np.ndarray, list[str]] | Non
         return None
     if len(rows) > max_rows:
         return None
-    values = list(map(_values, rows))
-    try:  # no null anywhere (the usual full row): one pass in C
-        flat = np.fromiter(itertools.chain.from_iterable(values), dtype=np.float64, count=len(rows) * len(NUMERIC))
-        matrix = flat.reshape(len(rows), len(NUMERIC))
-    except TypeError:  # a null: numpy's object conversion makes it NaN
-        matrix = np.array(values, dtype=np.float64).reshape(len(rows), len(NUMERIC))
-    return SERVING_RULES.matrix(matrix), [normalised_region(row.region) for row in rows]
+    # One pass in C (null -> NaN), each row's tuple freed as soon as it is read: with the 10,000 tuples kept in a
+    # list, the garbage collector ran ~14 times a call (and moved them all to its oldest generation).
+    flat = np.fromiter(
+        itertools.chain.from_iterable(map(_values, rows)), dtype=np.float64, count=len(rows) * len(NUMERIC)
+    )
+    return SERVING_RULES.matrix(flat.reshape(len(rows), len(NUMERIC))), [normalised_region(row.region) for row in rows]

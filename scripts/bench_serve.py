@@ -148,11 +148,21 @@ def wrk(url: str, body: str, connections: int, seconds: int) -> dict[str, float]
     return run_wrk(url, lua, connections, seconds)
 
 
-def run_wrk(url: str, lua: str, connections: int, seconds: int) -> dict[str, float]:
-    """requests/s, p50 and p99 (ms) and non-2xx count of one wrk run with a Lua script."""
+def run_wrk(url: str, lua: str, connections: int, seconds: int, threads: int | None = None) -> dict[str, float]:
+    """requests/s, p50 and p99 (ms) and non-2xx count of one wrk run with a Lua script (``threads``: wrk's, by
+    default one per connection up to 2)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
-    cmd = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
+    cmd = [
+        "wrk",
+        f"-t{threads or min(connections, 2)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        script.name,
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)
 

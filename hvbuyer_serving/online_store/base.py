@@ -3,6 +3,7 @@ answer of a lookup, and errors that name the store (never its password)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from abc import ABC, abstractmethod
@@ -11,6 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
+import pydantic_core
 
 # (customer_id, digest of its record) of every customer of the last committed write: what "changed" is judged by.
 MANIFEST_COLUMNS = ("customer_id", "digest")
@@ -38,6 +40,29 @@ class ChangeSet:
     removed: list[str]
     manifest: bytes
     unchanged: int
+
+
+# The layout score_records writes: {"large_purchase_probability":..,"model_version":..,"feature_as_of":..,
+# "features":{..}[,"reasons":{..}]} (a JSON string never holds an unescaped quote, so these markers are unambiguous).
+RECORD_HEAD = b'{"large_purchase_probability":'
+AS_OF = b',"feature_as_of":'
+FEATURES = b',"features":{'
+REASONS = b',"reasons":'
+
+
+def response_body(customer_id: str, scored_at: bytes, record: bytes) -> bytes | None:
+    """The JSON of ``GET /customers/{id}/prediction`` (no explain) spliced from the stored record, byte for byte
+    what the validating path (``CustomerPrediction``) answers; None for a record not in ``score_records``' layout
+    (the caller then takes the validating path). ``scored_at``: the version's ``scored_at`` as JSON."""
+    if not record.startswith(RECORD_HEAD) or not record.endswith(b"}"):
+        return None
+    as_of = record.find(AS_OF)
+    if as_of < 0 or record.find(FEATURES, as_of) < 0:
+        return None
+    reasons = record.find(REASONS, as_of)
+    end = len(record) - 1 if reasons < 0 else reasons
+    head = b'{"customer_id":' + pydantic_core.to_json(customer_id) + b","
+    return b"".join((head, record[1:as_of], b',"scored_at":', scored_at, record[as_of:end], b',"explanation":null}'))
 
 
 def redact(url: str) -> str:
@@ -85,6 +110,29 @@ class OnlineStore(ABC):
     def __init__(self, url: str) -> None:
         self.url = url
         self.name = redact(url)
+        self._scored: tuple[str | bytes, bytes] | None = None  # (meta, its scored_at as JSON): the last seen
+
+    async def answer(self, customer_id: str) -> bytes | None:
+        """The 200 body of ``GET /customers/{id}/prediction`` from the stored bytes (``response_body``), read
+        without leaving the event loop where the store allows it; None whenever the validating path must answer
+        (unknown customer, nothing written, a record in another layout) and an exception when the store cannot
+        answer (the validating path then words the 503)."""
+        found = await self._lookup_raw(customer_id)
+        if found is None or found[1] is None:
+            return None
+        meta, record = found
+        scored = self._scored
+        if scored is None or scored[0] != meta:
+            scored = self._scored = (meta, pydantic_core.to_json(json.loads(meta).get("scored_at")))
+        return response_body(customer_id, scored[1], record)
+
+    async def _lookup_raw(self, customer_id: str) -> tuple[str | bytes, bytes | None] | None:
+        """``_lookup`` with the record as bytes; a store without a faster way reads it on a worker thread."""
+        found = await asyncio.to_thread(self._lookup, customer_id)
+        if found is None or found[1] is None:
+            return found
+        record = found[1]
+        return found[0], record.encode() if isinstance(record, str) else record
 
     def lookup(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's record (score, model version, as-of time, features, reasons) and the version's

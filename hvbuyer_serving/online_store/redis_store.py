@@ -19,6 +19,7 @@ import pyarrow as pa
 import redis
 
 from hvbuyer_serving.online_store.base import OnlineStore, WriteResult, change_set
+from hvbuyer_serving.online_store.resp import AsyncReader
 
 PREFIX = "hvbuyer:online:"
 CHUNK = 2_000  # customers per script call: each call holds the server for ~5 ms at most
@@ -87,6 +88,7 @@ class RedisStore(OnlineStore):
         super().__init__(url)
         self.prefix = prefix
         self._client: redis.Redis | None = None
+        self._reader = AsyncReader(url) if url.startswith("redis://") else None  # rediss://: redis-py's TLS
 
     @property
     def client(self) -> redis.Redis:
@@ -99,12 +101,30 @@ class RedisStore(OnlineStore):
     def _reset(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            client.close()
+            client.close()  # the event loop's reader drops a failed connection by itself
+
+    def close(self) -> None:
+        self._reset()
+        if self._reader is not None:
+            self._reader.close()
+
+    def _keys(self, customer_id: str) -> tuple[str, str, str]:
+        return self.prefix + "meta", self.prefix + "c:" + customer_id, self.prefix + "p:" + customer_id
 
     def _lookup(self, customer_id: str) -> tuple[bytes, bytes | None] | None:
-        meta, current, previous = self.client.mget(
-            self.prefix + "meta", self.prefix + "c:" + customer_id, self.prefix + "p:" + customer_id
-        )
+        return self._committed(*self.client.mget(*self._keys(customer_id)))
+
+    async def _lookup_raw(self, customer_id: str) -> tuple[bytes, bytes | None] | None:
+        """The same ``MGET`` on the event loop (``resp.AsyncReader``)."""
+        if self._reader is None:
+            return await super()._lookup_raw(customer_id)
+        return self._committed(*await self._reader.call("MGET", *self._keys(customer_id)))
+
+    @staticmethod
+    def _committed(
+        meta: bytes | None, current: bytes | None, previous: bytes | None
+    ) -> tuple[bytes, bytes | None] | None:
+        """(meta, the record of the committed version) of one ``MGET``'s values; None before any write."""
         if meta is None:
             return None
         committed = json.loads(meta)["version"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -15,8 +13,7 @@ import pytest
 import redis
 
 from hvbuyer_serving.online_store import OnlineStore, StoreUnavailable, open_store
-from hvbuyer_serving.online_store.redis_store import RedisStore
-from hvbuyer_tests.serving.redis_server import MACHINE_REDIS, TEST_DB, private_redis
+from hvbuyer_tests.serving.redis_server import private_redis
 from hvbuyer_tests.serving.service import free_port
 
 N = 20_000
@@ -28,25 +25,6 @@ def rows(write: int, n: int = N, changed: range | None = None, start: int = 0) -
     marks = [write if changed is None or i in changed else 1 for i in range(start, start + n)]
     records = [json.dumps({"large_purchase_probability": (i % 100) / 100, "write": w}) for i, w in enumerate(marks)]
     return pl.DataFrame({"customer_id": ids, "record": records})
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
-    if request.param == "sqlite":
-        opened: OnlineStore = open_store(f"sqlite:///{tmp_path}/scores/online_store.db")
-        yield opened
-        opened.close()
-        return
-    prefix = f"hvbuyer:test:{uuid.uuid4().hex}:"
-    opened = RedisStore(f"{MACHINE_REDIS}/{TEST_DB}", prefix=prefix)
-    try:
-        yield opened
-    finally:
-        client = redis.Redis.from_url(f"{MACHINE_REDIS}/{TEST_DB}")
-        keys = list(client.scan_iter(match=prefix + "*", count=10_000))
-        for start in range(0, len(keys), 10_000):
-            client.unlink(*keys[start : start + 10_000])
-        opened.close()
 
 
 def test_lookups_answer_the_committed_version_and_writes_touch_only_changed_rows(store: OnlineStore) -> None:
