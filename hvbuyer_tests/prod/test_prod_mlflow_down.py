@@ -55,8 +55,8 @@ def test_mlflow_server_down_api_keeps_serving_says_why_promotion_fails_then_succ
             if e["__typename"] in ("ResourceInitFailureEvent", "ExecutionStepFailureEvent")
         ]
         assert errors and all(any(named in text for text in error) for error in errors), errors
-        # So does the run's own failure (what the UI's run page shows first), in its error's message: the
-        # exception dagster-celery gets back through Celery's result backend keeps its message, not its cause.
+        # So does the run's own failure event (RUN_FAILURE), in its error's message: the exception that
+        # dagster-celery gets back through Celery's result backend keeps its message, not its cause.
         ends = [e["error"]["message"] for e in events if e["__typename"] == "RunFailureEvent"]
         assert len(ends) == 1 and f"resource mlflow: {named}" in ends[0], ends
     finally:
