@@ -20,7 +20,8 @@ reuses), so every engine runs it.
 - ``latest(total)``: one row, ``latest_ns`` (T of the history the state covers; = ``feature_defs.latest``).
 - ``plan_totals(previous, current, large_amount)``: whether the running total is the previous one plus the new
   drops' states, or every drop's state combined again (a drop re-cleaned or backfilled in place, or removed);
-  ``drops_in_window(states, as_of_ns)``: the drops a features step reads rows of (time range inside the window).
+  ``drops_in_window(states, as_of_ns)``: the drops a features step reads rows of (time range inside the window);
+  ``drops_between`` the drops a label window reads, ``latest_of`` T from the drops' time ranges alone.
 
 Re-sent records are settled before the state: cleaning drops a transaction_id an earlier drop already carried
 (``core.cleaning.history``), so each transaction is in exactly one drop's clean rows; customer records are not
@@ -139,29 +140,38 @@ class DropState:
 
 
 @dataclass(frozen=True)
+class DropVersion:
+    """Which stored version of one drop's file a running table holds (``latest_customers``: a drop's clean
+    customers; ``version`` changes whenever the file is written again, e.g. by a re-clean or backfill)."""
+
+    drop: str
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> DropVersion:
+        return cls(value["drop"], value["version"])
+
+
+@dataclass(frozen=True)
 class TotalsPlan:
-    """How the running total is brought up to date: ``add`` the states of ``drops`` to the previous total
-    (``incremental``), or combine every drop's state again (``rebuild``: a drop of the previous total was re-cleaned,
-    backfilled or removed, or there is no previous total); ``why`` says which."""
+    """How a running table (``customer_totals``, ``latest_customers``) is brought up to date: ``add`` the new
+    ``drops`` to the previous table (``incremental``), or combine every drop again (``rebuild``: a drop of the
+    previous table was re-cleaned, backfilled or removed, or there is no previous table); ``why`` says which."""
 
     mode: Literal["incremental", "rebuild", "unchanged"]
-    drops: tuple[DropState, ...]
+    drops: tuple[Any, ...]  # DropState / DropVersion: what the running table then holds of each drop
     why: str
 
 
-def plan_totals(previous: Sequence[DropState] | None, current: Sequence[DropState], large_amount: float) -> TotalsPlan:
-    """The cheapest exact way from the ``previous`` total's drops to the ``current`` drops' states. ValueError when a
-    state was computed with another large-purchase threshold than ``large_amount`` (it must be recomputed)."""
-    stale = [s.drop for s in current if s.large_amount != float(large_amount)]
-    if stale:
-        raise ValueError(
-            f"customer_state of drop(s) {', '.join(stale)} was computed with another large-purchase threshold than "
-            f"{large_amount}: materialize customer_state again for those drops (a backfill of its partitions)"
-        )
-    if not current:
-        raise ValueError("no drop has a customer_state: materialize customer_state for the drops first")
+def plan_running(previous: Sequence[Any] | None, current: Sequence[Any]) -> TotalsPlan:
+    """The cheapest exact way from the ``previous`` running table's drops to the ``current`` ones (items with a
+    ``drop`` name, equal when that drop's input is unchanged: ``DropState``, ``DropVersion``), in drop order. A
+    table that combines by drop (state sums, latest record wins) is then the previous table plus the new drops."""
     if previous is None:
-        return TotalsPlan("rebuild", tuple(current), "no previous running total")
+        return TotalsPlan("rebuild", tuple(current), "no previous running table")
     now = {s.drop: s for s in current}
     changed = [s.drop for s in previous if now.get(s.drop) != s]
     if changed:
@@ -170,7 +180,23 @@ def plan_totals(previous: Sequence[DropState] | None, current: Sequence[DropStat
     new = tuple(s for s in current if s.drop not in before)
     if not new:
         return TotalsPlan("unchanged", (), "every drop is in the total already")
+    if [s.drop for s in current[: len(previous)]] != [s.drop for s in previous]:
+        return TotalsPlan("rebuild", tuple(current), "a new drop sorts before a drop of the previous table")
     return TotalsPlan("incremental", new, f"{len(new)} new drop(s) added to the previous total")
+
+
+def plan_totals(previous: Sequence[DropState] | None, current: Sequence[DropState], large_amount: float) -> TotalsPlan:
+    """``plan_running`` for ``customer_totals``. ValueError when a state was computed with another large-purchase
+    threshold than ``large_amount`` (it must be recomputed)."""
+    stale = [s.drop for s in current if s.large_amount != float(large_amount)]
+    if stale:
+        raise ValueError(
+            f"customer_state of drop(s) {', '.join(stale)} was computed with another large-purchase threshold than "
+            f"{large_amount}: materialize customer_state again for those drops (a backfill of its partitions)"
+        )
+    if not current:
+        raise ValueError("no drop has a customer_state: materialize customer_state for the drops first")
+    return plan_running(previous, current)
 
 
 def drops_in_window(states: Sequence[DropState], as_of_ns: int) -> list[DropState]:
@@ -178,3 +204,14 @@ def drops_in_window(states: Sequence[DropState], as_of_ns: int) -> list[DropStat
     time range ends at or before its start)."""
     start = window_start(as_of_ns)
     return [s for s in states if s.max_ns is not None and s.max_ns > start]
+
+
+def drops_between(states: Sequence[DropState], start_ns: int, end_ns: int) -> list[DropState]:
+    """The drops holding a transaction with ``start_ns < ts <= end_ns`` by their time range (the label windows a
+    ``model_performance`` step reads; the others are skipped)."""
+    return [s for s in states if s.max_ns is not None and s.max_ns > start_ns and s.min_ns <= end_ns]
+
+
+def latest_of(states: Sequence[DropState]) -> int | None:
+    """T from the drops' time ranges alone: their latest transaction time (None when no drop has one)."""
+    return max((s.max_ns for s in states if s.max_ns is not None), default=None)

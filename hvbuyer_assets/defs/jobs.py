@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-# A new drop: re-read raw storage, clean, the drop's customer state and the running total, today's features,
+# A new drop: re-read raw storage, clean, the drop's customer state and the running tables, today's features,
 # re-score every customer with the current champion and refresh monitoring (drift). No training: retraining is the
 # retraining sensor's decision. Nor `drift_reference`: a version's reference is written when it is registered,
 # which only `retrain` / `full_build` do; in an ingest run it would load the whole training set only to find the
@@ -18,7 +18,7 @@ import dagster as dg
 # reads the stored file).
 INGEST_SELECTION = (
     dg.AssetSelection.groups("raw", "processed", "scoring", "monitoring")
-    | dg.AssetSelection.assets("customer_state", "customer_totals", "customer_features")
+    | dg.AssetSelection.assets("customer_state", "customer_totals", "latest_customers", "customer_features")
 ) - dg.AssetSelection.assets("drift_reference")
 
 # Retraining on the data already ingested: training set -> model -> evaluation -> registry/champion ->

@@ -28,6 +28,7 @@ from hvbuyer_assets.engines.interface import (
 from hvbuyer_assets.settings import Settings
 from hvbuyer_assets.storage.catalog import StoredAsset
 from hvbuyer_assets.storage.partitions import read_partitions, read_partitions_after
+from hvbuyer_assets.storage.staged import StagedTable
 
 
 class EmbeddedEngine(Engine):
@@ -66,6 +67,16 @@ class EmbeddedEngine(Engine):
         ts = engine.timestamps_as_ns(native.column("timestamp"))
         inside = pc.and_(pc.greater(ts, start_ns), pc.less_equal(ts, end_ns))
         return StoredTable(transactions.asset, self, native.filter(inside))
+
+    def read_between(self, files: Sequence[str], start_ns: int, end_ns: int) -> StoredTable:
+        columns = [stored for _, stored, _ in input_columns(TRANSACTIONS)]
+        table = read_partitions_after(files, columns, "timestamp", start_ns, self.s3_endpoint_url, until_ns=end_ns)
+        return self.rows_between(StoredTable(TRANSACTIONS, self, table), start_ns, end_ns)
+
+    def stage_latest_customers(self, files: Sequence[str], staged: StagedTable) -> int:
+        table = self.read(input_asset(CUSTOMERS), files).native.replace_schema_metadata(None)
+        staged.put(table)
+        return table.num_rows
 
     def keyed_transactions(self, files: Sequence[str], after_ns: int | None = None) -> nw.LazyFrame:
         columns = [stored for _, stored, _ in input_columns(TRANSACTIONS)]

@@ -138,6 +138,11 @@ class Engine(Protocol):
         """The stored transactions with ``start_ns < ts <= end_ns`` only (what label windows in that range read)."""
         ...
 
+    def read_between(self, files: Sequence[str], start_ns: int, end_ns: int) -> StoredTable:
+        """Stored clean transactions ``files`` with ``start_ns < ts <= end_ns`` only, read where the parquet
+        statistics admit such rows (row groups wholly outside are skipped)."""
+        ...
+
     def start(self) -> None:
         """Start what the engine runs on ahead of the first read (Spark: its session); nothing by default."""
 
@@ -155,6 +160,13 @@ class Engine(Protocol):
 
     def read_states(self, files: Sequence[str]) -> nw.LazyFrame:
         """Stored state files (``customer_state.STATE_COLUMNS``) as one LazyFrame of this engine."""
+        ...
+
+    def stage_latest_customers(self, files: Sequence[str], staged: StagedTable) -> int:
+        """Stage in ``staged`` each customer's record of the latest of ``files`` (stored clean customers or a
+        previous ``latest_customers`` table, in drop order; the catalog's latest-wins key), the engine inputs'
+        stored columns (``input_columns``) in their stored names and types, rows in the order the latest-wins rule
+        keeps them; its rows. Read back as a single file of ``clean_customers`` (``read``, ``keyed_customers``)."""
         ...
 
     def collect(self, lazy: nw.LazyFrame) -> pa.Table:

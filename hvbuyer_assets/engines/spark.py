@@ -44,8 +44,8 @@ from hvbuyer_assets.engines.interface import (
 )
 from hvbuyer_assets.settings import Settings
 from hvbuyer_assets.storage.catalog import StoredAsset
-from hvbuyer_assets.storage.datasets import part_files
-from hvbuyer_assets.storage.location import arrow_filesystem
+from hvbuyer_assets.storage.datasets import part_files, stored_schema
+from hvbuyer_assets.storage.location import arrow_filesystem, location
 from hvbuyer_assets.storage.staged import StagedTable
 
 if TYPE_CHECKING:
@@ -235,6 +235,33 @@ def _latest_per_key(spark: SparkSession, files: Sequence[str], key: str) -> Data
     return frame.withColumn("_latest_rank", latest).filter(functions.col(_DROP_RANK) == functions.col("_latest_rank"))
 
 
+def latest_stored(
+    spark: SparkSession, asset: StoredAsset, files: Sequence[str], endpoint_url: str | None = None
+) -> tuple[DataFrame, pa.Schema]:
+    """``files`` of a clean table with a latest-wins key (or a previous latest table first) as each key's record of
+    the latest file, the engine inputs' stored columns (``input_columns``) in their stored names, timestamps as
+    int64 ns; and the Arrow schema its written parts are read as (the stored types of the last file)."""
+    if not files:
+        raise FileNotFoundError(f"{asset.name}: no stored parquet file to read")
+    if asset.latest_wins_by is None:
+        raise ValueError(f"{asset.name} has no latest-wins key")
+    if len(files) > 1:
+        frame = _latest_per_key(spark, files, asset.latest_wins_by)
+    else:
+        frame = spark.read.parquet(spark_path(files[0]))
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    functions = _pyspark().functions
+    selected = []
+    for _, stored, kind in input_columns(asset.name):
+        column = functions.col(stored)
+        if kind == "ns":
+            column = _ns(column, types[stored], f"{asset.name}.{stored}")
+        selected.append(column.alias(stored))
+    last = stored_schema(location(files[-1], endpoint_url), endpoint_url)
+    schema = pa.schema([last.field(stored) for _, stored, _ in input_columns(asset.name)])
+    return frame.select(*selected), schema
+
+
 def collect(lazy: nw.LazyFrame) -> pa.Table:
     """A result of the declaration executed by Spark and brought to the driver as an Arrow table."""
     return lazy.collect(backend="pyarrow").to_native()
@@ -367,6 +394,20 @@ class SparkEngine(Engine):
 
     def read_states(self, files: Sequence[str]) -> nw.LazyFrame:
         return nw.from_native(session(self.options).read.parquet(*(spark_path(f) for f in files)))
+
+    def read_between(self, files: Sequence[str], start_ns: int, end_ns: int) -> StoredTable:
+        """Spark pushes the time filter down to the parquet scan (row groups outside are skipped)."""
+        table = self.read(input_asset(TRANSACTIONS), files)
+        return self.rows_between(table, start_ns, end_ns)
+
+    def stage_latest_customers(self, files: Sequence[str], staged: StagedTable) -> int:
+        """Written by the executors (``latest_stored``); the driver reads a footer for the stored types."""
+        frame, schema = latest_stored(
+            session(self.options), input_asset(CUSTOMERS), files, self.options.s3_endpoint_url
+        )
+        write_parts(frame, staged, schema)
+        assert staged.rows is not None
+        return staged.rows
 
     def collect(self, lazy: nw.LazyFrame) -> pa.Table:
         return collect(lazy)

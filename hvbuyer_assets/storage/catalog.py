@@ -103,7 +103,7 @@ def _declared() -> dict[str, StoredAsset]:
     entries = [stored for source in SOURCES for stored in source_assets(source)]
     entries.append(StoredAsset("customer_state", "features", per_drop=True))  # core.customer_state, per drop
     whole = {
-        "features": ("customer_totals", "customer_features", "training_set"),
+        "features": ("customer_totals", "latest_customers", "customer_features", "training_set"),
         "models": ("trained_model", "model_evaluation", "registered_model", "champion_model"),
         "scores": ("customer_scores", "segment_summary"),
         "monitoring": (

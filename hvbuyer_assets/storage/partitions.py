@@ -64,12 +64,18 @@ def read_partitions(
 
 
 def read_partitions_after(
-    paths: Sequence[str], columns: Iterable[str], column: str, after_ns: int, endpoint_url: str | None = None
+    paths: Sequence[str],
+    columns: Iterable[str],
+    column: str,
+    after_ns: int,
+    endpoint_url: str | None = None,
+    until_ns: int | None = None,
 ) -> pa.Table:
-    """The rows of the partition files ``paths`` whose timestamp ``column`` is after ``after_ns`` (int64 ns UTC),
-    ``columns`` only: one Arrow dataset scan with the filter, which skips every row group whose parquet statistics
-    end at or before it (a partition written in time order reads only its recent row groups). A file whose column
-    has a coarser unit is filtered at that unit (a superset: the caller filters exactly)."""
+    """The rows of the partition files ``paths`` whose timestamp ``column`` is after ``after_ns`` (int64 ns UTC)
+    and, with ``until_ns``, at or before it, ``columns`` only: one Arrow dataset scan with the filter, which skips
+    every row group whose parquet statistics lie wholly outside (a partition written in time order reads only the
+    row groups of the range). A file whose column has a coarser unit is filtered at that unit (a superset: the
+    caller filters exactly)."""
     if not paths:
         raise FileNotFoundError("no stored partition to read")
     fs, first = arrow_location(location(paths[0], endpoint_url), endpoint_url)
@@ -78,9 +84,15 @@ def read_partitions_after(
     def scan(files: list[str]) -> pa.Table:
         dataset = pads.dataset(files, format="parquet", filesystem=fs)
         kind = dataset.schema.field(column).type
-        bound = pa.scalar(int(after_ns), pa.int64()).cast(pa.timestamp("ns", "UTC"))
-        bound = pc.cast(bound, kind, safe=False) if kind != bound.type else bound
-        return dataset.to_table(columns=list(columns), filter=pads.field(column) > bound)
+
+        def at(ns: int) -> pa.Scalar:
+            bound = pa.scalar(int(ns), pa.int64()).cast(pa.timestamp("ns", "UTC"))
+            return pc.cast(bound, kind, safe=False) if kind != bound.type else bound
+
+        keep = pads.field(column) > at(after_ns)
+        if until_ns is not None:
+            keep = keep & (pads.field(column) <= at(until_ns))
+        return dataset.to_table(columns=list(columns), filter=keep)
 
     try:
         return scan(where)

@@ -1,10 +1,11 @@
 """Point-in-time features: customer features as of T (scoring) and the temporal training set.
 
 The deployment's engine (``engines.interface.Engine``, chosen by ``HVBUYER_ENGINE``: embedded polars or Spark)
-computes the declaration. ``customer_features`` reads the running total of the per-drop customer state
-(``defs.features.state``) and only the clean transactions of the drops whose time range reaches into the longest
-window; the engine stages it (``Engine.stage_features``: pandas in this process on the embedded engine, part files
-written by the executors on Spark) and the IO manager commits it once the leakage guard passed. ``training_set``
+computes the declaration. ``customer_features`` reads the running total of the per-drop customer state and the
+latest customers table (``defs.features.state``) and only the clean transactions of the drops whose time range
+reaches into the longest window; the engine stages it (``Engine.stage_features``: pandas in this process on the
+embedded engine, part files written by the executors on Spark) and the IO manager commits it once the leakage guard
+passed. ``training_set``
 reads the clean tables through ``engine_inputs`` (``defs.features.inputs``) and comes back as pandas: features at
 past cutoffs and labels need the rows themselves.
 """
@@ -17,17 +18,17 @@ import pandas as pd
 from hvbuyer_assets.defs.checks_gate import gate
 from hvbuyer_assets.defs.features import checks
 from hvbuyer_assets.defs.features.inputs import ENGINE_INPUTS, ENGINE_INS, EngineInputManager
-from hvbuyer_assets.defs.features.state import customer_totals, state_inputs
+from hvbuyer_assets.defs.features.state import customer_totals, latest_customers, state_inputs
 from hvbuyer_assets.defs.metadata import stored
 from hvbuyer_assets.defs.partitions import drop_order
 from hvbuyer_assets.defs.problem import PROBLEM, PredictionProblem
-from hvbuyer_assets.engines.interface import CUSTOMERS, TRANSACTIONS, StoredTable
+from hvbuyer_assets.engines.interface import TRANSACTIONS, StoredTable
 from hvbuyer_assets.storage.catalog import entry
 from hvbuyer_assets.storage.staged import StagedTable
 
 
 @dg.asset(
-    deps=[CUSTOMERS, TRANSACTIONS, customer_totals],
+    deps=[latest_customers, TRANSACTIONS, customer_totals],
     group_name="features",
     metadata=stored("customer_features"),
     kinds={"pandas", "parquet"},
@@ -35,7 +36,8 @@ from hvbuyer_assets.storage.staged import StagedTable
     output_required=False,  # a failed leakage guard stores nothing (defs.checks_gate)
     required_resource_keys={ENGINE_INPUTS, PROBLEM},
     description="Every known customer's features as of T, the latest valid transaction time (not the clock): the "
-    "totals from customer_totals, the window sums from the clean transactions of the longest window only.",
+    "totals from customer_totals, the customers from latest_customers, the window sums from the clean "
+    "transactions of the longest window only.",
 )
 def customer_features(context: dg.AssetExecutionContext) -> Iterator[dg.Output | dg.AssetCheckResult]:
     manager: EngineInputManager = getattr(context.resources, ENGINE_INPUTS)
@@ -54,6 +56,7 @@ def customer_features(context: dg.AssetExecutionContext) -> Iterator[dg.Output |
                 "engine": engine.name,
                 "drops": inputs.drops,
                 "drops_read_for_windows": len(inputs.window_files),
+                "customer_files_read": len(inputs.customer_files),
             },
         )
         check = checks.late_rows(checks.FEATURES_NOT_AFTER_CUTOFF.name, summary.after_as_of)

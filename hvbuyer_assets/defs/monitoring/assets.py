@@ -9,12 +9,14 @@ from mlflow import MlflowClient
 from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift, estimation, fingerprints, performance
 from hvbuyer_assets.core import drift_report as drift_report_core
-from hvbuyer_assets.defs.features.inputs import ENGINE_INS
+from hvbuyer_assets.defs.features.inputs import EngineInputManager
+from hvbuyer_assets.defs.features.state import customer_totals, label_inputs, latest_customers
 from hvbuyer_assets.defs.metadata import PlotStore, rounded_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, calibration_path, reference_paths
+from hvbuyer_assets.defs.partitions import drop_order
 from hvbuyer_assets.defs.problem import PredictionProblem
-from hvbuyer_assets.engines.interface import StoredTable
+from hvbuyer_assets.engines.interface import TRANSACTIONS
 
 
 class DriftConfig(dg.Config):
@@ -223,34 +225,41 @@ PERFORMANCE_COLUMNS = {
 }
 
 
-@dg.asset(ins=ENGINE_INS, group_name="monitoring", metadata=stored("model_performance"), kinds={"pandas", "json"})
+@dg.asset(
+    deps=[TRANSACTIONS, latest_customers, customer_totals],
+    group_name="monitoring",
+    metadata=stored("model_performance"),
+    kinds={"pandas", "json"},
+)
 def model_performance(
     context: dg.AssetExecutionContext,
     score_history: dict[str, Any],
-    clean_customers: StoredTable,
-    clean_transactions: StoredTable,
     champion_model: dict[str, Any],
     problem: PredictionProblem,
     config: PerformanceConfig,
     model_registry: ModelRegistryResource,
     monitoring_store: MonitoringStore,
+    engine_inputs: dg.ResourceParam[EngineInputManager],
 ) -> dict[str, Any]:
     """Concept drift: for each model version, its latest archived scoring whose label window (as_of, as_of + H]
     the data now covers, the realised ROC-AUC / Brier (training label definition) vs. its hold-out figures.
-    `degraded` refers to the current champion only. The clean tables are read by the feature engine
-    (`engine_inputs`: only the columns T and the labels need), as the feature assets read them; T is one column's
-    max, and only the transactions inside the matured label windows are encoded for the labels."""
-    engine = clean_transactions.engine
-    as_of = engine.latest_time(clean_transactions)
+    `degraded` refers to the current champion only. T is the latest of the drops' stored time ranges (each
+    `customer_state` keeps its drop's; no transaction is read for it); the feature engine reads only the
+    transactions of the drops whose time range meets the matured label windows, row groups pruned by their parquet
+    statistics, and the `latest_customers` table (`defs.features.state.label_inputs`)."""
+    engine = engine_inputs.engine
+    reading = label_inputs(engine_inputs, drop_order(context.instance))
+    as_of = reading.as_of
     champion = champion_model["champion_version"]
     keys = performance.archive_keys(score_history["archives"])
     rule = performance.PerformanceRule(max_auc_drop=config.max_auc_drop, min_rows=config.min_rows)
     client = model_registry.client()
     matured = performance.latest_matured(keys, as_of, problem.horizon_days)
     evaluations: list[dict[str, Any]] = []
+    drops_read = 0
     if matured:
         start, end = performance.label_span(matured.values(), problem.horizon_days)
-        inputs = engine.frames(engine.rows_between(clean_transactions, start, end), clean_customers)
+        inputs, drops_read = reading.frames(start, end)
         evaluations = [
             performance.evaluate_scoring(
                 key,
@@ -271,6 +280,8 @@ def model_performance(
         "champion_version": champion,
         "data_as_of": as_of.isoformat(),
         "engine": engine.name,
+        "drops": len(reading.drops),
+        "drops_read_for_labels": drops_read,
     }
     if evaluations:
         table = performance.evaluations_table(evaluations)
