@@ -5,15 +5,24 @@ drops combined in any grouping (hypothesis)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import hypothesis.strategies as st
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from hvbuyer_assets.core import customer_state, engine, features
 from hvbuyer_assets.core.feature_defs import TOTALS
+from hvbuyer_assets.engines import EmbeddedEngine
+from hvbuyer_assets.engines.interface import CUSTOMERS as CUST
+from hvbuyer_assets.engines.interface import input_asset
+from hvbuyer_assets.storage.files import arrow_to_pandas
+from hvbuyer_assets.storage.staged import StagedTable
 from hvbuyer_tests.core.test_feature_defs import customers as customer_frame
 from hvbuyer_tests.core.test_feature_defs import digest, transactions
 from hvbuyer_tests.state_drops import clean_drops, history
@@ -111,18 +120,49 @@ _row = st.tuples(
 )
 
 
+# Customer records: (customer, age, drop), one per customer and drop (cleaning keeps one); a customer sent in
+# several drops is re-sent.
+_record = st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(18, 90), st.integers(0, 4))
+
+
+def running_latest_customers(records: list[tuple[str, int, int]], folder: Path) -> tuple[pd.DataFrame, pa.Table]:
+    """Each drop's customer records stored as a clean file; ``latest_customers`` kept a drop at a time (previous
+    table + the new drop, ``Engine.stage_latest_customers``) and read back; and from scratch (every drop read
+    together, latest wins: ``StoredAsset.read_drops``)."""
+    start = pd.Timestamp("2023-01-01T00:00:00Z")
+    files = []
+    for drop in sorted({d for _, _, d in records}):
+        mine = [(c, age) for c, age, d in records if d == drop]
+        frame = customer_frame([c for c, _ in mine], [start - pd.Timedelta(days=age) for _, age in mine])
+        frame["age"] = [float(age) for _, age in mine]
+        files.append(str(folder / f"{drop}.parquet"))
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), files[-1])
+    latest = str(folder / "latest_customers.parquet")
+    for i, f in enumerate(files):
+        staged = StagedTable(latest)
+        EmbeddedEngine().stage_latest_customers([latest, f] if i else [f], staged)
+        staged.commit()
+    scratch = EmbeddedEngine().read(input_asset(CUST), files).native
+    return arrow_to_pandas(pq.read_table(latest)), scratch
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(_row, min_size=0, max_size=60),
     drops=st.lists(st.integers(0, 4), min_size=60, max_size=60),
     one_at_a_time=st.booleans(),
+    records=st.lists(_record, min_size=1, max_size=12, unique_by=lambda r: (r[0], r[2])),
 )
 def test_any_split_of_a_history_into_drops_gives_the_features_of_the_whole(
-    rows: list[tuple], drops: list[int], one_at_a_time: bool
+    rows: list[tuple], drops: list[int], one_at_a_time: bool, records: list[tuple[str, int, int]]
 ) -> None:
     start = pd.Timestamp("2023-01-01T00:00:00Z")
     tx = transactions([(c, a, start + pd.Timedelta(days=d), s) for c, d, a, s in rows])
-    customers = customer_frame(["a", "b", "c", "d"], [start - pd.Timedelta(days=10), None, start, start])
+    with tempfile.TemporaryDirectory() as folder:
+        customers, scratch = running_latest_customers(records, Path(folder))
+    assert pa.Table.from_pandas(customers, preserve_index=False).equals(
+        scratch.replace_schema_metadata(None).cast(pa.Table.from_pandas(customers, preserve_index=False).schema)
+    )
     assign = np.array(drops[: len(tx)])
     parts = [tx[assign == k] for k in range(5) if (assign == k).any()] or [tx]
     states = [state_of(part) for part in parts]
@@ -134,7 +174,7 @@ def test_any_split_of_a_history_into_drops_gives_the_features_of_the_whole(
         total = combined(states)
     as_of = start + pd.Timedelta(days=800) if tx.empty else tx["timestamp"].max()
     got = from_state(total, in_window(tx, as_of), customers, as_of)
-    assert digest(got) == digest(features.build_features(tx, customers, as_of, LARGE))
+    assert digest(got) == digest(features.build_features(tx, arrow_to_pandas(scratch), as_of, LARGE))
 
 
 def _drop(name: str, state_id: str = "a", max_day: int = 0, large: float = LARGE) -> customer_state.DropState:
@@ -166,3 +206,28 @@ def test_only_drops_with_rows_inside_the_longest_window_are_read() -> None:
     old, edge, inside = _drop("old", max_day=600), _drop("edge", max_day=635), _drop("in", max_day=636)
     empty = customer_state.DropState("empty", "a", None, None, LARGE)
     assert customer_state.drops_in_window([old, edge, inside, empty], as_of) == [inside]  # (T - 365 d, T]
+
+
+def test_the_latest_customers_table_adds_new_drops_at_the_end_and_is_rebuilt_when_a_file_changed() -> None:
+    """``plan_running`` of ``latest_customers``: latest wins by drop order, so only drops after every drop of the
+    previous table are added to it; a drop whose clean file was written again rebuilds it."""
+    v = customer_state.DropVersion
+    q1, q2, q3 = v("q1", "10:1"), v("q2", "20:2"), v("q3", "30:3")
+    assert customer_state.plan_running([q1], [q1, q2, q3]) == customer_state.TotalsPlan(
+        "incremental", (q2, q3), "2 new drop(s) added to the previous total"
+    )
+    assert customer_state.plan_running([q1, q2], [q1, q2]).mode == "unchanged"
+    assert customer_state.plan_running([q1, q2], [v("q1", "10:9"), q2]).mode == "rebuild"  # q1 re-cleaned
+    assert customer_state.plan_running([q1, q3], [q1, q2, q3]).mode == "rebuild"  # q2 sorts before q3
+    assert customer_state.DropVersion.from_json(q1.to_json()) == q1
+
+
+def test_the_label_windows_read_only_the_drops_whose_time_range_meets_them() -> None:
+    day = pd.Timedelta(days=1).value
+    old, edge, inside = _drop("old", max_day=100), _drop("edge", max_day=200), _drop("in", max_day=250)
+    later = customer_state.DropState("later", "a", 301 * day, 400 * day, LARGE)
+    empty = customer_state.DropState("empty", "a", None, None, LARGE)
+    drops = [old, edge, inside, later, empty]
+    assert customer_state.drops_between(drops, 200 * day, 300 * day) == [inside]  # (start, end]
+    assert customer_state.drops_between(drops, 200 * day, 301 * day) == [inside, later]
+    assert customer_state.latest_of(drops) == 400 * day and customer_state.latest_of([empty]) is None

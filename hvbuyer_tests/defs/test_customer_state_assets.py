@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 CUSTOMERS = 300
 LARGE = 300.0
-STATE = [*PER_DROP_ASSETS, "customer_totals", "customer_features"]
+STATE = [*PER_DROP_ASSETS, "customer_totals", "latest_customers", "customer_features"]
 
 
 def _from_scratch(workspace: Workspace, tmp_path: Path) -> pd.DataFrame:
@@ -46,9 +46,14 @@ def _stored_features(workspace: Workspace) -> pd.DataFrame:
     return read_frame(workspace.root / "features" / "customer_features.parquet")
 
 
-def _totals(result) -> dict[str, object]:  # noqa: ANN001
-    meta = result.asset_materializations_for_node("customer_totals")[0].metadata
+def _totals(result, asset: str = "customer_totals") -> dict[str, object]:  # noqa: ANN001
+    meta = result.asset_materializations_for_node(asset)[0].metadata
     return {key: meta[key].value for key in ("mode", "drops", "drops_combined")}
+
+
+def _features_read(result) -> tuple[int, int, int]:  # noqa: ANN001
+    meta = result.asset_materializations_for_node("customer_features")[0].metadata
+    return meta["drops"].value, meta["drops_read_for_windows"].value, meta["customer_files_read"].value
 
 
 def test_features_from_the_running_total_equal_features_from_scratch(tmp_path: Path) -> None:
@@ -57,6 +62,7 @@ def test_features_from_the_running_total_equal_features_from_scratch(tmp_path: P
     first = workspace.materialize(selection=STATE)
     assert first.success
     assert _totals(first) == {"mode": "rebuild", "drops": 1, "drops_combined": 1}
+    assert _totals(first, "latest_customers") == {"mode": "rebuild", "drops": 1, "drops_combined": 1}
 
     write_drop(workspace.raw, "2026-06-30", customers=CUSTOMERS, seed=5, days=90, drop="q2")
     _resend(workspace, "q1", "q2")
@@ -64,6 +70,8 @@ def test_features_from_the_running_total_equal_features_from_scratch(tmp_path: P
     second = workspace.materialize(selection=STATE)
     assert second.success
     assert _totals(second) == {"mode": "incremental", "drops": 2, "drops_combined": 1}
+    assert _totals(second, "latest_customers") == {"mode": "incremental", "drops": 2, "drops_combined": 1}
+    assert _features_read(second)[2] == 1  # the latest customers table, not every drop's customers
     pd.testing.assert_frame_equal(_stored_features(workspace), _from_scratch(workspace, tmp_path), check_exact=True)
     assert _stored_features(workspace).loc["C0000001", "loyalty_points"] == 424242
 
@@ -72,8 +80,8 @@ def test_features_from_the_running_total_equal_features_from_scratch(tmp_path: P
     third = workspace.materialize(selection=STATE, partition="old")
     assert third.success
     assert _totals(third) == {"mode": "incremental", "drops": 3, "drops_combined": 1}
-    meta = third.asset_materializations_for_node("customer_features")[0].metadata
-    assert (meta["drops"].value, meta["drops_read_for_windows"].value) == (3, 2)  # "old" is not read
+    assert _totals(third, "latest_customers") == {"mode": "incremental", "drops": 3, "drops_combined": 1}
+    assert _features_read(third) == (3, 2, 1)  # "old" is not read for the windows; one customers table
     pd.testing.assert_frame_equal(_stored_features(workspace), _from_scratch(workspace, tmp_path), check_exact=True)
 
     # q1 cleaned again (a backfill of its partition): only its state is recomputed, the total is then rebuilt from
@@ -84,9 +92,16 @@ def test_features_from_the_running_total_equal_features_from_scratch(tmp_path: P
     assert "customer_totals does not hold every drop's current customer_state" in str(
         stale.get_step_failure_events()[0].event_specific_data.error
     )
-    rebuilt = workspace.materialize(selection=["customer_totals", "customer_features"])
-    assert rebuilt.success
-    assert _totals(rebuilt)["mode"] == "rebuild" and "q1" in str(
-        rebuilt.asset_materializations_for_node("customer_totals")[0].metadata["why"].value
+    totals = workspace.materialize(selection=["customer_totals"])
+    assert totals.success and _totals(totals)["mode"] == "rebuild"
+    assert "q1" in str(totals.asset_materializations_for_node("customer_totals")[0].metadata["why"].value)
+    stale = workspace.materialize(selection=["customer_features"])  # nor a latest table without q1's new file
+    assert not stale.success
+    assert "latest_customers does not hold every drop's current clean_customers" in str(
+        stale.get_step_failure_events()[0].event_specific_data.error
     )
+    rebuilt = workspace.materialize(selection=["latest_customers", "customer_features"])
+    assert rebuilt.success
+    assert _totals(rebuilt, "latest_customers") == {"mode": "rebuild", "drops": 3, "drops_combined": 3}
+    assert "q1" in str(rebuilt.asset_materializations_for_node("latest_customers")[0].metadata["why"].value)
     pd.testing.assert_frame_equal(_stored_features(workspace), _from_scratch(workspace, tmp_path), check_exact=True)

@@ -10,7 +10,7 @@ from hvbuyer_assets import registry
 from hvbuyer_assets.core import drift, estimation, fingerprints, performance
 from hvbuyer_assets.core import drift_report as drift_report_core
 from hvbuyer_assets.defs.features.inputs import EngineInputManager
-from hvbuyer_assets.defs.features.state import customer_totals, label_inputs, latest_customers
+from hvbuyer_assets.defs.features.state import label_inputs
 from hvbuyer_assets.defs.metadata import PlotStore, rounded_metadata, stored, table_metadata
 from hvbuyer_assets.defs.model.resources import ModelRegistryResource
 from hvbuyer_assets.defs.monitoring.storage import MonitoringStore, calibration_path, reference_paths
@@ -226,7 +226,7 @@ PERFORMANCE_COLUMNS = {
 
 
 @dg.asset(
-    deps=[TRANSACTIONS, latest_customers, customer_totals],
+    deps=[TRANSACTIONS, "latest_customers", "customer_totals"],  # keys: asset objects here would be loaded twice
     group_name="monitoring",
     metadata=stored("model_performance"),
     kinds={"pandas", "json"},
