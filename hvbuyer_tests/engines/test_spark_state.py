@@ -1,5 +1,5 @@
 """Per-drop customer state through the engine interface (``Engine.drop_state`` / ``combine_states`` /
-``state_features``) on both engines, Spark ``local[2]`` and embedded: each drop's state from its stored clean
+``stage_latest_customers`` / ``state_features``) on both engines, Spark ``local[2]`` and embedded: each drop's state from its stored clean
 file, stored, combined by drop (a new drop at a time, and all at once), and the features from the total plus the
 longest window's rows equal each engine's own from-scratch features, and the embedded engine's, bit for bit, on
 drops with late rows, re-sent transaction ids, re-sent customers and a backfill (``hvbuyer_tests/state_drops.py``).
@@ -19,7 +19,7 @@ from upath import UPath
 
 from hvbuyer_assets.engines import EmbeddedEngine, Engine, SparkEngine
 from hvbuyer_assets.engines import spark as spark_engine
-from hvbuyer_assets.engines.interface import FeaturesSummary
+from hvbuyer_assets.engines.interface import CUSTOMERS, FeaturesSummary, input_asset
 from hvbuyer_assets.storage import read_partitions, read_stored
 from hvbuyer_assets.storage.datasets import SCHEMA_FILE, read_value
 from hvbuyer_assets.storage.files import parquet_batches, parquet_rows, read_table_metadata
@@ -56,9 +56,26 @@ def _stored(folder: Path) -> tuple[list[str], list[str]]:
     return tx_files, customer_files
 
 
+def _latest_customers(engine: Engine, folder: Path, customer_files: list[str]) -> str:
+    """``latest_customers`` kept a drop at a time (the previous table + the new drop's clean customers), equal to
+    it rebuilt from every drop at once and to the embedded engine's every-drop read (latest wins); its path."""
+    latest = str(folder / f"latest-{engine.name}.parquet")
+    for i, f in enumerate(customer_files):
+        staged = StagedTable(latest)
+        engine.stage_latest_customers([latest, f] if i else [f], staged)
+        staged.commit()
+    rebuilt = StagedTable(str(folder / f"latest-{engine.name}-rebuilt.parquet"))
+    engine.stage_latest_customers(customer_files, rebuilt)
+    rebuilt.commit()
+    scratch = EMBEDDED.read(input_asset(CUSTOMERS), customer_files).native.replace_schema_metadata(None)
+    for table in (read_value(UPath(latest)), read_value(rebuilt.target)):
+        assert table.replace_schema_metadata(None).sort_by("customer_id").equals(scratch.sort_by("customer_id"))
+    return latest
+
+
 def _from_state(engine: Engine, folder: Path, tx_files: list[str], customer_files: list[str]) -> pd.DataFrame:
     """Each drop's state stored, the running total built a drop at a time (and rebuilt at once: the same bits),
-    then the features from it."""
+    the latest customers table a drop at a time, then the features from them."""
     states = []
     for i, f in enumerate(tx_files):
         state, _, _ = engine.drop_state([f], LARGE)
@@ -70,7 +87,8 @@ def _from_state(engine: Engine, folder: Path, tx_files: list[str], customer_file
         pq.write_table(engine.combine_states([str(total), f]), total)  # previous total + the new drop's state
     rebuilt = engine.combine_states(states)
     assert rebuilt.sort_by("customer_id").equals(pq.read_table(total).sort_by("customer_id"))
-    frame, as_of = engine.state_features([str(total)], tx_files, customer_files, LARGE)
+    latest = _latest_customers(engine, folder, customer_files)
+    frame, as_of = engine.state_features([str(total)], tx_files, [latest], LARGE)
     assert frame["feature_as_of"].iloc[0] == as_of
     return frame
 
@@ -112,8 +130,14 @@ def _staged_graph(engine: Engine, root: Path, tx_files: list[str], customer_file
     total = StagedTable(str(root / "customer_totals.parquet"))
     engine.stage_combined_states(states, total)
     total.commit()
+    latest = StagedTable(str(root / "latest_customers.parquet"))
+    engine.stage_latest_customers(customer_files[:2], latest)
+    latest.commit({"drop": "latest"})
+    latest = StagedTable(str(root / "latest_customers.parquet"))  # the previous table + the last drop
+    engine.stage_latest_customers([str(latest.target), customer_files[2]], latest)
+    latest.commit({"drop": "latest"})
     staged = StagedTable(str(root / "customer_features.parquet"))
-    summary = engine.stage_features([str(total.target)], tx_files, customer_files, LARGE, staged)
+    summary = engine.stage_features([str(total.target)], tx_files, [str(latest.target)], LARGE, staged)
     staged.commit()
     return summary
 
@@ -135,6 +159,7 @@ def test_spark_executors_write_state_and_features_as_parts_the_readers_read_as_t
     assert on_spark == on_embedded and on_spark.rows > 0
 
     values = ["customer_state/0.parquet", "customer_state/2.parquet", "customer_totals.parquet"]
+    values.append("latest_customers.parquet")
     for name in [*values, "customer_features.parquet"]:
         spark, embedded = UPath(str(tmp_path / "spark" / name)), UPath(str(tmp_path / "embedded" / name))
         assert embedded.is_file() and spark.is_dir(), name
