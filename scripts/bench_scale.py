@@ -2,8 +2,9 @@
 each), ingested one after the other as the raw sensor would: each drop a new partition, one `ingest_drop` run for
 it, in a process of its own as the daemon launches runs (`dagster job execute`). Prints each drop's ingest time
 (drop landed -> scores re-made: the wall time of its run, which parses and cleans the drop alone, computes its
-customer state, adds it to the running total, makes the features from the total and the longest window's rows,
-then scores and monitoring), the features step (those three) of the first and last drops, the split of the first
+customer state, adds it to the running total and the latest customers table, makes the features from them and the
+longest window's rows, then scores and monitoring), the features step (those four) of the first and last drops, the
+split of the first
 and last runs by step, and a full rebuild for comparison: `full_build` of the 4-year history from its raw files
 (parse, clean, features, training, scores, monitoring), plus the parse + clean steps alone (a drop's vs the
 history's).
@@ -108,11 +109,13 @@ def last_run(instance: dg.DagsterInstance) -> tuple[dict[str, float], dict[str, 
     return steps, clean
 
 
-FEATURE_STEPS = ("customer_state", "customer_totals", "customer_features")  # the features step of a drop
+# the features step of a drop (latest_customers: each customer's latest record, kept like the running total)
+FEATURE_STEPS = ("customer_state", "customer_totals", "latest_customers", "customer_features")
 
 
 def featuring(steps: dict[str, float]) -> float:
-    """Seconds of the features step of a run: the drop's customer state, the running total, the features."""
+    """Seconds of the features step of a run: the drop's customer state, the running total, the latest customers,
+    the features."""
     return sum(steps.get(k, 0.0) for k in FEATURE_STEPS)
 
 
@@ -174,8 +177,9 @@ def main() -> int:
             print(
                 f"  drop {name}: {wall:6.1f} s  (parse + clean {cleaning(steps):.1f} s, of which earlier drops' ids "
                 f"{ids[-1]:.2f} s; features {featuring(steps):.1f} s (state {steps.get('customer_state', 0):.1f} + "
-                f"totals {steps.get('customer_totals', 0):.1f} + customer_features "
-                f"{steps.get('customer_features', 0):.1f}); customer_scores {steps.get('customer_scores', 0):.1f} s)"
+                f"totals {steps.get('customer_totals', 0):.1f} + latest {steps.get('latest_customers', 0):.1f} + "
+                f"customer_features {steps.get('customer_features', 0):.1f}); customer_scores "
+                f"{steps.get('customer_scores', 0):.1f} s; model_performance {steps.get('model_performance', 0):.1f} s)"
             )
 
         rebuild, rsteps = None, {}
@@ -202,7 +206,8 @@ def main() -> int:
     )
     feats = featuring(splits[0]), featuring(splits[-1])
     print(
-        f"  features step (customer_state + customer_totals + customer_features): first drop {feats[0]:.1f} s, "
+        f"  features step (customer_state + customer_totals + latest_customers + customer_features): first drop "
+        f"{feats[0]:.1f} s, "
         f"last drop {feats[1]:.1f} s: last/first = {feats[1] / max(feats[0], 1e-9):.2f} "
         f"({'PASS' if feats[1] <= FEATURES_GROWTH * feats[0] else 'FAIL'}: <= {FEATURES_GROWTH})"
     )
