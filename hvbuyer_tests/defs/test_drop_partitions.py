@@ -86,7 +86,7 @@ def test_a_new_drop_is_cleaned_alone_and_the_cross_drop_rules_hold(tmp_path: Pat
     customers = workspace.stored("processed", "clean_customers")
     assert customers["customer_id"].is_unique
     assert customers.set_index("customer_id").loc["C0000001", "loyalty_points"] == 424242
-    assert workspace.materialize(selection=["customer_totals", "customer_features"]).success
+    assert workspace.materialize(selection=["customer_totals", "latest_customers", "customer_features"]).success
     features = read_frame(workspace.root / "features" / "customer_features.parquet")
     assert len(features) == len(customers)
 

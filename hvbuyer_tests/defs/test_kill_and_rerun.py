@@ -129,8 +129,8 @@ def test_kill_9_at_each_late_step_then_rerun_matches_an_undisturbed_build(
         runs.kill_at(selection, step)
         check_stored(disturbed)
         # the killed step and everything downstream of it, plus the features: the in-process executor runs
-        # customer_totals -> customer_features beside the model steps, so a kill may land before they ran
-        selection = f"{step}*,customer_totals,customer_features"
+        # customer_totals / latest_customers -> customer_features beside the model steps, so a kill may land before
+        selection = f"{step}*,customer_totals,latest_customers,customer_features"
     runs.finish(selection)
     stored = check_stored(disturbed)
     assert {p.suffix for p in stored} == set(ASSET_FILES), stored

@@ -21,7 +21,8 @@ from hvbuyer_assets.settings import load_settings
 from hvbuyer_tests.pipeline import PER_DROP_ASSETS, Workspace, arrive, read_frame, write_drop, write_sample
 
 TOLERANCE = 1e-9
-GRAPH = ["customer_totals", "customer_features", "training_set", "trained_model", "model_evaluation"]
+GRAPH = ["customer_totals", "latest_customers", "customer_features", "training_set", "trained_model"]
+GRAPH.append("model_evaluation")
 LATER_AS_OF = "2026-09-28"  # the second drop: 90 more days of the same customers
 RESENT = {f"C000000{i}": 4000.0 + i for i in range(1, 6)}  # customers whose second-drop record has other points
 
@@ -69,6 +70,7 @@ def run_graph(base: Workspace, dest: Path, env: Mapping[str, str], state_drops: 
     }
     assert engines == {
         "customer_totals": settings.engine,
+        "latest_customers": settings.engine,
         "customer_features": settings.engine,
         "training_set": settings.engine,
     }

@@ -120,11 +120,12 @@ def test_features_on_the_cluster_equal_the_embedded_engine(runs: dict[str, Any])
 
 
 def test_the_executors_wrote_state_and_features_where_the_io_manager_reads_them(runs: dict[str, Any]) -> None:
-    """Per-drop state, the running total and ``customer_features`` are directories of part files the executors
-    wrote (the driver collected none of them), at the paths of the embedded engine's single files; read back by the
-    IO manager's reader they are the embedded engine's values, bit for bit."""
+    """Per-drop state, the running total, the latest customers and ``customer_features`` are directories of part
+    files the executors wrote (the driver collected none of them), at the paths of the embedded engine's single
+    files; read back by the IO manager's reader they are the embedded engine's values, bit for bit."""
     spark, embedded = runs["spark"].root, runs["embedded"].root
     stored = [*(f"features/customer_state/{d}.parquet" for d in DROPS), "features/customer_totals.parquet"]
+    stored.append("features/latest_customers.parquet")
     for relative in [*stored, "features/customer_features.parquet"]:
         parts = list((spark / relative).glob("part-*.parquet"))
         assert parts and (spark / relative / SCHEMA_FILE).is_file(), relative

@@ -306,7 +306,7 @@ def test_the_engine_inputs_of_a_run_read_every_drop_partition_in_drop_order(spar
             result = dg.materialize(
                 ALL_ASSETS,
                 resources=build_resources(settings),
-                selection=["customer_totals", "customer_features"],
+                selection=["customer_totals", "latest_customers", "customer_features"],
                 instance=instance,
                 raise_on_error=False,
             )

@@ -1,8 +1,9 @@
 """Per-drop customer state through the engine interface (``Engine.drop_state`` / ``combine_states`` /
-``stage_latest_customers`` / ``state_features``) on both engines, Spark ``local[2]`` and embedded: each drop's state from its stored clean
-file, stored, combined by drop (a new drop at a time, and all at once), and the features from the total plus the
-longest window's rows equal each engine's own from-scratch features, and the embedded engine's, bit for bit, on
-drops with late rows, re-sent transaction ids, re-sent customers and a backfill (``hvbuyer_tests/state_drops.py``).
+``stage_latest_customers`` / ``state_features``) on both engines, Spark ``local[2]`` and embedded: each drop's state
+from its stored clean file, stored, combined by drop (a new drop at a time, and all at once), and the features from
+the total plus the longest window's rows equal each engine's own from-scratch features, and the embedded engine's,
+bit for bit, on drops with late rows, re-sent transaction ids, re-sent customers and a backfill
+(``hvbuyer_tests/state_drops.py``).
 """
 
 from __future__ import annotations
