@@ -1,12 +1,13 @@
 """The feature assets' clean inputs as engine tables: an input manager on their ``ins``.
 
-``customer_features``, ``training_set`` and ``model_performance`` (T and realised labels) keep ``clean_customers``
-and ``clean_transactions`` as real inputs (the asset graph, lineage and staleness are unchanged), but load them
-through ``engine_inputs`` instead of the pandas IO manager: it finds the stored parquet files of the upstream asset
-(one per drop partition of the run's input, in the instance's drop order, where ``storage.catalog`` puts them) and
-has the deployment's engine read them (``engines.interface.Engine.read``: projected Arrow tables on the embedded
-engine, Spark DataFrames on Spark; for ``clean_customers`` the latest drop's record of a customer wins). The
-engine is chosen once, when the definitions are built (``engines.engine_for``). Nothing is stored through it.
+``training_set`` keeps ``clean_customers`` and ``clean_transactions`` as real inputs (the asset graph, lineage and
+staleness are unchanged), but loads them through ``engine_inputs`` instead of the pandas IO manager: it finds the stored
+parquet files of the upstream asset (one per drop partition of the run's input, in the instance's drop order, where
+``storage.catalog`` puts them) and has the deployment's engine read them (``engines.interface.Engine.read``: projected
+Arrow tables on the embedded engine, Spark DataFrames on Spark; for ``clean_customers`` the latest drop's record of a
+customer wins). The engine is chosen once, when the definitions are built (``engines.engine_for``). Nothing is stored
+through it. ``customer_features`` and ``model_performance`` use the same resource's engine and paths to read what a drop
+does not make grow instead (``defs.features.state``: the running total, ``latest_customers``, the window's drops only).
 """
 
 from __future__ import annotations
