@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,8 +22,8 @@ from hvbuyer_assets.storage.location import arrow_location, is_local, location
 
 
 class StagedParquet:
-    """Tables appended with :meth:`write` (each one row group), read back with :meth:`read` (by the order they were
-    written; an empty one comes back empty) until
+    """Tables appended with :meth:`write` (each one row group, or one per part between its ``cuts``), read back
+    with :meth:`read` (by the order they were written; an empty one comes back empty) until
     :meth:`commit` moves the file to its target or :meth:`discard` deletes it. ``path``: the temporary file (beside
     the target for an atomic rename: ``storage.files.temporary_path``); None: one in the system's temporary
     folder."""
@@ -37,25 +38,29 @@ class StagedParquet:
         self.schema = schema
         self.rows = 0
         self.row_groups = 0
-        self._groups: list[int | None] = []  # per table written: its row group (None: it had no rows)
+        self._groups: list[list[int]] = []  # per table written: its row groups (none: it had no rows)
         self._writer: pq.ParquetWriter | None = None
         self._closed = False
         self._reader: pq.ParquetFile | None = None
 
-    def write(self, table: pa.Table) -> None:
-        """Append ``table`` as one row group (cast to the schema: the one given, else the first table's)."""
+    def write(self, table: pa.Table, cuts: Sequence[int] = ()) -> None:
+        """Append ``table`` as one row group, or one per part between the row offsets ``cuts`` (ascending, inside
+        the table), cast to the schema: the one given, else the first table's."""
         if self._closed:
             raise ValueError("the staged file is finished: nothing more can be written")
         if self._writer is None:
             self.schema = self.schema or table.schema
             self._writer = pq.ParquetWriter(self.path, self.schema)
-        if not table.num_rows:
-            self._groups.append(None)
-            return
-        self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=table.num_rows)
-        self._groups.append(self.row_groups)
+        table = table.select(self.schema.names).cast(self.schema)
+        bounds = [0, *cuts, table.num_rows]
+        groups = []
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            if stop > start:
+                self._writer.write_table(table.slice(start, stop - start), row_group_size=stop - start)
+                groups.append(self.row_groups)
+                self.row_groups += 1
+        self._groups.append(groups)
         self.rows += table.num_rows
-        self.row_groups += 1
 
     def close(self) -> None:
         """Finish the file (an empty one holds ``schema`` and no rows); nothing if finished already."""
@@ -73,12 +78,12 @@ class StagedParquet:
         if self._reader is None:
             self.close()
             self._reader = pq.ParquetFile(self.path)
-        group = self._groups[index]
-        if group is None:
+        groups = self._groups[index]
+        if not groups:
             assert self.schema is not None
             empty = self.schema.empty_table()
             return empty.select(columns) if columns is not None else empty
-        return self._reader.read_row_group(group, columns=columns)
+        return self._reader.read_row_groups(groups, columns=columns)
 
     def commit(self, target: UPath, endpoint_url: str | None = None) -> None:
         """Move the finished file to ``target``, replacing what is there (a file in one step, or a directory value

@@ -36,8 +36,9 @@ for table in TRANSACTIONS.reader(path, "transactions.json", chunk_bytes=chunk):
     raw.write(table.append_column("arrived_at", pa.array([arrived] * n, pa.timestamp("ns", tz="UTC"))))
 chunks = (contract.raw_to_frame(raw.read(i), source_files=["transactions.json"]) for i in range(raw.row_groups))
 stage, out = StagedParquet(f"{folder}/stage.parquet.tmp"), StagedParquet(f"{folder}/out.parquet.tmp")
+lineage = StagedParquet(f"{folder}/lineage.parquet.tmp")
 clean = lambda c: TRANSACTIONS.clean(c, customers, earlier=NoEarlierDrops())  # noqa: E731
-result = clean_chunks(chunks, clean, "transaction_id", stage)
+result = clean_chunks(chunks, clean, "transaction_id", stage, lineage=lineage)
 for table in final_chunks(stage, result.removed):
     out.write(table)
 out.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from hvbuyer_assets import datagen
@@ -17,6 +18,8 @@ from hvbuyer_assets.core.cleaning.chunks import ListStage, clean_chunks, final_c
 from hvbuyer_assets.core.cleaning.history import EarlierFrames, NoEarlierDrops
 from hvbuyer_assets.core.cleaning.transactions import unknown_customers
 from hvbuyer_assets.core.sources import CUSTOMERS, TRANSACTIONS, RawSource
+from hvbuyer_assets.storage.staged import StagedParquet
+from hvbuyer_assets.storage.time_groups import by_month, month_order
 
 ARRIVED = pd.Timestamp("2026-07-01", tz="UTC")
 
@@ -127,3 +130,49 @@ def _ids_of(raw: pd.DataFrame):
     from hvbuyer_assets.core.sources import drop_ids
 
     return lambda column: drop_ids(raw, column)
+
+
+@pytest.mark.parametrize("repeats", [0, 150])
+def test_chunks_staged_in_month_order_store_what_sorting_each_final_chunk_stores(
+    drop: tuple[Path, Path], tmp_path: Path, repeats: int
+) -> None:
+    """Staging each chunk's clean rows already sorted and cut by month (the clean step) stores the same rows, row
+    groups and check results as staging them in raw order and sorting each final chunk: with no key repeated
+    across chunks the stage is the clean table itself; with repeats, removing rows keeps the month order."""
+    customers = CUSTOMERS.clean(_whole(_raw(drop[0], CUSTOMERS, 1 << 20, repeats=0)), earlier=NoEarlierDrops()).clean
+    frames = _raw(drop[1], TRANSACTIONS, 60_000, repeats=max(repeats, 1))[: None if repeats else -1]
+    frames = [
+        f.sample(frac=1, random_state=i).reset_index(drop=True) for i, f in enumerate(frames)
+    ]  # not in time order
+    prepared = TRANSACTIONS.prepare(_ids_of(_whole(frames)), customers, NoEarlierDrops())
+
+    def clean(raw: pd.DataFrame) -> CleanResult:
+        return TRANSACTIONS.clean(raw, customers, earlier=prepared)
+
+    def bad_rows(result: CleanResult) -> dict[str, np.ndarray]:  # a mask that depends on each row
+        return {"large": result.clean["amount"].to_numpy() > 100}
+
+    plain = ListStage()
+    expected = clean_chunks(frames, clean, "transaction_id", plain, bad_rows=bad_rows)
+    want = [g for table in final_chunks(plain, expected.removed) for g in by_month(table, "timestamp")]
+    stage = StagedParquet(str(tmp_path / "stage.parquet.tmp"))
+    lineage = StagedParquet(str(tmp_path / "lineage.parquet.tmp"))
+    arrange = lambda table: month_order(table, "timestamp")  # noqa: E731
+    got = clean_chunks(frames, clean, "transaction_id", stage, bad_rows=bad_rows, lineage=lineage, arrange=arrange)
+    for index in range(got.chunks):  # the checks' rows are the staged rows they name
+        amounts = stage.read(index, ["amount"]).column("amount").to_numpy()
+        assert sorted(r for i, r in got.bad["large"] if i == index) == np.flatnonzero(amounts > 100).tolist()
+    removed = sum(len(rows) for rows in got.removed)
+    if repeats:
+        assert removed > repeats // 2 and len(frames) > 3
+        have = [g for table in final_chunks(stage, got.removed) for g in by_month(table, "timestamp")]
+    else:
+        assert removed == 0 and len(frames) > 3
+        stage.close()
+        stored = pq.ParquetFile(stage.path)
+        have = [stored.read_row_group(i) for i in range(stored.num_row_groups)]
+    assert [t.num_rows for t in have if t.num_rows] == [t.num_rows for t in want if t.num_rows]
+    assert pa.concat_tables(have).equals(pa.concat_tables(want))
+    assert got.bad_count("large") == expected.bad_count("large") > 0
+    _same(got.quarantine, expected.quarantine)
+    assert got.stats == expected.stats

@@ -2,10 +2,10 @@
 
 A source's cleaning rules run on one raw chunk at a time (rows are checked one by one; repeats of a key are
 resolved within the chunk). What crosses chunks is "latest wins" among the clean rows of a key: each chunk's clean
-rows are staged with their lineage (arrival, file, row) and only a 64-bit hash of each key is kept in memory; keys
-whose hash occurs in more than one chunk are then compared exactly (their text and lineage read back from the
-stage) and the earlier copies removed, as whole-drop cleaning would have. Memory: one chunk, 8 bytes per clean row,
-and the quarantine (the rows set aside).
+rows are staged, their lineage (arrival, file, row) in a stage beside them, and only a 64-bit hash of each key is
+kept in memory; keys whose hash occurs in more than one chunk are then compared exactly (their text and lineage
+read back from the stages) and the earlier copies removed, as whole-drop cleaning would have. Memory: one chunk,
+8 bytes per clean row, and the quarantine (the rows set aside).
 
 A clean row's lineage is that of the raw row behind it: the position the cleaning gives
 (``CleanResult.positions``), else the raw row of its chunk with the same key that the quarantine does not set
@@ -15,7 +15,7 @@ within one chunk is left to the ``*_ids_unique`` check (it would be a bug of the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,9 +42,10 @@ _ROW_BITS = 40  # (file code, row) packed in one int64: rows below 2**40 per fil
 
 
 class Stage(Protocol):
-    """Where the chunks' clean rows wait for the cross-chunk rule: tables written in order, read back by index."""
+    """Where the chunks' clean rows wait for the cross-chunk rule: tables written in order (``cuts``: row offsets
+    where a stored table may split it into parts, e.g. parquet row groups), read back by index."""
 
-    def write(self, table: pa.Table) -> None: ...
+    def write(self, table: pa.Table, cuts: Sequence[int] = ()) -> None: ...
 
     def read(self, index: int, columns: list[str] | None = None) -> pa.Table: ...
 
@@ -55,7 +56,7 @@ class ListStage:
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table, cuts: Sequence[int] = ()) -> None:
         self.tables.append(table)
 
     def read(self, index: int, columns: list[str] | None = None) -> pa.Table:
@@ -93,11 +94,16 @@ def clean_chunks(
     key: str,
     stage: Stage,
     bad_rows: Callable[[CleanResult], dict[str, np.ndarray]] | None = None,
+    lineage: Stage | None = None,
+    arrange: Callable[[pa.Table], tuple[np.ndarray, list[int]]] | None = None,
 ) -> ChunkedClean:
     """Clean raw ``chunks`` (in raw order; a categorical ``source_file`` with the same categories in every chunk)
-    with ``clean``, staging each chunk's clean rows (plus lineage) in ``stage``; then resolve ``key`` across
-    chunks. ``bad_rows(result)`` gives, per value check, a mask over a chunk's clean rows (checked before the
-    cross-chunk rule removes any)."""
+    with ``clean``, staging each chunk's clean rows in ``stage`` and their lineage in ``lineage`` (in memory if
+    None); then resolve ``key`` across chunks. ``arrange(table)`` gives the order a chunk's clean rows are staged
+    in and the cuts between its parts (e.g. ``storage.time_groups.month_order``), so that when no row is removed
+    across chunks the stage is already the clean table. ``bad_rows(result)`` gives, per value check, a mask over
+    a chunk's clean rows (checked before the cross-chunk rule removes any)."""
+    lineage = ListStage() if lineage is None else lineage
     hashes: list[np.ndarray] = []
     parts: list[pa.Table] = []
     stats: dict[str, int] = {}
@@ -112,20 +118,26 @@ def clean_chunks(
         kept = result.positions  # the cleaning's own, unless it has none or a bug changed the rows' count
         if kept is None or len(kept) != len(ids):
             kept = _lineage_rows(rows, raw, result, key, ids)
+        table = pa.Table.from_pandas(result.clean, preserve_index=False)
+        masks = {check: np.asarray(mask, dtype=bool) for check, mask in (bad_rows(result) if bad_rows else {}).items()}
+        cuts: list[int] = []
+        if arrange is not None:
+            order, cuts = arrange(table)
+            table, ids, kept = table.take(pa.array(order)), ids.take(pa.array(order)), kept[order]
+            masks = {check: mask[order] for check, mask in masks.items()}
         missing += ids.null_count
         hashes.append(string_hashes(ids))
-        table = pa.Table.from_pandas(result.clean, preserve_index=False)
-        lineage = {ARRIVED: rows.arrived[kept], FILE: rows.file_codes[kept].astype(np.int32), ROW: rows.row[kept]}
-        for name, values in lineage.items():
-            table = table.append_column(name, pa.array(values))
-        stage.write(table)
-        for check, mask in (bad_rows(result) if bad_rows else {}).items():
-            bad.setdefault(check, set()).update((index, int(r)) for r in np.flatnonzero(np.asarray(mask)))
+        stage.write(table, cuts)
+        lineage.write(
+            pa.table({ARRIVED: rows.arrived[kept], FILE: rows.file_codes[kept].astype(np.int32), ROW: rows.row[kept]})
+        )
+        for check, mask in masks.items():
+            bad.setdefault(check, set()).update((index, int(r)) for r in np.flatnonzero(mask))
         parts.append(pa.Table.from_pandas(result.quarantine, schema=QUARANTINE_SCHEMA, preserve_index=False))
         for name, value in result.stats.items():
             stats[name] = stats.get(name, 0) + int(value)
         del result, raw, table
-    removed, duplicates, repeated = _across_chunks(stage, hashes, key, files)
+    removed, duplicates, repeated = _across_chunks(stage, lineage, hashes, key, files)
     superseded = _keys(duplicates, files)
     quarantine = quarantine_frame([_without_values_of(part, superseded, files) for part in parts] + [duplicates])
     stats["duplicates"] = stats.get("duplicates", 0) + duplicates.num_rows
@@ -135,9 +147,9 @@ def clean_chunks(
 
 
 def final_chunks(stage: Stage, removed: list[np.ndarray]) -> Iterator[pa.Table]:
-    """The clean table chunk by chunk: each staged chunk without its removed rows and lineage columns."""
+    """The clean table chunk by chunk: each staged chunk without its removed rows."""
     for index, rows in enumerate(removed):
-        table = stage.read(index).drop_columns([ARRIVED, FILE, ROW])
+        table = stage.read(index)
         if len(rows):
             keep = np.ones(table.num_rows, dtype=bool)
             keep[rows] = False
@@ -184,7 +196,7 @@ class _Candidates:
 
 
 def _across_chunks(
-    stage: Stage, hashes: list[np.ndarray], key: str, files: pa.Array
+    stage: Stage, lineage: Stage, hashes: list[np.ndarray], key: str, files: pa.Array
 ) -> tuple[list[np.ndarray], pa.Table, list[str]]:
     """Latest wins among the staged clean rows of a key found in several chunks. Returns, per chunk, the rows
     removed; their quarantine rows; keys still repeated afterwards (none, unless hashes collide on distinct keys,
@@ -196,7 +208,9 @@ def _across_chunks(
     tables, owner, local = [], [], []
     for index, positions in enumerate(found):
         if len(positions):
-            tables.append(stage.read(index, [key, ARRIVED, FILE, ROW]).take(pa.array(positions)))
+            keys = stage.read(index, [key]).column(key).take(pa.array(positions))
+            lineage_rows = lineage.read(index).take(pa.array(positions))
+            tables.append(lineage_rows.append_column(key, keys))
             owner.append(np.full(len(positions), index, dtype=np.int64))
             local.append(positions.astype(np.int64))
     table = pa.concat_tables(tables)

@@ -4,8 +4,9 @@ cleans one drop; the clean data of the drops before it is read only for the ids 
 
 Both steps work a chunk at a time (``HVBUYER_RAW_CHUNK_BYTES`` of raw text): the raw step parses a chunk and
 appends it to its stored table as one row group; the clean step cleans one stored row group at a time
-(``core.cleaning.chunks``). Each writes into a staged file (``storage.staged``) that the IO manager moves into
-place only when the step's blocking checks pass, so a refused drop still replaces nothing."""
+(``core.cleaning.chunks``), staged a row group per month in time order, so that the staged file is the clean
+table unless the rule across chunks removes rows. Each writes into a staged file (``storage.staged``) that the IO
+manager moves into place only when the step's blocking checks pass, so a refused drop still replaces nothing."""
 
 import time
 from collections.abc import Iterator, Mapping
@@ -29,7 +30,7 @@ from hvbuyer_assets.defs.raw.resources import RawFileInfo, RawStorageResource
 from hvbuyer_assets.defs.raw.stored import StoredRaw
 from hvbuyer_assets.storage.catalog import source_assets
 from hvbuyer_assets.storage.staged import StagedParquet
-from hvbuyer_assets.storage.time_groups import by_month
+from hvbuyer_assets.storage.time_groups import by_month, month_order
 
 
 class RawFilesConfig(dg.Config):
@@ -116,8 +117,12 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
         raw = StoredRaw(store, source_assets(source).raw, partition)
         started = time.perf_counter()
         prepared = source.prepare(raw.ids, *needed, earlier) if source.prepare else earlier
-        stage = store.staged(source_assets(source).clean, partition)  # each chunk's clean rows, before the
-        out = store.staged(source_assets(source).clean, partition)  # rule across chunks; then the clean table
+        # each chunk's clean rows, a row group per month in time order (the clean table as stored, unless the
+        # rule across chunks removes rows: then rewritten into `out`); their lineage in a local temporary file
+        stage = store.staged(source_assets(source).clean, partition)
+        out = store.staged(source_assets(source).clean, partition)
+        lineage = StagedParquet()
+        time_column = source.time_column
         try:
             result = clean_chunks(
                 raw.chunks(),
@@ -125,11 +130,17 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
                 source.key,
                 stage,
                 bad_rows=lambda chunk: checks.bad_rows(source, chunk, *needed),
+                lineage=lineage,
+                arrange=(lambda table: month_order(table, time_column)) if time_column else None,
             )
-            for table in final_chunks(stage, result.removed):
-                for group in by_month(table, source.time_column) if source.time_column else [table]:
-                    out.write(group)
-            stage.discard()
+            lineage.discard()
+            if any(len(rows) for rows in result.removed):
+                for table in final_chunks(stage, result.removed):
+                    for group in by_month(table, time_column) if time_column else [table]:
+                        out.write(group)
+                stage.discard()
+            else:
+                stage, out = out, stage  # nothing removed: the stage is the clean table
             stats = _stats(result.stats)
             metadata = {
                 **stats,
@@ -147,6 +158,7 @@ def clean_asset(source: RawSource) -> dg.AssetsDefinition:
             min_rows = context.resources.ingest.quarantine_min_rows
             yield from gate(outputs, checks.clean_results(source, result, min_rows=min_rows), specs)
         finally:
+            lineage.discard()
             stage.discard()
             out.discard()  # nothing when committed
 
