@@ -382,26 +382,33 @@ def _read_json_lines(src: _Input, chunk_bytes: int) -> Iterator[pa.Table]:
         except pa.ArrowInvalid:
             yield _json_lines_stdlib(chunk, lines_before, src.name)
         finally:
-            lines_before += chunk.count(b"\n")
+            lines_before += chunk.obj.count(b"\n", 0, len(chunk))
 
 
-def _line_chunks(src: _Input, chunk_bytes: int) -> Iterator[bytes]:
-    """The content in pieces of about ``chunk_bytes`` bytes, each ending at a line end (except the last)."""
+def _line_chunks(src: _Input, chunk_bytes: int) -> Iterator[memoryview]:
+    """The content in pieces of about ``chunk_bytes`` bytes, each ending at a line end (except the last): views of
+    a buffer the file is read into (one copy of each byte, not three)."""
+    size = max(1, min(int(chunk_bytes), src.size))  # no buffer larger than the file
     with src.open() as fh:
         rest = b""
-        while block := fh.read(max(1, min(int(chunk_bytes), src.size))):  # no buffer larger than the file
-            block = rest + block
-            cut = block.rfind(b"\n") + 1
+        while True:
+            block = bytearray(len(rest) + size)
+            block[: len(rest)] = rest
+            read = fh.readinto(memoryview(block)[len(rest) :])
+            if not read:
+                break
+            end = len(rest) + read
+            cut = block.rfind(b"\n", 0, end) + 1
             if cut == 0:
-                rest = block
+                rest = bytes(block[:end])
                 continue
-            rest = block[cut:]
-            yield block[:cut]
+            rest = bytes(block[cut:end])
+            yield memoryview(block)[:cut]
         if rest:
-            yield rest
+            yield memoryview(rest)
 
 
-def _quoted_json(chunk: bytes) -> pa.Table:
+def _quoted_json(chunk: bytes | memoryview) -> pa.Table:
     """Parse JSON Lines after turning bare numbers/booleans of contract keys into strings (original text kept).
 
     The rewrite runs in Arrow (RE2) on the lines viewed as a binary array: no per-line Python.
@@ -417,7 +424,7 @@ def _quoted_json(chunk: bytes) -> pa.Table:
     return _pyarrow_json(pa.BufferReader(quoted.buffers()[2].slice(0, used)))
 
 
-def _json_lines_stdlib(chunk: bytes, lines_before: int, name: str) -> pa.Table:
+def _json_lines_stdlib(chunk: bytes | memoryview, lines_before: int, name: str) -> pa.Table:
     batches: list[pa.RecordBatch] = []
     records: list[dict[str, Any]] = []
     for lineno, raw_line in enumerate(io.BytesIO(chunk), start=lines_before + 1):
