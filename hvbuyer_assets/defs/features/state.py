@@ -81,10 +81,11 @@ def latest_metadata(drops: Sequence[DropVersion]) -> dict[str, str]:
 
 def customer_versions(manager: EngineInputManager, drops: list[str]) -> list[tuple[str, DropVersion]]:
     """The stored clean customers file of each of ``drops`` (arrival order) and its version: its size and
-    modification time (one listing call; a re-clean or backfill writes the file again)."""
+    modification time (one listing call; a re-clean or backfill writes the file again). FileNotFoundError when no
+    drop has one."""
     files = entry(CUSTOMERS).drop_files(manager.base_uri, drops, manager.s3_endpoint_url)
     if not files:
-        return []
+        raise FileNotFoundError(f"no stored clean_customers under {entry(CUSTOMERS).stem(manager.base_uri)}/")
     fs, _ = arrow_filesystem(files[0], manager.s3_endpoint_url)
     infos = fs.get_file_info([arrow_filesystem(f, manager.s3_endpoint_url)[1] for f in files])
     by_path = dict(zip(files, infos, strict=True))
@@ -167,8 +168,6 @@ def latest_customers_file(manager: EngineInputManager, drops: list[str]) -> str:
     """The stored ``latest_customers`` table; FileNotFoundError when no drop has clean customers, ValueError when
     the table does not hold every drop's current clean customers (it is stale: materialize it first)."""
     current = [version for _, version in customer_versions(manager, drops)]
-    if not current:
-        raise FileNotFoundError(f"no stored clean_customers under {entry(CUSTOMERS).stem(manager.base_uri)}/")
     path = LATEST.path(manager.base_uri)
     held = read_drop_versions(path, manager.s3_endpoint_url)
     if held is None or plan_running(held, current).mode != "unchanged":
@@ -275,8 +274,6 @@ def latest_customers(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     manager: EngineInputManager = getattr(context.resources, ENGINE_INPUTS)
     started = time.perf_counter()
     versions = customer_versions(manager, drop_order(context.instance))
-    if not versions:
-        raise FileNotFoundError(f"no stored clean_customers under {entry(CUSTOMERS).stem(manager.base_uri)}/")
     current = [version for _, version in versions]
     path = LATEST.path(manager.base_uri)
     plan = plan_running(read_drop_versions(path, manager.s3_endpoint_url), current)
